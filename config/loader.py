@@ -1,0 +1,143 @@
+"""Load the shipped default YAML, merge a company's overrides over it, and validate.
+
+Every error is one line naming the file and the key, e.g.
+``config/thresholds.yaml: rules.cs.satisfaction_rate.target: must be between 0 and 1``.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+from pydantic import BaseModel, ValidationError
+
+from opsaudit.config.models import Audits, Recipients, SourceMapping, Thresholds
+from opsaudit.errors import ConfigError
+
+DEFAULTS_DIR = Path(__file__).resolve().parent / "defaults"
+
+CONFIG_MODELS: dict[str, type[BaseModel]] = {
+    "thresholds": Thresholds,
+    "audits": Audits,
+    "recipients": Recipients,
+    "source": SourceMapping,
+}
+
+
+@dataclass(frozen=True)
+class Config:
+    """The effective configuration, and which files it came from."""
+
+    thresholds: Thresholds
+    audits: Audits
+    recipients: Recipients
+    source: SourceMapping
+    files: dict[str, tuple[Path, ...]] = field(default_factory=dict)
+
+    def digest(self) -> str:
+        """A hash of the effective configuration, recorded with every finding."""
+        payload = {name: getattr(self, name).model_dump(mode="json", by_alias=True) for name in CONFIG_MODELS}
+        return hashlib.sha256(json.dumps(payload, sort_keys=True).encode()).hexdigest()[:16]
+
+
+def display_path(path: Path) -> str:
+    """A path as a person would type it: relative to the working directory when inside it."""
+    try:
+        return str(path.resolve().relative_to(Path.cwd().resolve()))
+    except ValueError:
+        return str(path)
+
+
+def read_yaml(path: Path) -> dict[str, Any]:
+    """A YAML mapping from path; a parse error or a non-mapping names the file (and line)."""
+    try:
+        data = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except OSError as exc:
+        raise ConfigError(f"{display_path(path)}: cannot read: {exc.strerror}") from None
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f"line {mark.line + 1}: " if mark else ""
+        problem = getattr(exc, "problem", None) or "invalid YAML"
+        raise ConfigError(f"{display_path(path)}: {where}{problem}") from None
+    if data is None:
+        return {}
+    if not isinstance(data, dict):
+        raise ConfigError(f"{display_path(path)}: the top level must be a mapping of keys")
+    return data
+
+
+def deep_merge(base: dict[str, Any], override: dict[str, Any]) -> dict[str, Any]:
+    """base with override laid over it; mappings merge key by key, anything else replaces."""
+    merged = dict(base)
+    for key, value in override.items():
+        if isinstance(value, dict) and isinstance(merged.get(key), dict):
+            merged[key] = deep_merge(merged[key], value)
+        else:
+            merged[key] = value
+    return merged
+
+
+def _has_path(data: Any, loc: tuple[Any, ...]) -> bool:
+    for part in loc:
+        if isinstance(data, dict) and part in data:
+            data = data[part]
+        elif isinstance(data, list) and isinstance(part, int) and part < len(data):
+            data = data[part]
+        else:
+            return False
+    return True
+
+
+def format_validation_error(exc: ValidationError, sources: list[tuple[Path, dict[str, Any]]]) -> str:
+    """One line for the first error: the file that set the key, the dotted key, the reason."""
+    err = exc.errors()[0]
+    loc = tuple(err["loc"])
+    # A validator on a model reports at its parent; skip pydantic's internal segments.
+    loc = tuple(part for part in loc if not (isinstance(part, str) and part.startswith("function-")))
+    origin = sources[0][0]
+    for path, data in reversed(sources):
+        if _has_path(data, loc[:1]) and (_has_path(data, loc) or path == sources[-1][0]):
+            origin = path
+            break
+    key = ".".join(str(part) for part in loc) or "(top level)"
+    message = err["msg"].removeprefix("Value error, ")
+    if err["type"] == "extra_forbidden":
+        message = "unknown key"
+    elif err["type"] == "missing":
+        message = "required key is missing"
+    return f"{display_path(origin)}: {key}: {message}"
+
+
+def validate_file(name: str, model: type[BaseModel], sources: list[tuple[Path, dict[str, Any]]]) -> BaseModel:
+    """Merge the sources in order and validate them against model."""
+    merged: dict[str, Any] = {}
+    for _, data in sources:
+        merged = deep_merge(merged, data)
+    try:
+        return model.model_validate(merged)
+    except ValidationError as exc:
+        raise ConfigError(format_validation_error(exc, sources)) from None
+
+
+def load_config(config_dir: Path | None = None) -> Config:
+    """The shipped defaults, overridden by config_dir's YAML files of the same names."""
+    config_dir = Path(config_dir) if config_dir is not None else None
+    if config_dir is not None and config_dir.is_dir():
+        for path in sorted(config_dir.glob("*.yaml")) + sorted(config_dir.glob("*.yml")):
+            if path.stem not in CONFIG_MODELS:
+                raise ConfigError(f"{display_path(path)}: unknown configuration file "
+                                  f"(expected one of: {', '.join(n + '.yaml' for n in CONFIG_MODELS)})")
+    loaded: dict[str, BaseModel] = {}
+    files: dict[str, tuple[Path, ...]] = {}
+    for name, model in CONFIG_MODELS.items():
+        sources = [(DEFAULTS_DIR / f"{name}.yaml", read_yaml(DEFAULTS_DIR / f"{name}.yaml"))]
+        override = config_dir / f"{name}.yaml" if config_dir is not None else None
+        if override is not None and override.is_file() and override.resolve() != sources[0][0].resolve():
+            sources.append((override, read_yaml(override)))
+        loaded[name] = validate_file(name, model, sources)
+        files[name] = tuple(path for path, _ in sources)
+    return Config(files=files, **loaded)  # type: ignore[arg-type]

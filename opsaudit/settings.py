@@ -1,0 +1,88 @@
+"""Settings from the environment (and an optional .env), with the names interface.md fixes."""
+
+from __future__ import annotations
+
+import os
+from functools import cached_property
+from pathlib import Path
+from typing import Literal
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+from pydantic import Field, SecretStr, ValidationError, field_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+from sqlalchemy.engine import make_url
+
+from opsaudit.errors import ConfigError
+
+
+def default_data_dir() -> Path:
+    """Where the embedded SQLite database lives when nothing is set (XDG data home)."""
+    base = os.environ.get("XDG_DATA_HOME") or str(Path.home() / ".local" / "share")
+    return Path(base) / "opsaudit"
+
+
+def mask_url(url: str) -> str:
+    """The URL with any password replaced by ***, safe for logs and error messages."""
+    try:
+        return make_url(url).render_as_string(hide_password=True)
+    except Exception:  # not a URL at all: show nothing of it rather than a secret
+        return "<unparseable database URL>"
+
+
+class Settings(BaseSettings):
+    """Every OPSAUDIT_* variable; each has a working default."""
+
+    model_config = SettingsConfigDict(env_prefix="OPSAUDIT_", env_file=".env", extra="ignore")
+
+    data_dir: Path = Field(default_factory=default_data_dir, description="Home of the embedded database.")
+    database_url: SecretStr | None = Field(None, description="SQLAlchemy URL of the operational data.")
+    store_url: SecretStr | None = Field(None, description="SQLAlchemy URL of the audit store.")
+    timezone: str = Field("Asia/Shanghai", description="Schedules and naive timestamps.")
+    language: Literal["zh-CN", "en"] = Field("zh-CN", description="Report language.")
+    smtp_host: str | None = Field(None, description="No host: mail is kept in the outbox.")
+    smtp_port: int = Field(587, ge=1, le=65535)
+    smtp_user: str | None = None
+    smtp_password: SecretStr | None = None
+    smtp_starttls: bool = False
+    smtp_ssl: bool = False
+    smtp_from: str = "opsaudit@localhost"
+    output_dir: Path = Field(Path("./out"), description="Reports and review sheets.")
+    config_dir: Path = Field(Path("./config"), description="YAML overriding the shipped defaults.")
+    operations_department: str = Field("OPS", min_length=1)
+    report_review: Literal["required", "off"] = "required"
+    audit_lead: str | None = None
+
+    @field_validator("timezone")
+    @classmethod
+    def _known_timezone(cls, value: str) -> str:
+        try:
+            ZoneInfo(value)
+        except (ZoneInfoNotFoundError, ValueError) as exc:
+            raise ValueError(f"unknown time zone {value!r}") from exc
+        return value
+
+    @property
+    def database(self) -> str:
+        """The operational database URL, defaulting to SQLite under the data directory."""
+        if self.database_url is not None:
+            return self.database_url.get_secret_value()
+        return f"sqlite:///{self.data_dir.expanduser().resolve() / 'opsaudit.db'}"
+
+    @property
+    def store(self) -> str:
+        """The audit store URL, defaulting to the operational database."""
+        return self.store_url.get_secret_value() if self.store_url is not None else self.database
+
+    @cached_property
+    def tz(self) -> ZoneInfo:
+        return ZoneInfo(self.timezone)
+
+
+def load_settings(**overrides: object) -> Settings:
+    """Settings from the environment; a bad value is a ConfigError naming the variable."""
+    try:
+        return Settings(**{k: v for k, v in overrides.items() if v is not None})
+    except ValidationError as exc:
+        err = exc.errors()[0]
+        name = "OPSAUDIT_" + str(err["loc"][0]).upper() if err["loc"] else "OPSAUDIT_*"
+        raise ConfigError(f"environment: {name}: {err['msg']}") from None

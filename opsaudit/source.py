@@ -1,0 +1,132 @@
+"""The operational database seen through the contract: each contract table as a selectable.
+
+A company's mapping (config/source.yaml) names a source table, view or SELECT and column
+renames; the checks only ever see contract names.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import sqlalchemy as sa
+from sqlalchemy.engine import Engine
+from sqlalchemy.sql import FromClause
+
+from opsaudit.config.models import SourceMapping, TableSource
+from opsaudit.contract import contract_kind, metadata
+
+_TYPE_FAMILIES: dict[str, tuple[type, ...]] = {
+    "ts": (sa.DateTime, sa.Date),
+    "bool": (sa.Boolean, sa.Integer),  # SQLite and some sources keep booleans as 0/1
+    "int": (sa.Integer,),
+    "num": (sa.Numeric, sa.Float, sa.Integer),
+    "text": (sa.String, sa.Text, sa.Enum),
+}
+
+
+@dataclass(frozen=True)
+class Source:
+    """An operational database and the mapping that presents it in contract terms."""
+
+    engine: Engine
+    mapping: SourceMapping
+
+    @property
+    def dialect(self) -> str:
+        return self.engine.dialect.name
+
+    def spec(self, table: str) -> TableSource:
+        return self.mapping.tables.get(table) or TableSource()
+
+    def source_column(self, table: str, column: str) -> str:
+        return self.spec(table).columns.get(column, column)
+
+    def table(self, name: str) -> FromClause:
+        """The contract table `name` as a selectable whose columns carry contract names and types."""
+        contract = metadata.tables[name]
+        spec = self.spec(name)
+        if spec.select is None and spec.table is None and not spec.columns:
+            return contract
+        typed = [sa.column(spec.columns.get(c.name, c.name), c.type) for c in contract.columns]
+        if spec.select is not None:
+            base: FromClause = sa.text(spec.select).columns(*typed).subquery(f"src_{name}")
+        else:
+            base = sa.table(spec.table or name, *typed, schema=spec.schema_)
+        renamed = [base.c[spec.columns.get(c.name, c.name)].label(c.name) for c in contract.columns]
+        return sa.select(*renamed).subquery(name)
+
+    def physical_name(self, name: str) -> str:
+        """How the table is known in the source, for messages: schema.table, or the mapping kind."""
+        spec = self.spec(name)
+        if spec.select is not None:
+            return f"{name} (mapped SELECT)"
+        table = spec.table or name
+        return f"{spec.schema_}.{table}" if spec.schema_ else table
+
+
+def check_source(source: Source, tables: tuple[str, ...] | None = None) -> list[str]:
+    """Every missing table, missing column and column of the wrong type, one line each."""
+    inspector = sa.inspect(source.engine)
+    problems: list[str] = []
+    for name in tables or tuple(metadata.tables):
+        spec = source.spec(name)
+        if spec.select is not None:
+            problems.extend(_check_select(source, name))
+            continue
+        table, schema = spec.table or name, spec.schema_
+        if not (inspector.has_table(table, schema=schema) or table in _views(inspector, schema)):
+            problems.append(f"{source.physical_name(name)}: missing table (contract table {name})")
+            continue
+        found = {col["name"]: col["type"] for col in inspector.get_columns(table, schema=schema)}
+        for column in metadata.tables[name].columns:
+            src = spec.columns.get(column.name, column.name)
+            where = f"{source.physical_name(name)}.{src}"
+            if src not in found:
+                problems.append(f"{where}: missing column (contract {name}.{column.name})")
+            elif not _compatible(found[src], contract_kind(column)):
+                problems.append(f"{where}: wrong type {found[src]}, expected {contract_kind(column)} "
+                                f"(contract {name}.{column.name})")
+    return problems
+
+
+def _views(inspector: sa.Inspector, schema: str | None) -> list[str]:
+    try:
+        return inspector.get_view_names(schema=schema)
+    except Exception:  # some dialects cannot list views; then only tables count
+        return []
+
+
+def _compatible(found: sa.types.TypeEngine, kind: str) -> bool:
+    if isinstance(found, sa.types.NullType):
+        return True  # SQLite views and untyped columns: nothing to judge
+    return isinstance(found, _TYPE_FAMILIES[kind])
+
+
+def _check_select(source: Source, name: str) -> list[str]:
+    spec = source.spec(name)
+    try:
+        with source.engine.connect() as conn:
+            result = conn.execute(sa.text(f"SELECT * FROM ({spec.select}) AS probe WHERE 1 = 0"))
+            found = set(result.keys())
+    except Exception as exc:
+        reason = str(getattr(exc, "orig", exc)).strip().splitlines()[0]
+        return [f"{source.physical_name(name)}: the SELECT fails: {reason}"]
+    return [
+        f"{source.physical_name(name)}.{spec.columns.get(c.name, c.name)}: missing column (contract {name}.{c.name})"
+        for c in metadata.tables[name].columns
+        if spec.columns.get(c.name, c.name) not in found
+    ]
+
+
+def missing_tables(source: Source, tables: tuple[str, ...]) -> set[str]:
+    """The contract tables among `tables` that the source does not have at all."""
+    inspector = sa.inspect(source.engine)
+    missing = set()
+    for name in tables:
+        spec = source.spec(name)
+        if spec.select is not None:
+            continue
+        table = spec.table or name
+        if not (inspector.has_table(table, schema=spec.schema_) or table in _views(inspector, spec.schema_)):
+            missing.add(name)
+    return missing

@@ -1,0 +1,163 @@
+"""The audit store's tables. The schema is versioned by the Alembic migrations beside this file.
+
+Tables carry an ``oa_`` prefix so the store can share the operational database.
+"""
+
+from __future__ import annotations
+
+from sqlalchemy import (
+    JSON,
+    BigInteger,
+    Boolean,
+    Column,
+    DateTime,
+    Float,
+    ForeignKey,
+    Index,
+    Integer,
+    MetaData,
+    String,
+    Table,
+    Text,
+    UniqueConstraint,
+)
+
+metadata = MetaData(naming_convention={
+    "ix": "ix_%(column_0_label)s",
+    "uq": "uq_%(table_name)s_%(column_0_name)s",
+    "fk": "fk_%(table_name)s_%(column_0_name)s",
+    "pk": "pk_%(table_name)s",
+})
+
+VERSION_TABLE = "oa_alembic_version"
+
+audit_runs = Table(
+    "oa_audit_runs", metadata,
+    Column("id", String(36), primary_key=True),
+    Column("audit", String(32), nullable=False),
+    Column("kind", String(16), nullable=False, doc="periodic, spot_check or special"),
+    Column("period", String(32), nullable=False),
+    Column("period_start", DateTime, nullable=False, doc="local time, inclusive"),
+    Column("period_end", DateTime, nullable=False, doc="local time, exclusive"),
+    Column("parameters", JSON, nullable=False),
+    Column("started_at", DateTime(timezone=True), nullable=False),
+    Column("finished_at", DateTime(timezone=True), nullable=True),
+    Column("status", String(16), nullable=False, doc="running, succeeded or failed"),
+    Column("seed", BigInteger, nullable=True),
+    Column("config_hash", String(32), nullable=False),
+    Column("flow_run_id", String(64), nullable=True),
+    Column("summary", JSON, nullable=True),
+    Column("error", Text, nullable=True),
+    Index("ix_oa_audit_runs_audit_period", "audit", "period"),
+)
+
+check_results = Table(
+    "oa_check_results", metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("audit_run_id", String(36), ForeignKey("oa_audit_runs.id", ondelete="CASCADE"), nullable=False),
+    Column("rule_id", String(64), nullable=False),
+    Column("area", String(32), nullable=False),
+    Column("entity_type", String(32), nullable=False),
+    Column("entity_id", String(255), nullable=False),
+    Column("department_id", String(64), nullable=True),
+    Column("outcome", String(24), nullable=False, doc="passed, warning, failed or insufficient_data"),
+    Column("severity", String(16), nullable=True),
+    Column("observed", Float, nullable=True),
+    Column("target", Float, nullable=True),
+    Column("population", Integer, nullable=True),
+    Column("details", JSON, nullable=False),
+    UniqueConstraint("audit_run_id", "rule_id", "entity_type", "entity_id", name="uq_oa_check_results_key"),
+)
+
+findings = Table(
+    "oa_findings", metadata,
+    Column("id", String(36), primary_key=True),
+    Column("audit", String(32), nullable=False),
+    Column("audit_run_id", String(36), ForeignKey("oa_audit_runs.id"), nullable=False),
+    Column("area", String(32), nullable=False),
+    Column("rule_id", String(64), nullable=False),
+    Column("period", String(32), nullable=False),
+    Column("entity_type", String(32), nullable=False),
+    Column("entity_id", String(255), nullable=False),
+    Column("department_id", String(64), nullable=True),
+    Column("severity", String(16), nullable=False),
+    Column("status", String(24), nullable=False),
+    Column("title", Text, nullable=False),
+    Column("description", Text, nullable=False),
+    Column("observed", Float, nullable=True),
+    Column("target", Float, nullable=True),
+    Column("population", Integer, nullable=True),
+    Column("evidence", JSON, nullable=False),
+    Column("found_at", DateTime(timezone=True), nullable=False),
+    Column("due_at", DateTime(timezone=True), nullable=False),
+    Column("plan_due_at", DateTime(timezone=True), nullable=True),
+    Column("owner_id", String(64), nullable=True),
+    Column("recurring", Boolean, nullable=False, default=False),
+    Column("updated_at", DateTime(timezone=True), nullable=False),
+    Column("closed_at", DateTime(timezone=True), nullable=True),
+    UniqueConstraint("rule_id", "entity_type", "entity_id", "period", name="uq_oa_findings_key"),
+    Index("ix_oa_findings_status", "status"),
+    Index("ix_oa_findings_run", "audit_run_id"),
+)
+
+finding_events = Table(
+    "oa_finding_events", metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("finding_id", String(36), ForeignKey("oa_findings.id", ondelete="CASCADE"), nullable=False),
+    Column("at", DateTime(timezone=True), nullable=False),
+    Column("actor", String(64), nullable=False, doc="a staff_id, or 'system'"),
+    Column("action", String(32), nullable=False),
+    Column("from_status", String(24), nullable=True),
+    Column("to_status", String(24), nullable=True),
+    Column("audit_run_id", String(36), nullable=True),
+    Column("note", Text, nullable=True),
+    Column("data", JSON, nullable=False),
+    Index("ix_oa_finding_events_finding", "finding_id"),
+)
+
+samples = Table(
+    "oa_samples", metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("audit_run_id", String(36), ForeignKey("oa_audit_runs.id", ondelete="CASCADE"), nullable=False),
+    Column("period", String(32), nullable=False),
+    Column("department_id", String(64), nullable=False),
+    Column("agent_id", String(64), nullable=True),
+    Column("channel", String(32), nullable=False),
+    Column("ticket_id", String(64), nullable=False),
+    Column("draw_order", Integer, nullable=False),
+    Column("seed", BigInteger, nullable=False),
+    UniqueConstraint("audit_run_id", "ticket_id", name="uq_oa_samples_ticket"),
+)
+
+reports = Table(
+    "oa_reports", metadata,
+    Column("id", String(36), primary_key=True),
+    Column("audit_run_id", String(36), ForeignKey("oa_audit_runs.id", ondelete="CASCADE"), nullable=False),
+    Column("language", String(8), nullable=False),
+    Column("format", String(8), nullable=False),
+    Column("path", Text, nullable=False),
+    Column("sha256", String(64), nullable=False),
+    Column("status", String(16), nullable=False, doc="draft, approved, rejected or sent"),
+    Column("created_at", DateTime(timezone=True), nullable=False),
+    Column("reviewed_by", String(64), nullable=True),
+    Column("reviewed_at", DateTime(timezone=True), nullable=True),
+    Column("review_note", Text, nullable=True),
+    UniqueConstraint("audit_run_id", "language", "format", name="uq_oa_reports_key"),
+)
+
+outbox = Table(
+    "oa_outbox", metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("dedupe_key", String(255), nullable=False, unique=True),
+    Column("kind", String(16), nullable=False, doc="report, alert or notice"),
+    Column("created_at", DateTime(timezone=True), nullable=False),
+    Column("recipients", JSON, nullable=False),
+    Column("subject", Text, nullable=False),
+    Column("body_text", Text, nullable=False),
+    Column("body_html", Text, nullable=True),
+    Column("attachments", JSON, nullable=False),
+    Column("status", String(16), nullable=False, doc="pending, sent or failed"),
+    Column("attempts", Integer, nullable=False, default=0),
+    Column("last_error", Text, nullable=True),
+    Column("sent_at", DateTime(timezone=True), nullable=True),
+)
