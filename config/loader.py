@@ -13,9 +13,9 @@ from pathlib import Path
 from typing import Any
 
 import yaml
+from opsaudit.config.models import Audits, Recipients, SourceMapping, Thresholds
 from pydantic import BaseModel, ValidationError
 
-from opsaudit.config.models import Audits, Recipients, SourceMapping, Thresholds
 from opsaudit.errors import ConfigError
 
 DEFAULTS_DIR = Path(__file__).resolve().parent / "defaults"
@@ -83,9 +83,8 @@ def deep_merge(base: dict[str, Any], override: dict[str, Any]) -> dict[str, Any]
 
 def _has_path(data: Any, loc: tuple[Any, ...]) -> bool:
     for part in loc:
-        if isinstance(data, dict) and part in data:
-            data = data[part]
-        elif isinstance(data, list) and isinstance(part, int) and part < len(data):
+        in_mapping = isinstance(data, dict) and part in data
+        if in_mapping or isinstance(data, list) and isinstance(part, int) and part < len(data):
             data = data[part]
         else:
             return False

@@ -118,8 +118,8 @@ def shift(period: Period, steps: int) -> Period:
     """The period `steps` periods after (negative: before) `period`, of the same kind."""
     if period.kind == "range":
         length = period.end - period.start
-        return Period(period.start + steps * length, period.end + steps * length, "range",
-                      f"{(period.start + steps * length).date()}..{(period.end + steps * length - timedelta(days=1)).date()}")
+        first = period.start + steps * length
+        return date_range(first.date(), (first + length - timedelta(days=1)).date())
     if period.kind == "week":
         return containing("week", period.start + timedelta(weeks=steps))
     months = {"month": 1, "quarter": 3, "year": 12}[period.kind]

@@ -6,7 +6,7 @@ renames; the checks only ever see contract names.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import sqlalchemy as sa
 from sqlalchemy.engine import Engine
@@ -29,7 +29,9 @@ class Source:
     """An operational database and the mapping that presents it in contract terms."""
 
     engine: Engine
-    mapping: SourceMapping
+    mapping: SourceMapping = field(default_factory=SourceMapping)
+    # One selectable per table, so every metric of a query refers to the same FROM object.
+    _tables: dict[str, FromClause] = field(default_factory=dict, compare=False, repr=False)
 
     @property
     def dialect(self) -> str:
@@ -43,6 +45,11 @@ class Source:
 
     def table(self, name: str) -> FromClause:
         """The contract table `name` as a selectable whose columns carry contract names and types."""
+        if name not in self._tables:
+            self._tables[name] = self._build_table(name)
+        return self._tables[name]
+
+    def _build_table(self, name: str) -> FromClause:
         contract = metadata.tables[name]
         spec = self.spec(name)
         if spec.select is None and spec.table is None and not spec.columns:

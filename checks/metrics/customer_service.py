@@ -1,0 +1,132 @@
+"""Customer-service formulas (audit-rules.md section 4, customer_service)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import sqlalchemy as sa
+from opsaudit.checks.metrics import Aggregate, MetricContext, Records, in_period, metric
+from opsaudit.checks.sqlfuncs import seconds_between
+from sqlalchemy.sql import FromClause
+from sqlalchemy.sql.expression import ColumnElement
+
+from opsaudit.periods import Period
+
+CHANNELS = ("phone", "chat", "email", "web", "onsite", "other")
+HANDLED = ("resolved", "closed")
+
+
+def _tickets(ctx: MetricContext, population: ColumnElement[bool], numerator: ColumnElement[bool],
+             relation: str = "tickets:opened_at") -> Aggregate:
+    t = ctx.source.table("tickets")
+    return Aggregate(
+        relation=relation, from_=t, window=in_period(t.c.opened_at, ctx.period),
+        entities={"department": t.c.department_id, "agent": t.c.agent_id},
+        department=t.c.department_id, record_id=t.c.ticket_id, population=population,
+        numerator=sa.case((numerator, 1), else_=0), denominator=sa.literal(1),
+        offending=sa.and_(population, sa.not_(numerator)), tables=("tickets",),
+    )
+
+
+def rated(t: FromClause) -> ColumnElement[bool]:
+    return t.c.satisfaction.between(1, 5)
+
+
+def satisfied(t: FromClause) -> ColumnElement[bool]:
+    return t.c.satisfaction >= 4
+
+
+def first_response_in_sla(t: FromClause, params: dict[str, Any]) -> ColumnElement[bool]:
+    """First answered within the channel's SLA (hours per channel from the rule's params)."""
+    limit = sa.case(
+        *((t.c.channel == channel, float(params[f"sla_hours_{channel}"]) * 3600) for channel in CHANNELS),
+        else_=float(params["sla_hours_other"]) * 3600,
+    )
+    elapsed = seconds_between(t.c.opened_at, t.c.first_response_at)
+    return sa.and_(t.c.first_response_at.is_not(None), elapsed >= 0, elapsed <= limit)
+
+
+@metric("ticket_satisfaction")
+def ticket_satisfaction(ctx: MetricContext) -> Aggregate:
+    t = ctx.source.table("tickets")
+    return _tickets(ctx, rated(t), satisfied(t))
+
+
+@metric("complaint_satisfaction")
+def complaint_satisfaction(ctx: MetricContext) -> Aggregate:
+    t = ctx.source.table("tickets")
+    return _tickets(ctx, sa.and_(rated(t), t.c.kind == "complaint"), satisfied(t))
+
+
+@metric("ticket_handling")
+def ticket_handling(ctx: MetricContext) -> Aggregate:
+    t = ctx.source.table("tickets")
+    grace = float(ctx.param("min_age_hours")) * 3600
+    old_enough = seconds_between(t.c.opened_at, sa.literal(ctx.period.end, sa.DateTime)) >= grace
+    return _tickets(ctx, old_enough, t.c.status.in_(HANDLED))
+
+
+@metric("ticket_revisit")
+def ticket_revisit(ctx: MetricContext) -> Aggregate:
+    t = ctx.source.table("tickets")
+    done_at = sa.func.coalesce(t.c.resolved_at, t.c.closed_at)
+    gap = seconds_between(done_at, t.c.revisited_at)
+    revisited = sa.and_(t.c.revisited_at.is_not(None), gap >= 0,
+                        gap <= float(ctx.param("within_days")) * 86400)
+    return _tickets(ctx, t.c.status.in_(HANDLED), revisited)
+
+
+@metric("ticket_first_response")
+def ticket_first_response(ctx: MetricContext) -> Aggregate:
+    t = ctx.source.table("tickets")
+    return _tickets(ctx, sa.true(), first_response_in_sla(t, ctx.rule.params))
+
+
+def _reviews(ctx: MetricContext) -> tuple[FromClause, FromClause, FromClause]:
+    r, t = ctx.source.table("qa_reviews"), ctx.source.table("tickets")
+    return r, t, r.join(t, r.c.ticket_id == t.c.ticket_id)
+
+
+def reviews_in(period: Period, r: FromClause) -> ColumnElement[bool]:
+    return in_period(r.c.reviewed_at, period)
+
+
+@metric("qa_compliance")
+def qa_compliance(ctx: MetricContext) -> Aggregate:
+    r, t, joined = _reviews(ctx)
+    compliant = r.c.compliant.is_(True)
+    return Aggregate(
+        relation="qa_reviews:reviewed_at", from_=joined, window=reviews_in(ctx.period, r),
+        entities={"department": t.c.department_id, "agent": t.c.agent_id}, department=t.c.department_id,
+        record_id=r.c.review_id, population=sa.true(), numerator=sa.case((compliant, 1), else_=0),
+        denominator=sa.literal(1), offending=sa.not_(compliant), tables=("qa_reviews", "tickets"),
+    )
+
+
+@metric("qa_attitude")
+def qa_attitude(ctx: MetricContext) -> Aggregate:
+    r, t, joined = _reviews(ctx)
+    scored = r.c.attitude_score.between(0, 100)
+    return Aggregate(
+        relation="qa_reviews:reviewed_at", from_=joined, window=reviews_in(ctx.period, r),
+        entities={"department": t.c.department_id, "agent": t.c.agent_id}, department=t.c.department_id,
+        record_id=r.c.review_id, population=scored, numerator=r.c.attitude_score,
+        denominator=sa.literal(1), offending=sa.and_(scored, r.c.attitude_score < ctx.rule.target),
+        tables=("qa_reviews", "tickets"),
+    )
+
+
+@metric("qa_low_review")
+def qa_low_review(ctx: MetricContext) -> Records:
+    r, t, joined = _reviews(ctx)
+    window = reviews_in(ctx.period, r)
+    query = (
+        sa.select(t.c.ticket_id.label("entity_id"), t.c.department_id.label("department_id"),
+                  sa.null().label("owner_id"), t.c.agent_id, r.c.review_id,
+                  r.c.attitude_score.label("score"))
+        .select_from(joined)
+        .where(window, r.c.attitude_score < float(ctx.param("below")))
+        .order_by(t.c.ticket_id, r.c.review_id)
+    )
+    population = sa.select(sa.func.count()).select_from(joined).where(window)
+    return Records(query=query, population=population, tables=("qa_reviews", "tickets"))

@@ -1,0 +1,260 @@
+"""Rule specs: the checks/*.yaml files as frozen models, and the effective rule per entity after a
+company's overrides (config/thresholds.yaml) are applied."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Literal
+
+from opsaudit.config.loader import display_path, format_validation_error, read_yaml
+from opsaudit.config.models import RuleOverride, Severity, Thresholds
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from opsaudit.errors import ConfigError
+
+CHECKS_DIR = Path(__file__).resolve().parent
+AREA_FILES: dict[str, str] = {
+    "customer_service": "customer_service.yaml",
+    "execution": "execution.yaml",
+    "planning": "planning.yaml",
+    "data_analysis": "data_analysis.yaml",
+}
+
+Kind = Literal["rate", "ratio", "mean", "record"]
+Unit = Literal["rate", "ratio", "score"]
+Op = Literal["at_least", "at_most"]
+ParamValue = float | int | str | bool
+
+
+class Strict(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+
+class Condition(Strict):
+    """A test on one fact of a record: all given comparisons must hold."""
+
+    gt: float | None = None
+    ge: float | None = None
+    lt: float | None = None
+    eq: ParamValue | None = None
+    in_: tuple[ParamValue, ...] | None = Field(None, alias="in")
+
+    def holds(self, value: Any) -> bool:
+        if value is None:
+            return False
+        checks = (
+            self.gt is None or value > self.gt,
+            self.ge is None or value >= self.ge,
+            self.lt is None or value < self.lt,
+            self.eq is None or value == self.eq,
+            self.in_ is None or value in self.in_,
+        )
+        return all(checks)
+
+
+class Escalation(Strict):
+    """Raise a per-record problem to `severity` when every condition holds."""
+
+    severity: Severity
+    when: dict[str, Condition]
+
+
+class Text(Strict):
+    en: str
+    zh_CN: str = Field(alias="zh-CN")
+
+    def get(self, language: str) -> str:
+        return self.zh_CN if language == "zh-CN" else self.en
+
+
+class EntitySpec(Strict):
+    """How one rule judges one entity type; unset fields come from the rule."""
+
+    audits: tuple[str, ...] | None = None
+    kind: Kind | None = None
+    metric: str | None = None
+    unit: Unit | None = None
+    op: Op | None = None
+    target: float | None = None
+    warning_band: float | None = None
+    bands: tuple[float, float] | None = None
+    min_population: int | None = None
+    severity: Severity | None = None
+    escalate: tuple[Escalation, ...] | None = None
+    params: dict[str, ParamValue] = Field(default_factory=dict)
+    description: Text | None = None
+
+
+class RuleSpec(EntitySpec):
+    """One rule of the catalogue (audit-rules.md section 4)."""
+
+    version: int = Field(ge=1)
+    title: Text
+    entities: dict[str, EntitySpec]
+
+
+class AreaSpec(Strict):
+    area: str
+    rules: dict[str, RuleSpec]
+
+
+# Compared by identity: each effective rule is one object, and params is a dict.
+@dataclass(frozen=True, eq=False)
+class Rule:
+    """One rule on one entity type, every setting resolved: what the engine runs."""
+
+    rule_id: str
+    version: int
+    area: str
+    entity_type: str
+    kind: Kind
+    metric: str
+    unit: Unit
+    op: Op
+    target: float | None
+    warning_band: float
+    bands: tuple[float, float]
+    min_population: int
+    severity: Severity
+    escalate: tuple[Escalation, ...]
+    params: dict[str, ParamValue]
+    audits: tuple[str, ...] | None
+    title: Text
+    description: Text
+
+    @property
+    def is_aggregate(self) -> bool:
+        return self.kind != "record"
+
+    def runs_in(self, audit: str) -> bool:
+        return self.audits is None or audit in self.audits
+
+    def severity_for(self, facts: dict[str, Any]) -> Severity:
+        """The record's severity: the rule's own, raised by every escalation that holds."""
+        order = ("general", "important", "major")
+        level = order.index(self.severity)
+        for step in self.escalate:
+            if all(cond.holds(facts.get(name)) for name, cond in step.when.items()):
+                level = max(level, order.index(step.severity))
+        return order[level]  # type: ignore[return-value]
+
+
+def load_area(area: str, path: Path | None = None) -> AreaSpec:
+    """One area's spec file, validated; errors name the file and key."""
+    path = path or CHECKS_DIR / AREA_FILES[area]
+    data = read_yaml(path)
+    try:
+        spec = AreaSpec.model_validate(data)
+    except ValidationError as exc:
+        raise ConfigError(format_validation_error(exc, [(path, data)])) from None
+    if spec.area != area:
+        raise ConfigError(f"{display_path(path)}: area: expected {area!r}, found {spec.area!r}")
+    return spec
+
+
+def _default_bands(unit: Unit, target: float | None, thresholds: Thresholds) -> tuple[float, float]:
+    if unit == "score":
+        return (thresholds.rate_bands[0] * 100, thresholds.rate_bands[1] * 100)
+    if unit == "rate" and target is not None and target >= 1:
+        return thresholds.full_target_bands
+    return thresholds.rate_bands
+
+
+def _default_warning_band(unit: Unit, thresholds: Thresholds) -> float:
+    return thresholds.warning_band_rate * (100 if unit == "score" else 1)
+
+
+def resolve_rule(area: str, rule_id: str, spec: RuleSpec, entity_type: str, entity: EntitySpec,
+                 override: RuleOverride | None, thresholds: Thresholds, where: str) -> Rule | None:
+    """The effective rule for one entity: spec, then entity spec, then company overrides."""
+    layers: list[BaseModel] = [spec, entity]
+    if override is not None:
+        layers.append(override)
+        if entity_type in override.entities:
+            layers.append(override.entities[entity_type])
+
+    def pick(name: str) -> Any:
+        value = None
+        for layer in layers:
+            if name in layer.model_fields and getattr(layer, name) is not None:
+                value = getattr(layer, name)
+        return value
+
+    enabled = [flag for flag in (getattr(layer, "enabled", None) for layer in layers) if flag is not None]
+    if enabled and not enabled[-1]:
+        return None
+    kind: Kind = pick("kind") or "record"
+    unit: Unit = pick("unit") or "rate"
+    target = pick("target")
+    _check_target(unit, target, kind, where)
+    grading = [getattr(layer, "grading", None) for layer in layers[2:]]
+    bands = next((g.bands for g in reversed(grading) if g is not None and g.bands), None)
+    params = _merge_params(layers, where)
+    default_min = thresholds.min_reviews_per_agent if entity_type == "agent" and unit == "score" \
+        else thresholds.min_population
+    return Rule(
+        rule_id=rule_id, version=spec.version, area=area, entity_type=entity_type, kind=kind,
+        metric=pick("metric") or rule_id, unit=unit, op=pick("op") or "at_least", target=target,
+        warning_band=pick("warning_band") if pick("warning_band") is not None
+        else _default_warning_band(unit, thresholds),
+        bands=bands or pick("bands") or _default_bands(unit, target, thresholds),
+        min_population=pick("min_population") or (default_min if kind != "record" else 1),
+        severity=pick("severity") or "general", escalate=pick("escalate") or (),
+        params=params, audits=pick("audits"), title=spec.title,
+        description=pick("description") or spec.title,
+    )
+
+
+def _check_target(unit: Unit, target: float | None, kind: Kind, where: str) -> None:
+    if kind == "record":
+        return
+    if target is None:
+        raise ConfigError(f"{where}.target: required for a {kind} rule")
+    if unit == "rate" and not 0 <= target <= 1:
+        raise ConfigError(f"{where}.target: must be between 0 and 1")
+    if unit == "score" and not 0 <= target <= 100:
+        raise ConfigError(f"{where}.target: must be between 0 and 100")
+    if unit == "ratio" and target < 0:
+        raise ConfigError(f"{where}.target: must not be negative")
+
+
+def _merge_params(layers: list[BaseModel], where: str) -> dict[str, ParamValue]:
+    params: dict[str, ParamValue] = {}
+    for index, layer in enumerate(layers):
+        for key, value in layer.params.items():  # type: ignore[attr-defined]
+            if index >= 2 and key not in params:
+                raise ConfigError(f"{where}.params.{key}: unknown parameter "
+                                  f"(known: {', '.join(sorted(params)) or 'none'})")
+            if index >= 2 and type(params[key]) is not type(value) and not (
+                    isinstance(params[key], float) and isinstance(value, int)):
+                raise ConfigError(f"{where}.params.{key}: must be a {type(params[key]).__name__}")
+            params[key] = value
+    return params
+
+
+def effective_rules(thresholds: Thresholds, *, thresholds_file: str = "config/thresholds.yaml",
+                    areas: tuple[str, ...] = tuple(AREA_FILES)) -> list[Rule]:
+    """Every enabled rule per entity type, with the company's overrides applied and checked."""
+    specs = {area: load_area(area) for area in areas}
+    known = {rule_id for spec in specs.values() for rule_id in spec.rules}
+    for rule_id in thresholds.rules:
+        if rule_id not in known and not rule_id.startswith("dq."):
+            raise ConfigError(f"{thresholds_file}: rules.{rule_id}: unknown rule")
+    rules: list[Rule] = []
+    for area, area_spec in specs.items():
+        for rule_id, spec in area_spec.rules.items():
+            override = thresholds.rules.get(rule_id)
+            if override is not None:
+                for entity_type in override.entities:
+                    if entity_type not in spec.entities:
+                        raise ConfigError(f"{thresholds_file}: rules.{rule_id}.entities.{entity_type}: "
+                                          f"the rule has no such entity ({', '.join(spec.entities)})")
+            for entity_type, entity in spec.entities.items():
+                where = f"{thresholds_file}: rules.{rule_id}" if override is not None \
+                    else f"{display_path(CHECKS_DIR / AREA_FILES[area])}: rules.{rule_id}"
+                rule = resolve_rule(area, rule_id, spec, entity_type, entity, override, thresholds, where)
+                if rule is not None:
+                    rules.append(rule)
+    return rules
+

@@ -1,0 +1,49 @@
+"""Portable SQL pieces the metrics need, compiled per dialect (SQLite and PostgreSQL)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.ext.compiler import compiles
+from sqlalchemy.sql.expression import ColumnElement, FunctionElement
+
+
+class seconds_between(FunctionElement):  # noqa: N801 - reads as SQL
+    """Seconds from the first timestamp to the second (negative when the second is earlier)."""
+
+    type = sa.Float()
+    inherit_cache = True
+    name = "seconds_between"
+
+
+@compiles(seconds_between)
+def _seconds_between_default(element: seconds_between, compiler: Any, **kw: Any) -> str:
+    start, end = list(element.clauses)
+    return f"EXTRACT(EPOCH FROM ({compiler.process(end, **kw)} - {compiler.process(start, **kw)}))"
+
+
+@compiles(seconds_between, "sqlite")
+def _seconds_between_sqlite(element: seconds_between, compiler: Any, **kw: Any) -> str:
+    start, end = list(element.clauses)
+    return f"((julianday({compiler.process(end, **kw)}) - julianday({compiler.process(start, **kw)})) * 86400.0)"
+
+
+def count_if(condition: ColumnElement[bool]) -> ColumnElement[int]:
+    """How many rows satisfy condition (0 when none)."""
+    return sa.func.coalesce(sa.func.sum(sa.case((condition, 1), else_=0)), 0)
+
+
+def sum_if(condition: ColumnElement[bool], value: ColumnElement[Any]) -> ColumnElement[float]:
+    """The sum of value over rows that satisfy condition (0 when none)."""
+    return sa.func.coalesce(sa.func.sum(sa.case((condition, value), else_=0)), 0)
+
+
+def blank(column: ColumnElement[Any]) -> ColumnElement[bool]:
+    """NULL or only spaces: a text field that says nothing."""
+    return sa.or_(column.is_(None), sa.func.trim(column) == "")
+
+
+def compile_sql(statement: sa.ClauseElement, dialect: sa.Dialect) -> str:
+    """The statement as the SQL a person could re-run, with values inlined."""
+    return str(statement.compile(dialect=dialect, compile_kwargs={"literal_binds": True}))

@@ -1,0 +1,68 @@
+"""One Prefect flow per periodic audit (seed 000 section 4). Each reads like its list of steps."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from opsaudit.tasks import audit as steps
+from opsaudit.tasks.sampling import draw_quality_sample
+from prefect import flow
+
+
+def run_periodic_audit(audit: str, period: str | None, now: datetime | None) -> dict[str, Any]:
+    """The shared body of the periodic flows; must run inside a flow."""
+    context = steps.resolve_period(audit, period, now)
+    run = steps.open_run(context)
+    try:
+        dq_results, available = steps.validate_data(context)
+        computation = steps.compute_metrics(context, available)
+        results = steps.evaluate_results(computation)
+        results = steps.collect_evidence(context, computation, results)
+        all_results = dq_results + results
+        counts = steps.record_findings(context, run, all_results)
+        sample = draw_quality_sample(context, run) if context.plan.sampling else None
+        output = steps.hand_over_to_reporting(context, run, all_results, counts)
+    except Exception as exc:
+        steps.close_run(context, run, status="failed", error=str(exc).splitlines()[0][:2000])
+        raise
+    summary = {"audit_run_id": run.id, "audit": audit, "period": context.period.label,
+               **steps.outcome_counts(all_results), "findings": counts, "output": str(output)}
+    if sample is not None:
+        summary["sample"] = sample
+    steps.close_run(context, run, status="succeeded", summary=summary)
+    return summary
+
+
+@flow(name="cs-weekly", description="Weekly customer-service quality sampling (previous ISO week).")
+def cs_weekly(period: str | None = None, now: datetime | None = None) -> dict[str, Any]:
+    return run_periodic_audit("cs-weekly", period, now)
+
+
+@flow(name="cs-monthly", description="Monthly customer-service evaluation (previous month).")
+def cs_monthly(period: str | None = None, now: datetime | None = None) -> dict[str, Any]:
+    return run_periodic_audit("cs-monthly", period, now)
+
+
+@flow(name="execution-monthly", description="Monthly execution audit (previous month).")
+def execution_monthly(period: str | None = None, now: datetime | None = None) -> dict[str, Any]:
+    return run_periodic_audit("execution-monthly", period, now)
+
+
+@flow(name="planning-quarterly", description="Quarterly planning audit (previous quarter).")
+def planning_quarterly(period: str | None = None, now: datetime | None = None) -> dict[str, Any]:
+    return run_periodic_audit("planning-quarterly", period, now)
+
+
+@flow(name="data-quarterly", description="Quarterly data-analysis audit, data quality on every table.")
+def data_quarterly(period: str | None = None, now: datetime | None = None) -> dict[str, Any]:
+    return run_periodic_audit("data-quarterly", period, now)
+
+
+PERIODIC_FLOWS = {
+    "cs-weekly": cs_weekly,
+    "cs-monthly": cs_monthly,
+    "execution-monthly": execution_monthly,
+    "planning-quarterly": planning_quarterly,
+    "data-quarterly": data_quarterly,
+}

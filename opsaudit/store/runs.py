@@ -1,0 +1,88 @@
+"""Audit runs and the check results each run produced."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.engine import Connection
+
+from opsaudit.checks.results import CheckResult
+from opsaudit.periods import Period
+from opsaudit.store.schema import audit_runs, check_results
+from opsaudit.store.times import to_db, utcnow
+
+
+@dataclass(frozen=True)
+class RunInfo:
+    """What findings need to know about the run that raised them."""
+
+    id: str
+    audit: str
+    kind: str
+    period: Period
+
+
+def start_run(conn: Connection, *, audit: str, kind: str, period: Period, parameters: dict[str, Any],
+              config_hash: str, seed: int | None = None, flow_run_id: str | None = None,
+              started_at: datetime | None = None) -> RunInfo:
+    run = RunInfo(str(uuid.uuid4()), audit, kind, period)
+    conn.execute(audit_runs.insert().values(
+        id=run.id, audit=audit, kind=kind, period=period.label, period_start=period.start,
+        period_end=period.end, parameters=parameters, started_at=to_db(started_at or utcnow()),
+        status="running", seed=seed, config_hash=config_hash, flow_run_id=flow_run_id,
+    ))
+    return run
+
+
+def finish_run(conn: Connection, run_id: str, *, status: str, summary: dict[str, Any] | None = None,
+               error: str | None = None) -> None:
+    conn.execute(audit_runs.update().where(audit_runs.c.id == run_id).values(
+        status=status, finished_at=to_db(utcnow()), summary=summary, error=error))
+
+
+def set_run_seed(conn: Connection, run_id: str, seed: int, parameters: dict[str, Any]) -> None:
+    """Record the sampling seed and the draw's parameters on the run, so the draw can be re-performed."""
+    current = conn.execute(sa.select(audit_runs.c.parameters).where(audit_runs.c.id == run_id)).scalar_one()
+    conn.execute(audit_runs.update().where(audit_runs.c.id == run_id)
+                 .values(seed=seed, parameters={**current, "sampling": parameters}))
+
+
+def save_results(conn: Connection, run_id: str, results: Sequence[CheckResult]) -> int:
+    """Store every result of the run (passes, warnings, failures, insufficient data)."""
+    conn.execute(check_results.delete().where(check_results.c.audit_run_id == run_id))
+    rows = [{
+        "audit_run_id": run_id, "rule_id": r.rule_id, "area": r.area, "entity_type": r.entity_type,
+        "entity_id": r.entity_id, "department_id": r.department_id, "outcome": r.outcome.value,
+        "severity": r.severity.value if r.severity else None, "observed": r.observed, "target": r.target,
+        "population": r.population, "details": {"facts": _jsonable(r.facts), "evidence": _jsonable(r.evidence)},
+    } for r in _unique(results)]
+    if rows:
+        conn.execute(check_results.insert(), rows)
+    return len(rows)
+
+
+def _unique(results: Sequence[CheckResult]) -> list[CheckResult]:
+    """One result per rule and entity; a rule judged twice on an entity keeps the last judgement."""
+    seen: dict[tuple[str, str, str], CheckResult] = {}
+    for result in results:
+        seen[(result.rule_id, result.entity_type, result.entity_id)] = result
+    return list(seen.values())
+
+
+def _jsonable(value: Any) -> Any:
+    if isinstance(value, dict):
+        return {str(k): _jsonable(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple, set)):
+        return [_jsonable(v) for v in value]
+    if isinstance(value, datetime):
+        return value.isoformat()
+    if isinstance(value, (str, int, float, bool)) or value is None:
+        return value
+    if hasattr(value, "__float__"):
+        return float(value)
+    return str(value)

@@ -1,0 +1,149 @@
+"""Prefect tasks of an audit: thin, typed wrappers around the engine and the store.
+
+Retries only where I/O can fail for a passing reason (the store); the SQL checks are not retried,
+because a failing query is a real problem with the source.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import asdict
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+from opsaudit.checks import engine
+from opsaudit.checks.results import CheckResult, Outcome
+from prefect import get_run_logger, task
+from prefect.cache_policies import NO_CACHE
+from prefect.runtime import flow_run
+
+from opsaudit.audit import AuditContext, build_context
+from opsaudit.db import check_reachable
+from opsaudit.settings import load_settings
+from opsaudit.source import missing_tables
+from opsaudit.store import findings as findings_store
+from opsaudit.store import runs
+from opsaudit.store.runs import RunInfo
+from opsaudit.store.times import utcnow
+
+
+@task(cache_policy=NO_CACHE)
+def resolve_period(audit: str, period: str | None, now: datetime | None) -> AuditContext:
+    """Load settings, config and rules, and fix the period the audit covers."""
+    context = build_context(load_settings(), audit, period=period, now=now)
+    get_run_logger().info("%s audits period %s", audit, context.period.label)
+    return context
+
+
+@task(cache_policy=NO_CACHE, retries=2, retry_delay_seconds=5)
+def open_run(context: AuditContext) -> RunInfo:
+    """Record the audit run as started."""
+    parameters = {"period": context.period.label, "now": context.now.isoformat(),
+                  "rules": sorted({f"{r.rule_id}:{r.entity_type}" for r in context.rules})}
+    with context.store.begin() as conn:
+        return runs.start_run(conn, audit=context.audit, kind=context.kind, period=context.period,
+                              parameters=parameters, config_hash=context.config.digest(),
+                              flow_run_id=str(flow_run.get_id() or "") or None)
+
+
+@task(cache_policy=NO_CACHE)
+def validate_data(context: AuditContext) -> tuple[list[CheckResult], set[str]]:
+    """Data-quality expectations (Great Expectations) on every table the audit reads.
+
+    Returns the results and the tables that exist, so rules on a missing table are skipped.
+    """
+    from opsaudit.checks.quality import run_data_quality
+
+    check_reachable(context.source.engine, purpose="database")
+    tables = context.tables_read()
+    if context.plan.data_quality == "all_tables":
+        from opsaudit.contract import TABLE_NAMES
+
+        tables = TABLE_NAMES
+    results = run_data_quality(context.source, tables, context.period, now=context.now,
+                               dq_bands=context.config.thresholds.dq_bands)
+    available = set(tables) - missing_tables(context.source, tuple(tables))
+    failed = sum(r.outcome is Outcome.FAILED for r in results)
+    get_run_logger().info("data quality: %d expectations, %d failed", len(results), failed)
+    return results, available
+
+
+@task(cache_policy=NO_CACHE)
+def compute_metrics(context: AuditContext, available: set[str]) -> engine.Computation:
+    """Run every rule's SQL in the operational database."""
+    return engine.compute(context.source, context.rules, context.period, now=context.now,
+                          available=available, all_rules={r.rule_id: r for r in context.all_rules})
+
+
+@task(cache_policy=NO_CACHE)
+def evaluate_results(computation: engine.Computation) -> list[CheckResult]:
+    """Judge each measurement against its rule."""
+    return engine.evaluate(computation)
+
+
+@task(cache_policy=NO_CACHE)
+def collect_evidence(context: AuditContext, computation: engine.Computation,
+                     results: list[CheckResult]) -> list[CheckResult]:
+    """Sample record ids for the failed aggregates."""
+    return engine.collect_samples(context.source, computation, results)
+
+
+@task(cache_policy=NO_CACHE, retries=2, retry_delay_seconds=5)
+def record_findings(context: AuditContext, run: RunInfo, results: list[CheckResult]) -> dict[str, int]:
+    """Store the results and raise or refresh findings, idempotently per period."""
+    thresholds = context.config.thresholds
+    with context.store.begin() as conn:
+        stored = runs.save_results(conn, run.id, results)
+        summary = findings_store.record_findings(
+            conn, run, results, found_at=utcnow().astimezone(context.settings.tz),
+            deadlines=thresholds.deadlines, recurrence_periods=thresholds.recurrence_periods,
+            language=context.settings.language, config_hash=context.config.digest(),
+            zone=context.settings.tz)
+    counts = {"results": stored, **asdict(summary)}
+    get_run_logger().info("findings: %s", counts)
+    return counts
+
+
+def outcome_counts(results: list[CheckResult]) -> dict[str, Any]:
+    """How many results ended in each outcome, and failures by severity (roll-ups excluded)."""
+    by_outcome: dict[str, int] = {}
+    by_severity: dict[str, int] = {}
+    for result in results:
+        if result.facts.get("rollup"):
+            continue
+        by_outcome[result.outcome.value] = by_outcome.get(result.outcome.value, 0) + 1
+        if result.is_problem and result.severity:
+            by_severity[result.severity.value] = by_severity.get(result.severity.value, 0) + 1
+    return {"outcomes": by_outcome, "problems": by_severity}
+
+
+@task(cache_policy=NO_CACHE)
+def hand_over_to_reporting(context: AuditContext, run: RunInfo, results: list[CheckResult],
+                           counts: dict[str, int]) -> Path:
+    """Write the run's results as JSON under OPSAUDIT_OUTPUT_DIR, where the report renderer reads them."""
+    folder = context.settings.output_dir / context.audit / context.period.label
+    folder.mkdir(parents=True, exist_ok=True)
+    payload = {
+        "audit_run_id": run.id, "audit": context.audit, "period": context.period.label,
+        "period_start": context.period.start.isoformat(), "period_end": context.period.end.isoformat(),
+        "summary": {**outcome_counts(results), "findings": counts},
+        "results": [runs._jsonable({
+            "rule_id": r.rule_id, "area": r.area, "entity_type": r.entity_type, "entity_id": r.entity_id,
+            "department_id": r.department_id, "outcome": r.outcome.value,
+            "severity": r.severity.value if r.severity else None, "observed": r.observed, "target": r.target,
+            "population": r.population, "rollup": bool(r.facts.get("rollup")),
+            "text": r.evidence.get("text"), "sample_ids": r.evidence.get("sample_ids", []),
+        }) for r in results],
+    }
+    path = folder / "results.json"
+    path.write_text(json.dumps(payload, ensure_ascii=False, indent=2), encoding="utf-8")
+    return path
+
+
+@task(cache_policy=NO_CACHE, retries=2, retry_delay_seconds=5)
+def close_run(context: AuditContext, run: RunInfo, *, status: str, summary: dict[str, Any] | None = None,
+              error: str | None = None) -> None:
+    """Record how the run ended."""
+    with context.store.begin() as conn:
+        runs.finish_run(conn, run.id, status=status, summary=summary, error=error)

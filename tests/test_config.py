@@ -1,0 +1,118 @@
+"""Configuration: shipped defaults load; overrides merge; every error names the file and key."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from opsaudit.checks.spec import effective_rules
+from opsaudit.config.loader import load_config
+
+from opsaudit.errors import ConfigError
+from opsaudit.settings import load_settings
+
+
+def write(folder: Path, name: str, text: str) -> Path:
+    folder.mkdir(parents=True, exist_ok=True)
+    path = folder / name
+    path.write_text(text, encoding="utf-8")
+    return path
+
+
+def rules_with(tmp_path: Path, thresholds: str) -> list:
+    write(tmp_path / "config", "thresholds.yaml", thresholds)
+    config = load_config(tmp_path / "config")
+    return effective_rules(config.thresholds, thresholds_file="config/thresholds.yaml")
+
+
+def test_defaults_load_without_a_config_folder(tmp_path):
+    config = load_config(tmp_path / "absent")
+    assert config.thresholds.min_population == 20
+    assert set(config.audits.audits) == {"cs-weekly", "cs-monthly", "execution-monthly", "planning-quarterly",
+                                         "data-quarterly"}
+    assert config.source.tables == {}
+
+
+def test_override_changes_one_rule_target(tmp_path):
+    rules = rules_with(tmp_path, "rules:\n  cs.satisfaction_rate:\n    target: 0.92\n")
+    targets = {(r.rule_id, r.entity_type): r.target for r in rules}
+    assert targets[("cs.satisfaction_rate", "department")] == 0.92
+    assert targets[("cs.satisfaction_rate", "agent")] == 0.92
+    assert targets[("cs.first_response_rate", "department")] == 0.95
+
+
+def test_entity_override_narrows_to_one_entity(tmp_path):
+    rules = rules_with(tmp_path, "rules:\n  cs.satisfaction_rate:\n    entities:\n      agent: {min_population: 30}\n")
+    minimums = {(r.rule_id, r.entity_type): r.min_population for r in rules}
+    assert minimums[("cs.satisfaction_rate", "agent")] == 30
+    assert minimums[("cs.satisfaction_rate", "department")] == 20
+
+
+def test_disabled_rule_is_not_run(tmp_path):
+    rules = rules_with(tmp_path, "rules:\n  exec.idle_resources: {enabled: false}\n")
+    assert "exec.idle_resources" not in {r.rule_id for r in rules}
+
+
+@pytest.mark.parametrize(("text", "message"), [
+    ("rules:\n  cs.satisfaction_rate:\n    target: 90\n",
+     "config/thresholds.yaml: rules.cs.satisfaction_rate.target: must be between 0 and 1"),
+    ("rules:\n  cs.satisfaction_rate:\n    targett: 0.9\n",
+     "config/thresholds.yaml: rules.cs.satisfaction_rate.targett: unknown key"),
+    ("rules:\n  cs.no_such_rule:\n    target: 0.9\n", "config/thresholds.yaml: rules.cs.no_such_rule: unknown rule"),
+    ("min_population: many\n", "config/thresholds.yaml: min_population: Input should be a valid integer"),
+    ("dq_bands: [0.2, 0.1]\n", "config/thresholds.yaml: dq_bands: the first band must not exceed the second"),
+    ("rules:\n  cs.first_response_rate:\n    params: {sla_hours_fax: 2}\n",
+     "config/thresholds.yaml: rules.cs.first_response_rate.params.sla_hours_fax: unknown parameter"),
+    ("rules:\n  cs.qa_attitude:\n    target: 120\n",
+     "config/thresholds.yaml: rules.cs.qa_attitude.target: must be between 0 and 100"),
+])
+def test_threshold_errors_name_file_and_key(tmp_path, text, message):
+    with pytest.raises(ConfigError) as caught:
+        rules_with(tmp_path, text)
+    assert str(caught.value).startswith(message)
+    assert "\n" not in str(caught.value)
+
+
+@pytest.mark.parametrize(("name", "text", "message"), [
+    ("audits.yaml", "sampling:\n  confidence: 1.5\n",
+     "config/audits.yaml: sampling.confidence: must be between 0 and 1"),
+    ("audits.yaml", "audits:\n  cs-weekly:\n    period: fortnight\n",
+     "config/audits.yaml: audits.cs-weekly.period: Input should be 'week', 'month' or 'quarter'"),
+    ("source.yaml", "tables:\n  tickts: {table: crm_cases}\n",
+     "config/source.yaml: tables: 'tickts' is not a contract table"),
+    ("source.yaml", "tables:\n  tickets: {table: a, select: 'select 1'}\n",
+     "config/source.yaml: tables.tickets: give table or select, not both"),
+    ("recipients.yaml", "alerts: [{language: en}]\n",
+     "config/recipients.yaml: alerts.0: a recipient needs staff_id or email"),
+    ("thresholds.yaml", "rules: [1, 2\n", "config/thresholds.yaml: line"),
+    ("schedule.yaml", "x: 1\n", "config/schedule.yaml: unknown configuration file"),
+])
+def test_config_file_errors_name_file_and_key(tmp_path, name, text, message):
+    write(tmp_path / "config", name, text)
+    with pytest.raises(ConfigError) as caught:
+        load_config(tmp_path / "config")
+    assert str(caught.value).startswith(message), str(caught.value)
+
+
+def test_error_in_a_default_key_blames_the_override_only_when_it_set_it(tmp_path):
+    write(tmp_path / "config", "audits.yaml", "spot_check: {checks_per_month: 99}\n")
+    with pytest.raises(ConfigError, match=r"^config/audits.yaml: spot_check.checks_per_month"):
+        load_config(tmp_path / "config")
+
+
+def test_settings_defaults_and_secrets(monkeypatch, tmp_path):
+    settings = load_settings()
+    assert settings.database.startswith("sqlite:///") and settings.database.endswith("opsaudit.db")
+    assert settings.store == settings.database
+    assert settings.timezone == "Asia/Shanghai" and settings.language == "zh-CN"
+    assert settings.report_review == "required" and settings.operations_department == "OPS"
+    monkeypatch.setenv("OPSAUDIT_DATABASE_URL", "postgresql+psycopg://u:hunter2@db/ops")
+    settings = load_settings()
+    assert "hunter2" not in repr(settings)
+    assert settings.store == "postgresql+psycopg://u:hunter2@db/ops"
+
+
+def test_bad_setting_names_the_variable(monkeypatch):
+    monkeypatch.setenv("OPSAUDIT_TIMEZONE", "Mars/Olympus")
+    with pytest.raises(ConfigError, match=r"^environment: OPSAUDIT_TIMEZONE: .*unknown time zone"):
+        load_settings()

@@ -1,0 +1,147 @@
+"""The audit store on SQLite and PostgreSQL: migrations, append-only events, idempotent findings."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+from zoneinfo import ZoneInfo
+
+import pytest
+import sqlalchemy as sa
+from alembic.autogenerate import compare_metadata
+from alembic.runtime.migration import MigrationContext
+from opsaudit.checks.results import CheckResult, Outcome, Severity
+from opsaudit.config.models import Deadlines
+
+from opsaudit.contract import metadata as contract_metadata
+from opsaudit.periods import parse_period
+from opsaudit.store import findings as store_findings
+from opsaudit.store import runs
+from opsaudit.store.finding_views import FINDING_KEYS, finding_json, list_findings
+from opsaudit.store.migrate import current_revision, head_revision, require_current, upgrade
+from opsaudit.store.schema import VERSION_TABLE, finding_events, findings
+from opsaudit.store.schema import metadata as store_metadata
+
+ZONE = ZoneInfo("Asia/Shanghai")
+FOUND = datetime(2026, 11, 1, 9, 0, 3, tzinfo=ZONE)
+
+
+def test_contract_tables_create_on_both_databases(engine):
+    contract_metadata.create_all(engine)
+    assert set(contract_metadata.tables) <= set(sa.inspect(engine).get_table_names())
+
+
+def test_migrations_create_the_schema_the_models_describe(engine):
+    assert current_revision(engine) is None
+    assert upgrade(engine) == head_revision()
+    with engine.connect() as conn:
+        context = MigrationContext.configure(conn, opts={"version_table": VERSION_TABLE})
+        assert compare_metadata(context, store_metadata) == []
+    require_current(engine)
+    assert upgrade(engine) == head_revision()  # upgrading again is a no-op
+
+
+def test_store_refuses_use_before_init(engine):
+    from opsaudit.errors import StoreError
+
+    with pytest.raises(StoreError, match="run `opsaudit init`"):
+        require_current(engine)
+
+
+def failed(entity: str, severity: Severity = Severity.IMPORTANT, observed: float = 0.82) -> CheckResult:
+    return CheckResult("cs.satisfaction_rate", "customer_service", "department", entity, Outcome.FAILED, severity,
+                       department_id=entity, owner_id="S001", observed=observed, target=0.9, population=412,
+                       evidence={"query": "SELECT 1", "sample_ids": ["T1"],
+                                 "text": {"en": {"title": "Satisfaction", "description": "low"}}})
+
+
+def record(conn, run, results, found_at=FOUND):
+    return store_findings.record_findings(conn, run, results, found_at=found_at, deadlines=Deadlines(),
+                                          recurrence_periods=2, language="en", config_hash="abc", zone=ZONE)
+
+
+def new_run(conn, label="2026-10"):
+    return runs.start_run(conn, audit="cs-monthly", kind="periodic", period=parse_period(label), parameters={},
+                          config_hash="abc")
+
+
+def test_rerun_of_a_period_updates_and_never_duplicates(engine):
+    upgrade(engine)
+    with engine.begin() as conn:
+        first = record(conn, new_run(conn), [failed("D03"), failed("D04", Severity.GENERAL, 0.87)])
+    with engine.begin() as conn:
+        second = record(conn, new_run(conn), [failed("D03"), failed("D04", Severity.MAJOR, 0.70)])
+    assert (first.raised, second.raised, second.unchanged, second.updated) == (2, 0, 1, 1)
+    with engine.connect() as conn:
+        rows = list_findings(conn)
+        assert len(rows) == 2
+        d04 = next(r for r in rows if r["entity_id"] == "D04")
+        assert d04["severity"] == "major" and d04["observed"] == 0.70
+        actions = conn.execute(sa.select(finding_events.c.action).where(finding_events.c.finding_id == d04["id"])
+                               .order_by(finding_events.c.id)).scalars().all()
+    assert actions == ["raised", "rechecked"]
+
+
+def test_deadlines_follow_severity(engine):
+    upgrade(engine)
+    with engine.begin() as conn:
+        record(conn, new_run(conn), [failed("G", Severity.GENERAL), failed("I", Severity.IMPORTANT),
+                                     failed("M", Severity.MAJOR)])
+    with engine.connect() as conn:
+        rows = {r["entity_id"]: r for r in list_findings(conn)}
+    days = {key: (finding_json(row, ZONE)["due_at"], row["plan_due_at"]) for key, row in rows.items()}
+    assert days["G"][0] == (FOUND + timedelta(days=15)).isoformat()
+    assert days["I"][0] == (FOUND + timedelta(days=30)).isoformat()
+    assert days["M"][0] == (FOUND + timedelta(days=30)).isoformat() and days["M"][1] is not None
+    assert days["G"][1] is None
+
+
+def test_finding_json_has_exactly_the_interface_shape(engine):
+    upgrade(engine)
+    with engine.begin() as conn:
+        record(conn, new_run(conn), [failed("D03")])
+    with engine.connect() as conn:
+        data = finding_json(list_findings(conn)[0], ZONE)
+    assert tuple(data) == FINDING_KEYS
+    assert data["found_at"] == "2026-11-01T09:00:03+08:00"
+    assert data["evidence"]["config_hash"] == "abc" and data["recurring"] is False
+    assert (data["status"], data["severity"], data["owner_id"]) == ("open", "important", "S001")
+
+
+def close(conn, entity: str, when: datetime) -> None:
+    conn.execute(findings.update().where(findings.c.entity_id == entity)
+                 .values(status="closed", closed_at=when.astimezone(UTC)))
+
+
+def test_recurrence_within_two_periods_raises_one_level(engine):
+    upgrade(engine)
+    with engine.begin() as conn:
+        record(conn, new_run(conn, "2026-07"), [failed("D03", Severity.GENERAL), failed("D04", Severity.GENERAL)])
+        close(conn, "D03", datetime(2026, 8, 20, tzinfo=ZONE))   # closed within two months of 2026-10
+        close(conn, "D04", datetime(2026, 7, 20, tzinfo=ZONE))   # closed before that window
+    with engine.begin() as conn:
+        summary = record(conn, new_run(conn, "2026-10"),
+                         [failed("D03", Severity.GENERAL), failed("D04", Severity.GENERAL)])
+    assert summary.recurring == 1
+    with engine.connect() as conn:
+        october = {r["entity_id"]: r for r in list_findings(conn) if r["period"] == "2026-10"}
+    assert october["D03"]["recurring"] and october["D03"]["severity"] == "important"
+    assert not october["D04"]["recurring"] and october["D04"]["severity"] == "general"
+
+
+def test_finding_events_are_append_only(engine):
+    upgrade(engine)
+    with engine.begin() as conn:
+        record(conn, new_run(conn), [failed("D03")])
+    with pytest.raises(sa.exc.DatabaseError, match="append-only"), engine.begin() as conn:
+        conn.execute(finding_events.update().values(note="rewritten history"))
+
+
+def test_results_of_a_run_are_stored_once(engine):
+    upgrade(engine)
+    passed = CheckResult("cs.handling_rate", "customer_service", "department", "D03", Outcome.PASSED)
+    with engine.begin() as conn:
+        run = new_run(conn)
+        assert runs.save_results(conn, run.id, [passed, failed("D03")]) == 2
+        assert runs.save_results(conn, run.id, [passed, failed("D03")]) == 2
+        runs.finish_run(conn, run.id, status="succeeded", summary={"ok": True})
+        assert conn.execute(sa.text("SELECT count(*) FROM oa_check_results")).scalar() == 2
