@@ -7,10 +7,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
 
-from opsaudit.config.loader import display_path, format_validation_error, read_yaml
-from opsaudit.config.models import RuleOverride, Severity, Thresholds
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
+from opsaudit.config.loader import display_path, format_validation_error, read_yaml
+from opsaudit.config.models import RuleOverride, Severity, Thresholds
 from opsaudit.errors import ConfigError
 
 CHECKS_DIR = Path(__file__).resolve().parent

@@ -5,9 +5,10 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
+from prefect import flow
+
 from opsaudit.tasks import audit as steps
 from opsaudit.tasks.sampling import draw_quality_sample
-from prefect import flow
 
 
 def run_periodic_audit(audit: str, period: str | None, now: datetime | None) -> dict[str, Any]:

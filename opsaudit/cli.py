@@ -71,9 +71,20 @@ def _parse_now(now: str | None, tz) -> datetime | None:
 
 
 def _quiet_prefect() -> None:
-    """Prefect's per-task log lines are for the dashboard; the terminal gets opsaudit's summary."""
+    """Prefect's log lines go to the dashboard; the terminal gets opsaudit's summary and one-line errors."""
+    os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
     if "--debug" not in sys.argv:
-        os.environ.setdefault("PREFECT_LOGGING_LEVEL", "WARNING")
+        os.environ.setdefault("PREFECT_LOGGING_HANDLERS_CONSOLE_LEVEL", "CRITICAL")
+
+
+def _preflight(settings, audit: str, period: str | None, now: datetime | None) -> None:
+    """Check config, period, source and store before the flow starts, so a mistake is one line."""
+    from opsaudit.audit import build_context
+    from opsaudit.db import check_reachable
+
+    context = build_context(settings, audit, period=period, now=now)
+    check_reachable(context.source.engine, purpose="database")
+    context.store  # noqa: B018 - connects and checks the schema revision
 
 
 @app.command()
@@ -191,7 +202,9 @@ def run(
     """Run one audit now, through its Prefect flow."""
     _quiet_prefect()
     settings = _settings(db, store)
-    result = _run_flow(audit.value, period, _parse_now(now, settings.tz))
+    clock = _parse_now(now, settings.tz)
+    _preflight(settings, audit.value, period, clock)
+    result = _run_flow(audit.value, period, clock)
     _print_run_table([result])
     typer.echo(f"audit run {result['audit_run_id']}; results in {result['output']}")
 

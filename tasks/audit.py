@@ -12,13 +12,13 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-from opsaudit.checks import engine
-from opsaudit.checks.results import CheckResult, Outcome
 from prefect import get_run_logger, task
 from prefect.cache_policies import NO_CACHE
 from prefect.runtime import flow_run
 
 from opsaudit.audit import AuditContext, build_context
+from opsaudit.checks import engine
+from opsaudit.checks.results import CheckResult, Outcome
 from opsaudit.db import check_reachable
 from opsaudit.settings import load_settings
 from opsaudit.source import missing_tables

@@ -5,12 +5,12 @@ from __future__ import annotations
 from typing import Any
 
 import sqlalchemy as sa
-from opsaudit.checks.sampling import draw_sample, new_seed, record_sample, ticket_details
-from opsaudit.reports.review_sheet import write_review_sheet
 from prefect import get_run_logger, task
 from prefect.cache_policies import NO_CACHE
 
 from opsaudit.audit import AuditContext
+from opsaudit.checks.sampling import draw_sample, new_seed, record_sample, ticket_details
+from opsaudit.reports.review_sheet import write_review_sheet
 from opsaudit.store.runs import RunInfo, set_run_seed
 from opsaudit.store.schema import audit_runs
 

@@ -1,0 +1,5 @@
+"""`python -m opsaudit` is the `opsaudit` command."""
+
+from opsaudit.cli import main
+
+main()

@@ -1,0 +1,98 @@
+"""The command line: exit status 0, 1 and 2, one-line errors, --check-source."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+import pytest
+import sqlalchemy as sa
+
+from opsaudit.contract import metadata
+
+
+def opsaudit(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
+    """The installed console script, run as a user would."""
+    return subprocess.run([sys.executable, "-m", "opsaudit", *args], capture_output=True, text=True, timeout=120,
+                          env=env)
+
+
+def test_help_works_everywhere():
+    for args in ([], ["init"], ["demo"], ["run"], ["findings"], ["findings", "list"], ["findings", "show"],
+                 ["qa", "import"]):
+        result = opsaudit(*args, "--help")
+        assert result.returncode == 0, (args, result.stderr)
+        assert "Usage" in result.stdout
+
+
+def test_bad_usage_exits_2():
+    assert opsaudit("run", "no-such-audit").returncode == 2
+    assert opsaudit("findings", "list", "--format", "yaml").returncode == 2
+    assert opsaudit("no-such-command").returncode == 2
+
+
+def test_init_creates_the_store_and_exits_0(db_url):
+    result = opsaudit("init", "--store", db_url)
+    assert result.returncode == 0, result.stderr
+    assert "audit store ready at revision" in result.stdout
+    listed = opsaudit("findings", "list", "--format", "json", "--store", db_url)
+    assert listed.returncode == 0 and listed.stdout.strip() == "[]"
+
+
+def test_unreachable_store_is_one_line_without_password():
+    result = opsaudit("findings", "list", "--store", "postgresql+psycopg://auditor:s3cret@127.0.0.1:1/none")
+    assert result.returncode == 1
+    assert result.stderr.count("\n") == 1 and result.stderr.startswith("opsaudit: error: store: ")
+    assert "s3cret" not in result.stderr and "Traceback" not in result.stderr
+
+
+def test_debug_shows_the_traceback():
+    result = opsaudit("--debug", "findings", "list", "--store", "sqlite:////nonexistent/dir/x.db")
+    assert result.returncode == 1 and "Traceback" in result.stderr
+
+
+def test_bad_config_exits_1_naming_file_and_key(tmp_path):
+    (tmp_path / "config").mkdir(exist_ok=True)
+    (tmp_path / "config" / "thresholds.yaml").write_text("rules:\n  cs.satisfaction_rate:\n    target: 9\n")
+    result = opsaudit("run", "cs-monthly", "--store", f"sqlite:///{tmp_path / 's.db'}")
+    assert result.returncode == 1
+    assert result.stderr.strip() == ("opsaudit: error: config/thresholds.yaml: rules.cs.satisfaction_rate.target: "
+                                     "must be between 0 and 1")
+
+
+def test_check_source_reports_a_dropped_column(db_url, engine):
+    metadata.create_all(engine)
+    with engine.begin() as conn:
+        conn.execute(sa.text("ALTER TABLE tickets DROP COLUMN satisfaction"))
+        conn.execute(sa.text("DROP TABLE plan_adjustments"))
+    result = opsaudit("init", "--check-source", "--db", db_url)
+    assert result.returncode == 1
+    lines = result.stdout.strip().splitlines()
+    assert "tickets.satisfaction: missing column (contract tickets.satisfaction)" in lines
+    assert "plan_adjustments: missing table (contract table plan_adjustments)" in lines
+    assert len(lines) == 2
+
+
+def test_check_source_passes_a_complete_source(db_url, engine):
+    metadata.create_all(engine)
+    result = opsaudit("init", "--check-source", "--db", db_url)
+    assert result.returncode == 0, result.stdout
+
+
+def test_check_source_reports_a_wrong_type(tmp_path):
+    url = f"sqlite:///{tmp_path / 'ops.db'}"
+    engine = sa.create_engine(url)
+    metadata.create_all(engine)
+    with engine.begin() as conn:
+        conn.execute(sa.text("ALTER TABLE tickets DROP COLUMN reopened_count"))
+        conn.execute(sa.text("ALTER TABLE tickets ADD COLUMN reopened_count TEXT"))
+    result = opsaudit("init", "--check-source", "--db", url)
+    assert result.returncode == 1
+    assert result.stdout.strip() == ("tickets.reopened_count: wrong type TEXT, expected int "
+                                    "(contract tickets.reopened_count)")
+
+
+@pytest.mark.parametrize("args", [["run", "cs-monthly", "--period", "2026-13"], ["run", "cs-monthly", "--now", "x"]])
+def test_bad_period_or_clock_is_one_line(args, tmp_path):
+    result = opsaudit(*args, "--store", f"sqlite:///{tmp_path / 's.db'}")
+    assert result.returncode == 1 and result.stderr.startswith("opsaudit: error: --")
