@@ -14,15 +14,15 @@ from datetime import datetime
 from typing import Any
 
 import sqlalchemy as sa
+from sqlalchemy.engine import Connection
+from sqlalchemy.exc import SQLAlchemyError
+
 from opsaudit.checks.grading import grade
 from opsaudit.checks.metrics import Aggregate, MetricContext, Records, load_builtin_metrics
 from opsaudit.checks.results import CheckResult, Outcome, Severity
 from opsaudit.checks.spec import Rule
 from opsaudit.checks.sqlfuncs import compile_sql, count_if, sum_if
 from opsaudit.checks.text import finding_text
-from sqlalchemy.engine import Connection
-from sqlalchemy.exc import SQLAlchemyError
-
 from opsaudit.errors import SourceError
 from opsaudit.periods import Period
 from opsaudit.source import Source

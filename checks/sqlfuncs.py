@@ -26,7 +26,9 @@ def _seconds_between_default(element: seconds_between, compiler: Any, **kw: Any)
 @compiles(seconds_between, "sqlite")
 def _seconds_between_sqlite(element: seconds_between, compiler: Any, **kw: Any) -> str:
     start, end = list(element.clauses)
-    return f"((julianday({compiler.process(end, **kw)}) - julianday({compiler.process(start, **kw)})) * 86400.0)"
+    # julianday() is a float of days: round to milliseconds so exactly one hour is 3600 s, as on PostgreSQL.
+    days = f"(julianday({compiler.process(end, **kw)}) - julianday({compiler.process(start, **kw)}))"
+    return f"ROUND({days} * 86400.0, 3)"
 
 
 def count_if(condition: ColumnElement[bool]) -> ColumnElement[int]:

@@ -13,9 +13,9 @@ from pathlib import Path
 from typing import Any
 
 import yaml
-from opsaudit.config.models import Audits, Recipients, SourceMapping, Thresholds
 from pydantic import BaseModel, ValidationError
 
+from opsaudit.config.models import Audits, Recipients, SourceMapping, Thresholds
 from opsaudit.errors import ConfigError
 
 DEFAULTS_DIR = Path(__file__).resolve().parent / "defaults"

@@ -149,9 +149,10 @@ analysis_reports = Table(
 
 reported_metrics = Table(
     "reported_metrics", metadata,
-    _id("report_id", primary_key=True),
-    Column("metric", String(64), primary_key=True),
-    # Part of the contract's key but nullable (null: the whole company), so no PK constraint here.
+    # The contract's key is (report_id, metric, department_id), but department_id is nullable (the
+    # whole company), which a primary key cannot be; dq.unique checks the key instead.
+    _id("report_id", nullable=False, index=True),
+    Column("metric", String(64), nullable=False),
     _id("department_id", nullable=True),
     Column("period", String(16), nullable=False),
     Column("value", Float, nullable=False),

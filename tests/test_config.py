@@ -5,9 +5,9 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+
 from opsaudit.checks.spec import effective_rules
 from opsaudit.config.loader import load_config
-
 from opsaudit.errors import ConfigError
 from opsaudit.settings import load_settings
 

@@ -9,9 +9,9 @@ import pytest
 import sqlalchemy as sa
 from alembic.autogenerate import compare_metadata
 from alembic.runtime.migration import MigrationContext
+
 from opsaudit.checks.results import CheckResult, Outcome, Severity
 from opsaudit.config.models import Deadlines
-
 from opsaudit.contract import metadata as contract_metadata
 from opsaudit.periods import parse_period
 from opsaudit.store import findings as store_findings

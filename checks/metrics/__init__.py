@@ -12,11 +12,11 @@ from datetime import datetime
 from typing import Any
 
 import sqlalchemy as sa
-from opsaudit.checks.spec import Rule
 from sqlalchemy.engine import Connection
 from sqlalchemy.sql import FromClause, Select
 from sqlalchemy.sql.expression import ColumnElement
 
+from opsaudit.checks.spec import Rule
 from opsaudit.periods import Period
 from opsaudit.source import Source
 

@@ -5,11 +5,11 @@ from __future__ import annotations
 from typing import Any
 
 import sqlalchemy as sa
-from opsaudit.checks.metrics import Aggregate, MetricContext, Records, in_period, metric
-from opsaudit.checks.sqlfuncs import seconds_between
 from sqlalchemy.sql import FromClause
 from sqlalchemy.sql.expression import ColumnElement
 
+from opsaudit.checks.metrics import Aggregate, MetricContext, Records, in_period, metric
+from opsaudit.checks.sqlfuncs import seconds_between
 from opsaudit.periods import Period
 
 CHANNELS = ("phone", "chat", "email", "web", "onsite", "other")

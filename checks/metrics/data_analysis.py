@@ -7,12 +7,13 @@ from collections.abc import Iterable
 from typing import Any
 
 import sqlalchemy as sa
-from opsaudit.checks.metrics import MetricContext, Records, in_period, metric
-from opsaudit.checks.metrics.customer_service import first_response_in_sla, rated, satisfied
-from opsaudit.checks.sqlfuncs import blank, count_if, seconds_between
 from sqlalchemy.engine import Connection
 from sqlalchemy.sql import FromClause
 
+from opsaudit.checks.metrics import MetricContext, Records, in_period, metric
+from opsaudit.checks.metrics.customer_service import first_response_in_sla, rated, satisfied
+from opsaudit.checks.spec import load_area
+from opsaudit.checks.sqlfuncs import blank, count_if, seconds_between
 from opsaudit.periods import Period, parse_period
 
 DAY = 86400.0
@@ -62,11 +63,18 @@ def report_unreviewed(ctx: MetricContext) -> Records:
     return Records(query=query, population=_count(r, submitted), tables=("analysis_reports",))
 
 
+def sla_params(ctx: MetricContext) -> dict[str, Any]:
+    """The channel SLAs of cs.first_response_rate, as the company set them, even when it turned the rule off."""
+    rule = ctx.rules.get("cs.first_response_rate")
+    if rule is not None:
+        return rule.params
+    return load_area("customer_service").rules["cs.first_response_rate"].params
+
+
 def _ticket_figures(ctx: MetricContext, period: Period, conn: Connection) -> dict[str, dict[str, float]]:
     """Per department: the ticket figures reports may state, recomputed over `period`."""
     t = ctx.source.table("tickets")
-    sla_rule = ctx.rules.get("cs.first_response_rate")
-    in_sla = first_response_in_sla(t, sla_rule.params if sla_rule else ctx.rule.params)
+    in_sla = first_response_in_sla(t, sla_params(ctx))
     query = (sa.select(t.c.department_id, sa.func.count().label("ticket_count"),
                        count_if(t.c.kind == "complaint").label("complaint_count"),
                        count_if(rated(t)).label("rated"), count_if(sa.and_(rated(t), satisfied(t))).label("satisfied"),
@@ -147,5 +155,5 @@ def reported_metric_mismatch(ctx: MetricContext) -> Records:
         return problems
 
     population = sa.select(sa.func.count()).select_from(m.join(r, m.c.report_id == r.c.report_id)).where(submitted)
-    return Records(query=query, population=population, tables=("analysis_reports", "reported_metrics"),
-                   judge=judge)
+    return Records(query=query, population=population,
+                   tables=("analysis_reports", "reported_metrics", "tickets", "tasks"), judge=judge)

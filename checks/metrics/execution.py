@@ -5,10 +5,11 @@ from __future__ import annotations
 from typing import Any
 
 import sqlalchemy as sa
-from opsaudit.checks.metrics import Aggregate, MetricContext, Records, in_period, metric
-from opsaudit.checks.sqlfuncs import seconds_between
 from sqlalchemy.sql import FromClause
 from sqlalchemy.sql.expression import ColumnElement
+
+from opsaudit.checks.metrics import Aggregate, MetricContext, Records, in_period, metric
+from opsaudit.checks.sqlfuncs import seconds_between
 
 DAY = 86400.0
 
@@ -105,8 +106,10 @@ def task_overdue(ctx: MetricContext) -> Records:
     """Open past its deadline at the end of P, or done in P more than `grace_days` late."""
     t, d, joined = _with_departments(ctx)
     end = sa.literal(ctx.period.end, sa.DateTime)
-    still_open = sa.and_(t.c.due_at < ctx.period.end, t.c.status.not_in(("done", "cancelled")),
-                         sa.or_(t.c.completed_at.is_(None), t.c.completed_at >= ctx.period.end))
+    # Open at the end of P, whatever the status is today: not completed by then, and not cancelled.
+    not_done_by_end = sa.or_(sa.and_(t.c.completed_at.is_(None), t.c.status != "done"),
+                             t.c.completed_at >= ctx.period.end)
+    still_open = sa.and_(t.c.due_at < ctx.period.end, t.c.status != "cancelled", not_done_by_end)
     late_done = sa.and_(done_in(t, ctx), seconds_between(t.c.due_at, t.c.completed_at)
                         > float(ctx.param("grace_days")) * DAY)
     days_late = sa.case((still_open, seconds_between(t.c.due_at, end)),

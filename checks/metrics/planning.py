@@ -6,11 +6,11 @@ from datetime import timedelta
 from typing import Any
 
 import sqlalchemy as sa
-from opsaudit.checks.metrics import Aggregate, MetricContext, Records, in_period, metric
-from opsaudit.checks.sqlfuncs import blank, seconds_between
 from sqlalchemy.sql import FromClause
 from sqlalchemy.sql.expression import ColumnElement
 
+from opsaudit.checks.metrics import Aggregate, MetricContext, Records, in_period, metric
+from opsaudit.checks.sqlfuncs import blank, seconds_between
 from opsaudit.periods import Period, containing, shift
 
 DAY = 86400.0

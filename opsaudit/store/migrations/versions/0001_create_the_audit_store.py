@@ -8,9 +8,8 @@ The store opsaudit starts with. Finding events are append-only: a trigger refuse
 SQLite and PostgreSQL.
 """
 
-from alembic import op
 import sqlalchemy as sa
-
+from alembic import op
 
 revision = '0001'
 down_revision = None
