@@ -19,6 +19,7 @@ from prefect.runtime import flow_run
 from opsaudit.audit import AuditContext, build_context
 from opsaudit.checks import engine
 from opsaudit.checks.results import CheckResult, Outcome
+from opsaudit.config.loader import display_path
 from opsaudit.db import check_reachable
 from opsaudit.settings import load_settings
 from opsaudit.source import missing_tables
@@ -54,6 +55,7 @@ def validate_data(context: AuditContext) -> tuple[list[CheckResult], set[str]]:
     Returns the results and the tables that exist, so rules on a missing table are skipped.
     """
     from opsaudit.checks.quality import run_data_quality
+    from opsaudit.checks.quality_config import load_rules, with_overrides
 
     check_reachable(context.source.engine, purpose="database")
     tables = context.tables_read()
@@ -61,8 +63,11 @@ def validate_data(context: AuditContext) -> tuple[list[CheckResult], set[str]]:
         from opsaudit.contract import TABLE_NAMES
 
         tables = TABLE_NAMES
+    thresholds = context.config.thresholds
+    where = display_path(context.settings.config_dir / "thresholds.yaml")
+    rules = with_overrides(load_rules(), thresholds.rules, where)
     results = run_data_quality(context.source, tables, context.period, now=context.now,
-                               dq_bands=context.config.thresholds.dq_bands)
+                               dq_bands=thresholds.dq_bands, rules=rules)
     available = set(tables) - missing_tables(context.source, tuple(tables))
     failed = sum(r.outcome is Outcome.FAILED for r in results)
     get_run_logger().info("data quality: %d expectations, %d failed", len(results), failed)

@@ -1,0 +1,275 @@
+"""The dq.* rules (audit-rules.md section 4): Great Expectations suites run on the operational
+database, one graded result per expectation.
+
+- Scope: fact tables are checked on the period's rows (quality_suites.PERIOD_COLUMNS);
+  reported_metrics on the metrics of the analysis reports due in the period; the dimension
+  tables (departments, staff, plan_targets, plan_signoffs) whole. References resolve against
+  the whole referenced table.
+- Pushed down: each table is a GX query asset on its mapped, period-cut SELECT; GX computes
+  every metric in SQL and returns at most `sample_limit` sample keys.
+- "Nothing in the future" is dq.range: an event timestamp must not be later than `now`
+  (deadline columns listed in data_quality.yaml are exempt).
+- Grading: the share of the rows in scope that fail, against dq_bands. A missing table, an
+  empty scope or a missing column is major; a stale table (dq.freshness) is important. Missing
+  and empty tables are reported as dq.freshness, missing columns as dq.not_null, whether or not
+  those rules are enabled.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from functools import cache
+from typing import TYPE_CHECKING, Any
+
+import sqlalchemy as sa
+from sqlalchemy.engine import Engine
+from sqlalchemy.sql import FromClause
+
+from opsaudit.checks.quality_config import DataQualityRules, load_rules
+from opsaudit.checks.quality_gx import Batches, gx_batches
+from opsaudit.checks.quality_suites import (
+    Check,
+    batch_select,
+    build_checks,
+    contract_select,
+    present_columns,
+    to_sql,
+)
+from opsaudit.checks.results import CheckResult, Outcome, Severity
+from opsaudit.contract import FRESHNESS_COLUMNS, PRIMARY_KEYS, REFERENCES, metadata
+from opsaudit.periods import Period
+from opsaudit.source import Source
+
+if TYPE_CHECKING:
+    from great_expectations.core import ExpectationValidationResult
+
+AREA = "data_quality"
+ColumnsOf = Callable[[str], tuple[str, ...] | None]
+ENTITY_TYPE = "table_column"
+
+
+@dataclass(frozen=True)
+class _TablePlan:
+    """A table ready for Great Expectations: its batch SQL, rows in scope, keys and checks."""
+
+    table: str
+    sql: str
+    rows: int
+    keys: tuple[str, ...]
+    checks: list[Check]
+
+
+def run_data_quality(source: Source, tables: Sequence[str], period: Period, *, now: datetime,
+                     dq_bands: tuple[float, float] = (0.01, 0.10), sample_limit: int = 20,
+                     rules: DataQualityRules | None = None) -> list[CheckResult]:
+    """Every dq.* result for `tables` in `period`; problems in the data are results, never errors.
+
+    `now` is the naive local time of the audit; `rules` defaults to checks/data_quality.yaml.
+    """
+    unknown = [name for name in tables if name not in metadata.tables]
+    if unknown:
+        raise ValueError(f"not contract tables: {', '.join(unknown)}")
+    rules = rules or load_rules()
+    columns_of = cache(lambda name: present_columns(source, name))
+    per_table: dict[str, list[CheckResult]] = {}
+    plans: list[_TablePlan] = []
+    for name in dict.fromkeys(tables):
+        findings, plan = _prepare(source, name, period, now, rules, columns_of)
+        per_table[name] = findings
+        if plan is not None:
+            plans.append(plan)
+    if plans:
+        with gx_batches(source.engine) as batches:
+            for plan in plans:
+                per_table[plan.table] += _validate(batches, plan, source.engine, dq_bands, sample_limit)
+    return [result for results in per_table.values() for result in results]
+
+
+def _prepare(source: Source, name: str, period: Period, now: datetime, rules: DataQualityRules,
+             columns_of: ColumnsOf) -> tuple[list[CheckResult], _TablePlan | None]:
+    """The findings known without GX (missing table or columns, no rows) and the table's plan."""
+    columns = columns_of(name)
+    if columns is None:
+        return [_table_finding(name, "missing table", {"source": source.physical_name(name)})], None
+    findings = [_missing_column(source, name, c.name) for c in metadata.tables[name].columns
+                if c.name not in columns]
+    statement = batch_select(source, name, period, columns_of)
+    sql = to_sql(statement, source.engine)
+    try:
+        rows = _count(source.engine, statement)
+    except sa.exc.SQLAlchemyError as exc:
+        unreadable = _table_finding(name, "unreadable", {"error": _first_line(exc), "query": sql})
+        return [*findings, unreadable], None
+    if rows == 0:
+        # A quarter without plan adjustments is normal; a feed that stopped, or an empty table, is not.
+        if name in FRESHNESS_COLUMNS or _count(source.engine, sa.select(source.table(name))) == 0:
+            return [*findings, _table_finding(name, "no rows", {"query": sql}, population=0)], None
+        return findings, None
+    references, unresolvable = _referenced_tables(source, name, columns, columns_of)
+    if rules.rules.enabled("dq.reference"):
+        findings += unresolvable
+    checks = build_checks(name, columns, rules=rules, period=period, now=now, batch=statement,
+                          references=references)
+    keys = tuple(key for key in PRIMARY_KEYS[name] if key in columns)
+    return findings, _TablePlan(name, sql, rows, keys, checks)
+
+
+def _referenced_tables(source: Source, name: str, columns: tuple[str, ...],
+                       columns_of: ColumnsOf) -> tuple[dict[str, FromClause], list[CheckResult]]:
+    """The tables `name` refers to, whole; and a finding per reference whose target is missing."""
+    references: dict[str, FromClause] = {}
+    unresolvable: list[CheckResult] = []
+    for (table, column), (target, target_column) in REFERENCES.items():
+        if table != name or column not in columns:
+            continue
+        target_columns = columns_of(target) or ()
+        if target_column in target_columns:
+            references[target] = contract_select(source, target, target_columns)
+        else:
+            unresolvable.append(_unresolvable(name, column, f"{target}.{target_column}"))
+    return references, unresolvable
+
+
+def _count(engine: Engine, statement: sa.Select) -> int:
+    with engine.connect() as conn:
+        return int(conn.execute(sa.select(sa.func.count()).select_from(statement.subquery())).scalar_one())
+
+
+def _validate(batches: Batches, plan: _TablePlan, engine: Engine, bands: tuple[float, float],
+              sample_limit: int) -> list[CheckResult]:
+    """Run the table's checks, on its batch or on their own query asset, and grade each result."""
+    import great_expectations as gx
+
+    result_format = {"result_format": "SUMMARY", "partial_unexpected_count": sample_limit,
+                     "unexpected_index_column_names": list(plan.keys)}
+    graded: dict[int, CheckResult] = {}
+    assets: dict[str, list[int]] = {plan.sql: []}
+    for index, check in enumerate(plan.checks):
+        assets.setdefault(plan.sql if check.asset is None else to_sql(check.asset, engine), []).append(index)
+    for number, (sql, indexes) in enumerate(assets.items()):
+        if not indexes:
+            continue
+        name = f"{plan.table}_{number}"
+        batch = batches.get(name, sql)
+        for index in indexes:
+            plan.checks[index].expectation.meta = {"dq_check": index}
+        suite = gx.ExpectationSuite(name=name, expectations=[plan.checks[i].expectation for i in indexes])
+        for outcome in batch.validate(suite, result_format=result_format).results:
+            index = outcome.expectation_config.meta["dq_check"]
+            graded[index] = _grade(plan.checks[index], outcome, plan, sql, bands, sample_limit)
+    return [graded[index] for index in range(len(plan.checks))]
+
+
+def _grade(check: Check, outcome: ExpectationValidationResult, plan: _TablePlan, sql: str,
+           bands: tuple[float, float], sample_limit: int) -> CheckResult:
+    rows = plan.rows
+    expectation = _expectation(outcome)
+    error = _error_message(outcome)
+    if error is not None:
+        return _result(check, Outcome.FAILED, Severity.MAJOR, facts={"reason": "check error"},
+                       evidence={"expectation": expectation, "error": error, "query": sql})
+    if check.sample == "none":
+        return _grade_freshness(check, outcome, rows, sql, expectation)
+    unexpected = int(outcome.result.get("unexpected_count") or 0)
+    if outcome.success or unexpected == 0:
+        return _result(check, Outcome.PASSED, observed=0.0, population=rows, evidence={"expectation": expectation})
+    share = unexpected / rows
+    return _result(
+        check, Outcome.FAILED, dq_severity(share, bands), observed=share, population=rows,
+        facts={"unexpected_count": unexpected, **check.facts},
+        evidence={"expectation": expectation, "unexpected_count": unexpected, "unexpected_share": share,
+                  "sample_ids": _sample_ids(check, outcome.result, plan.keys)[:sample_limit], "query": sql})
+
+
+def _grade_freshness(check: Check, outcome: ExpectationValidationResult, rows: int, sql: str,
+                     expectation: dict[str, Any]) -> CheckResult:
+    newest = outcome.result.get("observed_value")
+    facts = {"newest": str(newest) if newest is not None else None, **check.facts}
+    if outcome.success:
+        return _result(check, Outcome.PASSED, population=rows, facts=facts, evidence={"expectation": expectation})
+    # Data late but present is important; an empty or missing table is the major case.
+    return _result(check, Outcome.FAILED, Severity.IMPORTANT, population=rows, facts=facts,
+                   evidence={"expectation": expectation, "newest": facts["newest"], "query": sql})
+
+
+def dq_severity(share: float, bands: tuple[float, float]) -> Severity:
+    """General below bands[0] of the rows, important from bands[0], major from bands[1]."""
+    if share >= bands[1]:
+        return Severity.MAJOR
+    if share >= bands[0]:
+        return Severity.IMPORTANT
+    return Severity.GENERAL
+
+
+def _sample_ids(check: Check, result: dict[str, Any], keys: tuple[str, ...]) -> list[str]:
+    """Key values of the failing rows, as strings; a compound key joined with '+'."""
+    if check.sample == "index":
+        found = result.get("partial_unexpected_index_list") or []
+    else:  # the duplicated key values themselves
+        keys = check.columns
+        found = [value if isinstance(value, dict) else {keys[0]: value}
+                 for value in result.get("partial_unexpected_list") or []]
+    ids = ("+".join(_text(row.get(key)) for key in keys) for row in found)
+    return list(dict.fromkeys(ids))
+
+
+def _text(value: Any) -> str:
+    return "null" if value is None else str(value)
+
+
+def _expectation(outcome: ExpectationValidationResult) -> dict[str, Any]:
+    """The expectation's type and arguments, JSON-ready, for the evidence."""
+    config = outcome.expectation_config.to_json_dict()
+    kwargs = {k: v for k, v in config["kwargs"].items() if k not in ("batch_id", "result_format")}
+    return {"type": config["type"], "kwargs": kwargs}
+
+
+def _error_message(outcome: ExpectationValidationResult) -> str | None:
+    """The first line of the exception GX caught while computing the expectation, if any."""
+    info = outcome.exception_info or {}
+    # GX keys the info by metric when a metric failed, and flat when the expectation did.
+    for entry in [info, *(v for v in info.values() if isinstance(v, dict))]:
+        if entry.get("raised_exception"):
+            return (entry.get("exception_message") or "error").strip().splitlines()[0]
+    return None
+
+
+def _first_line(exc: Exception) -> str:
+    return str(getattr(exc, "orig", exc)).strip().splitlines()[0]
+
+
+def _result(check: Check, outcome: Outcome, severity: Severity | None = None, *,
+            observed: float | None = None, population: int | None = None,
+            facts: dict[str, Any] | None = None, evidence: dict[str, Any] | None = None) -> CheckResult:
+    return CheckResult(
+        rule_id=check.rule_id, area=AREA, entity_type=ENTITY_TYPE, entity_id=check.entity_id,
+        outcome=outcome, severity=severity, observed=observed, target=0.0 if observed is not None else None,
+        population=population, evidence=evidence or {},
+        facts={"table": check.table, "column": "+".join(check.columns), **(facts or {})})
+
+
+def _major(rule_id: str, entity_id: str, facts: dict[str, Any], evidence: dict[str, Any] | None = None,
+           population: int | None = None) -> CheckResult:
+    return CheckResult(rule_id=rule_id, area=AREA, entity_type=ENTITY_TYPE, entity_id=entity_id,
+                       outcome=Outcome.FAILED, severity=Severity.MAJOR, population=population,
+                       facts=facts, evidence=evidence or {})
+
+
+def _table_finding(table: str, reason: str, evidence: dict[str, Any],
+                   population: int | None = None) -> CheckResult:
+    """A table the audit cannot check at all: missing, unreadable or without rows in scope."""
+    return _major("dq.freshness", f"{table}.*", {"table": table, "reason": reason}, evidence, population)
+
+
+def _missing_column(source: Source, table: str, column: str) -> CheckResult:
+    where = f"{source.physical_name(table)}.{source.source_column(table, column)}"
+    facts = {"table": table, "column": column, "reason": "missing column"}
+    return _major("dq.not_null", f"{table}.{column}", facts, {"source": where})
+
+
+def _unresolvable(table: str, column: str, target: str) -> CheckResult:
+    """A reference whose target table or key column is missing: no value can resolve."""
+    facts = {"table": table, "column": column, "references": target, "reason": "missing referenced table"}
+    return _major("dq.reference", f"{table}.{column}", facts)

@@ -1,0 +1,251 @@
+"""What the dq.* rules check on each contract table, as Great Expectations expectations, and the
+SQL batch (the table through the source mapping, cut to the period) they run on.
+
+Great Expectations is imported on first use (quality_gx.gx_expectations): it takes seconds.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from typing import TYPE_CHECKING, Any, Literal
+
+import sqlalchemy as sa
+from sqlalchemy.engine import Engine
+from sqlalchemy.sql import FromClause, Select
+
+from opsaudit.checks.quality_config import DataQualityRules
+from opsaudit.checks.quality_gx import gx_expectations
+from opsaudit.contract import ENUMS, FRESHNESS_COLUMNS, PRIMARY_KEYS, RANGES, REFERENCES, TIME_ORDER, metadata
+from opsaudit.periods import Period
+from opsaudit.source import Source, missing_tables
+
+if TYPE_CHECKING:
+    from great_expectations.expectations import Expectation
+
+# Fact tables are checked on the rows of the period, by this column; the others whole.
+PERIOD_COLUMNS: dict[str, str] = {
+    "tickets": "opened_at",
+    "qa_reviews": "reviewed_at",
+    "tasks": "due_at",
+    "plans": "due_at",
+    "plan_adjustments": "requested_at",
+    "analysis_reports": "due_at",
+}
+
+# How a failed expectation names its sample rows: by the key columns of the unexpected rows
+# (GX's unexpected_index_list), by the duplicated key values, or not at all (a table statistic).
+SampleKind = Literal["index", "values", "none"]
+
+
+@dataclass(frozen=True)
+class Check:
+    """One expectation on one table and how to report its result.
+
+    `asset` is the query the expectation runs on when it is not the table's batch itself.
+    """
+
+    rule_id: str
+    table: str
+    columns: tuple[str, ...]
+    expectation: Expectation
+    sample: SampleKind
+    facts: dict[str, Any] = field(default_factory=dict)
+    asset: Select | None = None
+
+    @property
+    def entity_id(self) -> str:
+        return f"{self.table}.{'+'.join(self.columns) or '*'}"
+
+
+def present_columns(source: Source, name: str) -> tuple[str, ...] | None:
+    """The contract columns the source has for table `name`, in contract order; None: no table."""
+    spec = source.spec(name)
+    contract = metadata.tables[name].columns
+    if spec.select is not None:
+        probe = sa.text(f"SELECT * FROM ({spec.select}) AS probe WHERE 1 = 0")
+        try:
+            with source.engine.connect() as conn:
+                found = set(conn.execute(probe).keys())
+        except sa.exc.SQLAlchemyError:
+            return None  # a mapped SELECT that does not run is as good as a missing table
+    else:
+        if missing_tables(source, (name,)):
+            return None
+        inspector = sa.inspect(source.engine)
+        found = {col["name"] for col in inspector.get_columns(spec.table or name, schema=spec.schema_)}
+    return tuple(c.name for c in contract if source.source_column(name, c.name) in found)
+
+
+def contract_select(source: Source, name: str, columns: tuple[str, ...]) -> FromClause:
+    """`source.table(name)`, narrowed to `columns` when the source lacks some contract columns.
+
+    source.table() names every contract column, so its SQL fails on a source missing one; the
+    narrowed form applies the same mapping to the columns that exist.
+    """
+    contract = metadata.tables[name]
+    if len(columns) == len(contract.columns):
+        return source.table(name)
+    spec = source.spec(name)
+    typed = [sa.column(source.source_column(name, c), contract.c[c].type) for c in columns]
+    base: FromClause
+    if spec.select is not None:
+        base = sa.text(spec.select).columns(*typed).subquery(f"src_{name}")
+    else:
+        base = sa.table(spec.table or name, *typed, schema=spec.schema_)
+    return sa.select(*(base.c[source.source_column(name, c)].label(c) for c in columns)).subquery(name)
+
+
+def batch_select(source: Source, name: str, period: Period,
+                 columns_of: Callable[[str], tuple[str, ...] | None]) -> Select:
+    """The rows of `name` in scope for the period: fact tables by their period column, others whole.
+
+    reported_metrics follows its reports: the metrics of the analysis reports due in the period.
+    """
+    table = contract_select(source, name, columns_of(name) or ())
+    query = sa.select(*table.c)
+    scope = PERIOD_COLUMNS.get(name)
+    if scope is not None and scope in table.c:
+        return query.where(_in_period(table.c[scope], period))
+    report_columns = set(columns_of("analysis_reports") or ())
+    if name == "reported_metrics" and "report_id" in table.c and {"report_id", "due_at"} <= report_columns:
+        reports = contract_select(source, "analysis_reports", columns_of("analysis_reports") or ())
+        due = sa.select(reports.c.report_id).where(_in_period(reports.c.due_at, period))
+        return query.where(table.c.report_id.in_(due))
+    return query  # a dimension table, or one whose scope column is missing: whole
+
+
+def _in_period(column: sa.ColumnElement, period: Period) -> sa.ColumnElement[bool]:
+    return sa.and_(column >= period.start, column < period.end)
+
+
+def to_sql(statement: sa.ClauseElement, engine: Engine) -> str:
+    """The statement as SQL for the engine's dialect, values inlined, as GX query assets need."""
+    return str(statement.compile(dialect=engine.dialect, compile_kwargs={"literal_binds": True}))
+
+
+def build_checks(table: str, columns: tuple[str, ...], *, rules: DataQualityRules, period: Period,
+                 now: datetime, batch: Select, references: Mapping[str, FromClause]) -> list[Check]:
+    """Every enabled dq expectation on `table` whose columns the source has.
+
+    `batch` is the table's rows in scope; `references` maps each referenced table that exists
+    with its key column to its whole contents (a reference may point outside the period).
+    """
+    have = set(columns)
+    enabled = rules.rules.enabled
+    checks: list[Check] = []
+    if enabled("dq.not_null"):
+        checks += _not_null(table, have)
+    if enabled("dq.in_set"):
+        checks += _in_set(table, have)
+    if enabled("dq.range"):
+        checks += _ranges(table, have, now, rules.rules.range.future_allowed)
+    if enabled("dq.unique"):
+        checks += _unique(table, have, batch)
+    if enabled("dq.reference"):
+        checks += _references(table, have, batch, references)
+    if enabled("dq.time_order"):
+        checks += _time_order(table, have)
+    if enabled("dq.freshness"):
+        checks += _freshness(table, have, period, now, rules.rules.freshness.freshness_days)
+    return checks
+
+
+def _not_null(table: str, have: set[str]) -> list[Check]:
+    gxe = gx_expectations()
+
+    return [Check("dq.not_null", table, (c.name,), gxe.ExpectColumnValuesToNotBeNull(column=c.name), "index")
+            for c in metadata.tables[table].columns if not c.nullable and c.name in have]
+
+
+def _in_set(table: str, have: set[str]) -> list[Check]:
+    gxe = gx_expectations()
+
+    # SQL compares case-sensitively, so 'Phone' is out of the lower-case set, as the contract says.
+    return [Check("dq.in_set", table, (column,),
+                  gxe.ExpectColumnValuesToBeInSet(column=column, value_set=list(values)), "index")
+            for (name, column), values in ENUMS.items() if name == table and column in have]
+
+
+def _ranges(table: str, have: set[str], now: datetime, future_allowed: tuple[str, ...]) -> list[Check]:
+    gxe = gx_expectations()
+
+    checks = [Check("dq.range", table, (column,),
+                    gxe.ExpectColumnValuesToBeBetween(column=column, min_value=low, max_value=high), "index")
+              for (name, column), (low, high) in RANGES.items() if name == table and column in have]
+    # "Nothing in the future": an event timestamp after the audit's clock is a range defect.
+    events = [c.name for c in metadata.tables[table].columns if isinstance(c.type, sa.DateTime)
+              and c.name in have and f"{table}.{c.name}" not in future_allowed]
+    checks += [Check("dq.range", table, (column,),
+                     gxe.ExpectColumnValuesToBeBetween(column=column, max_value=now), "index",
+                     {"not_after": now.isoformat(sep=" ")}) for column in events]
+    return checks
+
+
+def _unique(table: str, have: set[str], batch: Select) -> list[Check]:
+    gxe = gx_expectations()
+
+    key = PRIMARY_KEYS[table]
+    if not set(key) <= have:
+        return []
+    if len(key) == 1:
+        return [Check("dq.unique", table, key, gxe.ExpectColumnValuesToBeUnique(column=key[0]), "values")]
+    expectation = gxe.ExpectCompoundColumnsToBeUnique(column_list=list(key))
+    nullable = [k for k in key if metadata.tables[table].c[k].nullable]
+    if not nullable:
+        return [Check("dq.unique", table, key, expectation, "values")]
+    # GX matches duplicates with "=", so two rows keyed (R1, m, NULL) would never collide; yet
+    # NULL there is a value (reported_metrics: the whole company). Compare a stand-in instead.
+    rows = batch.subquery("b")
+    asset = sa.select(*(sa.func.coalesce(rows.c[k], "null").label(k) if k in nullable else rows.c[k]
+                        for k in key))
+    return [Check("dq.unique", table, key, expectation, "values", asset=asset)]
+
+
+def _references(table: str, have: set[str], batch: Select, references: Mapping[str, FromClause]) -> list[Check]:
+    """dq.reference as a null check on an anti-join, so GX counts and samples it with LIMITs.
+
+    Each reference gets its own query: the batch's keys and an `unresolved` column holding the
+    value when no referenced row has it. (UnexpectedRowsExpectation would do, but GX reads every
+    unexpected row it finds to keep 200, and psycopg buffers them all: a million broken
+    references cost seconds and hundreds of MB.) Nulls are dq.not_null's business.
+    """
+    gxe = gx_expectations()
+
+    rows = batch.subquery("b")
+    keys = [rows.c[k] for k in PRIMARY_KEYS[table] if k in have]
+    checks = []
+    for (name, column), (target, target_column) in REFERENCES.items():
+        if name != table or column not in have or target not in references:
+            continue
+        # DISTINCT: duplicate keys in the referenced table must not multiply the rows.
+        known = sa.select(references[target].c[target_column]).distinct().subquery("r")
+        unresolved = sa.case((known.c[target_column].is_(None), rows.c[column])).label("unresolved")
+        asset = sa.select(*keys, unresolved).select_from(
+            rows.outerjoin(known, known.c[target_column] == rows.c[column]))
+        checks.append(Check("dq.reference", table, (column,), gxe.ExpectColumnValuesToBeNull(column="unresolved"),
+                            "index", {"references": f"{target}.{target_column}"}, asset))
+    return checks
+
+
+def _time_order(table: str, have: set[str]) -> list[Check]:
+    gxe = gx_expectations()
+
+    return [Check("dq.time_order", table, (later,), gxe.ExpectColumnPairValuesAToBeGreaterThanB(
+                column_A=later, column_B=earlier, or_equal=True, ignore_row_if="either_value_is_missing"),
+                "index", {"not_before": f"{table}.{earlier}"})
+            for name, later, earlier in TIME_ORDER if name == table and {later, earlier} <= have]
+
+
+def _freshness(table: str, have: set[str], period: Period, now: datetime, days: int) -> list[Check]:
+    gxe = gx_expectations()
+
+    column = FRESHNESS_COLUMNS.get(table)
+    if column not in have:
+        return []
+    # For a period still running, "the end" is now: a feed cannot be fresher than the clock.
+    cutoff = min(period.end, now) - timedelta(days=days)
+    expectation = gxe.ExpectColumnMaxToBeBetween(column=column, min_value=cutoff)
+    return [Check("dq.freshness", table, (column,), expectation, "none",
+                  {"newest_not_before": cutoff.isoformat(sep=" "), "freshness_days": days})]

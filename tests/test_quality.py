@@ -1,0 +1,302 @@
+"""The dq.* rules through Great Expectations, on SQLite and PostgreSQL (the `engine` fixture)."""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import pytest
+import sqlalchemy as sa
+import yaml
+
+from opsaudit.checks.quality import dq_severity, run_data_quality
+from opsaudit.checks.quality_config import RULES_FILE, DataQualityRules, load_rules
+from opsaudit.checks.results import CheckResult, Outcome, Severity
+from opsaudit.config.models import SourceMapping, TableSource
+from opsaudit.contract import metadata
+from opsaudit.errors import ConfigError
+from opsaudit.periods import month
+from opsaudit.source import Source
+
+JANUARY = month(2026, 1)
+NOW = datetime(2026, 2, 1, 6, 0)
+T = metadata.tables
+
+
+def ticket(number: int, opened: datetime | None = None, **overrides: Any) -> dict[str, Any]:
+    """A clean, closed phone ticket, opened on day 1..28 of January 2026 unless `opened` says."""
+    opened = opened or datetime(2026, 1, 1 + number % 28, 9, 0)
+    row = {"ticket_id": f"T{number:04d}", "kind": "consultation", "channel": "phone", "department_id": "D1",
+           "agent_id": "S1", "opened_at": opened, "first_response_at": opened + timedelta(minutes=10),
+           "resolved_at": opened + timedelta(hours=2), "closed_at": opened + timedelta(hours=3),
+           "status": "closed", "satisfaction": 5, "revisited_at": opened + timedelta(days=1), "reopened_count": 0}
+    return row | overrides
+
+
+def load(engine: sa.Engine, tickets: list[dict[str, Any]], *, create: bool = True) -> Source:
+    """The contract tables with one department, one agent and `tickets`; the plain source."""
+    if create:
+        metadata.create_all(engine)
+    with engine.begin() as conn:
+        conn.execute(T["departments"].insert(), [{"department_id": "D1", "name": "Service"}])
+        conn.execute(T["staff"].insert(), [{"staff_id": "S1", "name": "Ann", "department_id": "D1",
+                                            "role": "agent", "active": True}])
+        if tickets:
+            conn.execute(T["tickets"].insert(), tickets)
+    return Source(engine, SourceMapping())
+
+
+def failed(results: list[CheckResult]) -> dict[tuple[str, str], CheckResult]:
+    return {(r.rule_id, r.entity_id): r for r in results if r.outcome is Outcome.FAILED}
+
+
+def test_a_clean_table_gives_only_passed_results(engine) -> None:
+    source = load(engine, [ticket(0, datetime(2026, 1, 30, 9))] + [ticket(n) for n in range(1, 30)])
+
+    executed: list[str] = []
+
+    def record(conn: Any, cursor: Any, statement: str, *args: Any) -> None:
+        executed.append(statement)
+
+    sa.event.listen(sa.Engine, "after_cursor_execute", record)
+    try:
+        results = run_data_quality(source, ["tickets", "staff", "departments"], JANUARY, now=NOW)
+    finally:
+        sa.event.remove(sa.Engine, "after_cursor_execute", record)
+
+    assert results and all(r.outcome is Outcome.PASSED for r in results), failed(results)
+    # Pushed down: no statement reads the batch bare (GX's column probe is narrowed to no rows).
+    assert executed and not any(statement.startswith("SELECT tickets.") for statement in executed)
+    assert {r.rule_id for r in results if r.entity_id.startswith("tickets.")} == {
+        "dq.not_null", "dq.in_set", "dq.range", "dq.unique", "dq.reference", "dq.time_order", "dq.freshness"}
+    assert all(r.area == "data_quality" and r.entity_type == "table_column" for r in results)
+    assert {r.population for r in results if r.entity_id.startswith("tickets.")} == {30}
+
+
+def test_each_rule_fails_on_planted_rows(engine) -> None:
+    metadata.create_all(engine)
+    with engine.begin() as conn:  # a ticket of December: outside the period, yet a valid reference
+        conn.execute(T["tickets"].insert(), [ticket(999, datetime(2025, 12, 30, 9))])
+        conn.execute(T["qa_reviews"].insert(), [
+            {"review_id": f"R{n}", "ticket_id": ticket_id, "reviewer_id": "S1", "reviewed_at": datetime(2026, 1, 20),
+             "attitude_score": score, "resolution_score": 80.0, "compliant": True}
+            for n, (ticket_id, score) in enumerate([("T0999", 90.0), ("T0001", 101.0), ("T9999", 90.0)])])
+    planted = {
+        1: {"satisfaction": 7},                                   # dq.range 1..5
+        2: {"channel": "fax"},                                    # dq.in_set
+        3: {"channel": "Phone"},                                  # not lower-case: out of set
+        4: {"department_id": "DX"},                               # dq.reference
+        5: {"closed_at": datetime(2026, 1, 1, 8)},                # dq.time_order: closed before opened
+        6: {"revisited_at": NOW + timedelta(days=1)},             # dq.range: in the future
+        7: {"revisited_at": NOW, "agent_id": None},               # the clock itself and a null agent are fine
+    }
+    # Nothing opened after 20 January: the feed is stale for dq.freshness.
+    source = load(engine, [ticket(n, **planted.get(n, {})) for n in range(1, 20)], create=False)
+
+    results = run_data_quality(source, ["tickets", "qa_reviews"], JANUARY, now=NOW)
+
+    found = failed(results)
+    assert set(found) == {("dq.range", "tickets.satisfaction"), ("dq.in_set", "tickets.channel"),
+                          ("dq.reference", "tickets.department_id"), ("dq.time_order", "tickets.closed_at"),
+                          ("dq.range", "tickets.revisited_at"), ("dq.freshness", "tickets.opened_at"),
+                          ("dq.range", "qa_reviews.attitude_score"), ("dq.reference", "qa_reviews.ticket_id")}
+    channel = found[("dq.in_set", "tickets.channel")]
+    assert sorted(channel.evidence["sample_ids"]) == ["T0002", "T0003"]
+    assert channel.population == 19 and channel.observed == pytest.approx(2 / 19) and channel.target == 0
+    assert channel.evidence["unexpected_count"] == 2
+    assert channel.evidence["expectation"]["kwargs"]["column"] == "channel"
+    assert "opened_at >=" in channel.evidence["query"]
+    assert found[("dq.reference", "tickets.department_id")].evidence["sample_ids"] == ["T0004"]
+    assert found[("dq.reference", "qa_reviews.ticket_id")].evidence["sample_ids"] == ["R2"]
+    assert found[("dq.time_order", "tickets.closed_at")].evidence["sample_ids"] == ["T0005"]
+    assert found[("dq.range", "tickets.revisited_at")].evidence["sample_ids"] == ["T0006"]
+    stale = found[("dq.freshness", "tickets.opened_at")]
+    assert stale.severity is Severity.IMPORTANT and stale.facts["newest"].startswith("2026-01-20 09:00")
+    assert all(r.department_id is None for r in results)
+
+
+def test_nulls_duplicates_and_renamed_columns_through_a_mapping(engine) -> None:
+    """A plain table without constraints, with its own column names, mapped to the contract."""
+    renames = {"ticket_id": "case_no", "opened_at": "created"}
+    raw = sa.Table("crm_cases", sa.MetaData(), *(
+        sa.Column(renames.get(c.name, c.name), c.type, nullable=True) for c in T["tickets"].columns))
+    raw.create(engine)
+    rows = [ticket(n) for n in range(1, 11)] + [ticket(3), ticket(11, status=None),
+                                                ticket(12, datetime(2026, 1, 30)), ticket(13, datetime(2026, 2, 3))]
+    with engine.begin() as conn:
+        conn.execute(raw.insert(), [{renames.get(k, k): v for k, v in row.items()} for row in rows])
+    load(engine, [])
+    source = Source(engine, SourceMapping(tables={"tickets": TableSource(table="crm_cases", columns=renames)}))
+    rules = DataQualityRules.model_validate(rules_data("dq.in_set", enabled=False))
+
+    results = run_data_quality(source, ["tickets"], JANUARY, now=NOW, rules=rules)
+
+    found = failed(results)
+    assert set(found) == {("dq.unique", "tickets.ticket_id"), ("dq.not_null", "tickets.status")}
+    assert found[("dq.unique", "tickets.ticket_id")].evidence["sample_ids"] == ["T0003"]
+    assert found[("dq.not_null", "tickets.status")].evidence["sample_ids"] == ["T0011"]
+    assert {r.population for r in results} == {13}  # the February row is outside the period
+    assert not any(r.rule_id == "dq.in_set" for r in results)  # switched off
+
+
+def test_compound_keys_with_a_null_part_and_a_select_mapping(engine) -> None:
+    loose = sa.MetaData()  # the key tables without their PK constraints, so duplicates can exist
+    for name in ("plan_targets", "reported_metrics"):
+        sa.Table(f"raw_{name}", loose, *(sa.Column(c.name, c.type) for c in T[name].columns))
+    sa.Table("hr", loose, sa.Column("emp_no", sa.String(64)), sa.Column("full_name", sa.Text),
+             sa.Column("dept", sa.String(64)), sa.Column("title", sa.String(32)), sa.Column("on_duty", sa.Boolean))
+    loose.create_all(engine)
+    load(engine, [])
+    target = {"unit": None, "baseline": None, "target": 1.0, "actual": None, "higher_is_better": True}
+    metric = {"report_id": "A1", "metric": "ticket_count", "department_id": None, "period": "2026-01", "value": 1.0}
+    with engine.begin() as conn:
+        conn.execute(T["plans"].insert(), [{"plan_id": "P1", "level": "monthly", "period": "2026-02",
+                                            "department_id": "D1", "owner_id": "S1", "title": "February",
+                                            "due_at": datetime(2026, 1, 31), "status": "approved"}])
+        conn.execute(T["analysis_reports"].insert(), [
+            {"report_id": report, "department_id": "D1", "author_id": "S1", "kind": "monthly", "period": "2026-01",
+             "due_at": due} for report, due in (("A1", datetime(2026, 1, 5)), ("A0", datetime(2025, 12, 5)))])
+        conn.execute(loose.tables["raw_plan_targets"].insert(), [
+            target | {"plan_id": "P1", "metric": "revenue"}, target | {"plan_id": "P1", "metric": "revenue"},
+            target | {"plan_id": "P1", "metric": "cost"}])
+        conn.execute(loose.tables["raw_reported_metrics"].insert(), [
+            metric, metric, metric | {"department_id": "D1"}, metric | {"report_id": "A0"},
+            metric | {"report_id": "A0"}])
+        conn.execute(loose.tables["hr"].insert(), [
+            {"emp_no": "S1", "full_name": "Ann", "dept": "D1", "title": "agent", "on_duty": True},
+            {"emp_no": "S2", "full_name": "Bob", "dept": "D9", "title": "Boss", "on_duty": True}])
+    staff = ("SELECT emp_no AS staff_id, full_name AS name, dept AS department_id, title AS role, "
+             "NULL AS email, on_duty AS active FROM hr")
+    source = Source(engine, SourceMapping(tables={
+        "plan_targets": TableSource(table="raw_plan_targets"),
+        "reported_metrics": TableSource(table="raw_reported_metrics"), "staff": TableSource(select=staff)}))
+
+    results = run_data_quality(source, ["plan_targets", "reported_metrics", "staff"], JANUARY, now=NOW)
+
+    found = failed(results)
+    assert set(found) == {("dq.unique", "plan_targets.plan_id+metric"),
+                          ("dq.unique", "reported_metrics.report_id+metric+department_id"),
+                          ("dq.in_set", "staff.role"), ("dq.reference", "staff.department_id")}
+    assert found[("dq.unique", "plan_targets.plan_id+metric")].evidence["sample_ids"] == ["P1+revenue"]
+    # A null department is the whole company: two such rows are duplicates. The metrics of
+    # report A0 (due in December) are outside the period.
+    duplicate = found[("dq.unique", "reported_metrics.report_id+metric+department_id")]
+    assert duplicate.evidence["sample_ids"] == ["A1+ticket_count+null"] and duplicate.population == 3
+    assert found[("dq.reference", "staff.department_id")].evidence["sample_ids"] == ["S2"]
+
+
+def test_severity_follows_the_share_of_rows_on_both_sides_of_each_band(engine) -> None:
+    bad = {"satisfaction": (1, 0), "channel": (2, "fax"), "status": (19, "lost"), "kind": (25, "spam")}
+    rows = []
+    for n in range(200):
+        overrides = {column: value for column, (count, value) in bad.items() if n < count}
+        rows.append(ticket(n, **overrides))
+    source = load(engine, rows)
+
+    found = failed(run_data_quality(source, ["tickets"], JANUARY, now=NOW))
+
+    assert found[("dq.range", "tickets.satisfaction")].severity is Severity.GENERAL      # 0.5%
+    assert found[("dq.in_set", "tickets.channel")].severity is Severity.IMPORTANT        # 1%
+    assert found[("dq.in_set", "tickets.status")].severity is Severity.IMPORTANT         # 9.5%
+    kind = found[("dq.in_set", "tickets.kind")]                                            # 12.5%
+    assert kind.severity is Severity.MAJOR and kind.observed == pytest.approx(0.125)
+    assert len(kind.evidence["sample_ids"]) == 20 and kind.facts["unexpected_count"] == 25
+
+
+@pytest.mark.parametrize(("share", "severity"), [
+    (0.0099, Severity.GENERAL), (0.01, Severity.IMPORTANT), (0.0999, Severity.IMPORTANT), (0.10, Severity.MAJOR)])
+def test_dq_severity_bands(share: float, severity: Severity) -> None:
+    assert dq_severity(share, (0.01, 0.10)) is severity
+
+
+def test_missing_and_empty_tables_are_major_and_never_raise(engine) -> None:
+    T["tickets"].create(engine)
+    T["departments"].create(engine)
+    with engine.begin() as conn:  # a ticket, but not in January
+        conn.execute(T["tickets"].insert(), [ticket(1, datetime(2026, 3, 1))])
+    source = Source(engine, SourceMapping())
+
+    results = run_data_quality(source, ["tickets", "qa_reviews", "departments"], JANUARY, now=NOW)
+
+    assert [(r.entity_id, r.rule_id, r.severity, r.facts["reason"]) for r in results] == [
+        ("tickets.*", "dq.freshness", Severity.MAJOR, "no rows"),
+        ("qa_reviews.*", "dq.freshness", Severity.MAJOR, "missing table"),
+        ("departments.*", "dq.freshness", Severity.MAJOR, "no rows"),
+    ]
+
+
+def test_a_missing_column_is_major_and_the_rest_is_still_checked(engine) -> None:
+    partial = sa.Table("tickets", sa.MetaData(), *(
+        sa.Column(c.name, c.type) for c in T["tickets"].columns if c.name != "satisfaction"))
+    partial.create(engine)
+    rows = [ticket(n) for n in range(5)] + [ticket(5, channel="fax")]
+    with engine.begin() as conn:
+        conn.execute(partial.insert(), [{k: v for k, v in row.items() if k != "satisfaction"} for row in rows])
+    source = Source(engine, SourceMapping())
+
+    found = failed(run_data_quality(source, ["tickets"], JANUARY, now=NOW))
+
+    missing = found[("dq.not_null", "tickets.satisfaction")]
+    assert missing.severity is Severity.MAJOR and missing.facts["reason"] == "missing column"
+    # departments and staff are missing too: the references cannot resolve
+    assert found[("dq.reference", "tickets.department_id")].facts["reason"] == "missing referenced table"
+    assert found[("dq.in_set", "tickets.channel")].evidence["sample_ids"] == ["T0005"]
+
+
+def test_the_shipped_rules_load() -> None:
+    rules = load_rules()
+    assert rules.rules.freshness.freshness_days == 2
+    assert "tasks.due_at" in rules.rules.range.future_allowed
+    assert rules.rules.rule("dq.unique").title.zh_cn
+
+
+@pytest.mark.parametrize(("rule_id", "change", "message"), [
+    ("dq.freshness", {"freshness_days": "soon"}, "rules.dq.freshness.freshness_days: Input should be a valid integer"),
+    ("dq.unique", {"colour": "red"}, "rules.dq.unique.colour: unknown key"),
+    ("dq.range", {"future_allowed": ["tickets.kind"]}, "rules.dq.range.future_allowed: 'tickets.kind' is not"),
+])
+def test_a_bad_rules_file_names_the_file_and_key(tmp_path: Path, rule_id: str, change: dict[str, Any],
+                                                 message: str) -> None:
+    path = tmp_path / "data_quality.yaml"
+    path.write_text(yaml.safe_dump(rules_data(rule_id, **change), allow_unicode=True), encoding="utf-8")
+
+    with pytest.raises(ConfigError) as error:
+        load_rules(path)
+
+    assert str(error.value).startswith(f"{path}: {message}")
+
+
+def rules_data(rule_id: str, **values: Any) -> dict[str, Any]:
+    """The shipped rules file as data, with some keys of one rule changed."""
+    data = yaml.safe_load(RULES_FILE.read_text(encoding="utf-8"))
+    data["rules"][rule_id] |= values
+    return data
+
+
+def test_company_overrides_reach_the_dq_rules():
+    from opsaudit.checks.quality_config import load_rules, with_overrides
+    from opsaudit.config.models import RuleOverride
+    from opsaudit.errors import ConfigError
+
+    rules = with_overrides(load_rules(), {"dq.freshness": RuleOverride(params={"freshness_days": 5}),
+                                          "dq.unique": RuleOverride(enabled=False)})
+    assert rules.rules.freshness.freshness_days == 5 and not rules.rules.unique.enabled
+    with pytest.raises(ConfigError, match=r"^config/thresholds.yaml: rules.dq.freshness.params.days: unknown"):
+        with_overrides(load_rules(), {"dq.freshness": RuleOverride(params={"days": 5})})
+    with pytest.raises(ConfigError, match=r"^config/thresholds.yaml: rules.dq.speling: unknown rule"):
+        with_overrides(load_rules(), {"dq.speling": RuleOverride(enabled=False)})
+
+
+def test_a_quiet_period_of_an_occasional_table_is_not_a_finding(engine) -> None:
+    T["plan_adjustments"].create(engine)
+    with engine.begin() as conn:  # an adjustment, but not in January
+        conn.execute(T["plan_adjustments"].insert(), [{
+            "adjustment_id": "A1", "plan_id": "P1", "requested_by": "S1", "requested_at": datetime(2026, 3, 1),
+            "reason": "market", "approved_by": "S2", "approved_at": datetime(2026, 3, 2),
+            "effective_at": datetime(2026, 3, 3)}])
+    assert run_data_quality(Source(engine), ["plan_adjustments"], JANUARY, now=NOW) == []
+    with engine.begin() as conn:
+        conn.execute(T["plan_adjustments"].delete())
+    (empty,) = run_data_quality(Source(engine), ["plan_adjustments"], JANUARY, now=NOW)
+    assert (empty.entity_id, empty.severity, empty.facts["reason"]) == ("plan_adjustments.*", Severity.MAJOR, "no rows")
