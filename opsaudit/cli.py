@@ -175,8 +175,14 @@ def _run_flow(audit: str, period: str | None, now: datetime | None) -> dict[str,
     return PERIODIC_FLOWS[audit](period=period, now=now)
 
 
-def _print_run_table(rows: list[dict[str, Any]]) -> None:
+def _console():
+    """A console as wide as the terminal, or 160 columns when output goes to a file or pipe."""
     from rich.console import Console
+
+    return Console() if sys.stdout.isatty() else Console(width=160)
+
+
+def _print_run_table(rows: list[dict[str, Any]]) -> None:
     from rich.table import Table
 
     table = Table("audit", "period", "passed", "warnings", "insufficient", "problems (g/i/m)", "findings new/updated")
@@ -186,7 +192,7 @@ def _print_run_table(rows: list[dict[str, Any]]) -> None:
                       str(outcomes.get("insufficient_data", 0)),
                       f"{problems.get('general', 0)}/{problems.get('important', 0)}/{problems.get('major', 0)}",
                       f"{found['raised']}/{found['updated']}")
-    Console().print(table)
+    _console().print(table)
 
 
 @app.command()
@@ -248,7 +254,6 @@ def _store(settings):
 
 
 def _print_findings_table(rows: list[dict[str, Any]]) -> None:
-    from rich.console import Console
     from rich.table import Table
 
     table = Table("id", "severity", "status", "rule", "entity", "period", "owner", "due", "title")
@@ -256,7 +261,7 @@ def _print_findings_table(rows: list[dict[str, Any]]) -> None:
         table.add_row(row["id"][:8], row["severity"] + (" (recurring)" if row["recurring"] else ""), row["status"],
                       row["rule_id"], f"{row['entity_type']} {row['entity_id']}", row["period"],
                       row["owner_id"] or "", (row["due_at"] or "")[:10], row["title"])
-    Console().print(table)
+    _console().print(table)
     typer.echo(f"{len(rows)} findings")
 
 

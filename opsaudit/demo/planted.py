@@ -1,0 +1,100 @@
+"""What the demo plants: one record per problem an audit must find."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from opsaudit.demo.tickets import TicketCast, TicketStats
+from opsaudit.demo.timeline import Timeline
+
+
+@dataclass(frozen=True)
+class PlantedProblem:
+    """A problem planted in the demo data, as the audit of `period` must report it.
+
+    entity_id follows the finding JSON: a plan target is "plan_id/metric", a reported metric
+    "report_id/metric/department_id" ("company" for the whole company), a column "table.column".
+    """
+
+    rule_id: str
+    entity_type: str
+    entity_id: str
+    period: str
+    note: str
+
+
+def percent(numerator: float, denominator: float) -> str:
+    """A share for a note, e.g. '81.3% (412/507)'."""
+    return f"{numerator / denominator:.1%} ({numerator:g}/{denominator:g})" if denominator else "n/a (0/0)"
+
+
+# The default targets and minimum populations of audit-rules.md, to tell whether a planted
+# customer-service problem is strong and large enough to be found.
+MIN_POPULATION = 20
+MIN_REVIEWS = 3
+_DEPARTMENT_RATES = (  # rule, department, numerator, denominator, target
+    ("cs.satisfaction_rate", "CS1", "satisfied", "rated", 0.90),
+    ("cs.complaint_satisfaction_rate", "CS3", "complaint_satisfied", "complaint_rated", 0.95),
+    ("cs.handling_rate", "CS3", "handled", "handling_due", 1.0),
+    ("cs.revisit_rate", "CS1", "revisited", "resolved", 1.0),
+    ("cs.first_response_rate", "CS2", "frr_ok", "opened", 0.95),
+)
+
+
+def customer_service(timeline: Timeline, cast: TicketCast, stats: TicketStats) -> list[PlantedProblem]:
+    """The planted customer-service problems that the generated tickets really show, by the
+    rules' formulas: department rates in the last complete week and month, agent rates and QA
+    in the month. A department rate is listed for each period where it misses its target."""
+    out = []
+    for which, period in (("week", timeline.week), ("month", timeline.month)):
+        for rule, dept, num, den, target in _DEPARTMENT_RATES:
+            counts = stats.window(which, dept)
+            if counts[den] >= MIN_POPULATION and counts[num] < target * counts[den]:
+                out.append(PlantedProblem(rule, "department", dept, period.label,
+                                          f"{percent(counts[num], counts[den])}, target {target:.0%}"))
+    month = timeline.month.label
+    for agents, num, den, rule in ((cast.low_satisfaction, "satisfied", "rated", "cs.satisfaction_rate"),
+                                   (cast.slow_response, "frr_ok", "opened", "cs.first_response_rate")):
+        for agent in agents:
+            counts = stats.agent(agent)
+            target = 0.90 if rule == "cs.satisfaction_rate" else 0.95
+            if counts[den] >= MIN_POPULATION and counts[num] < target * counts[den]:
+                out.append(PlantedProblem(rule, "agent", agent, month,
+                                          f"{percent(counts[num], counts[den])}, target {target:.0%}"))
+    out.extend(_qa(timeline, cast, stats))
+    return out
+
+
+def _qa(timeline: Timeline, cast: TicketCast, stats: TicketStats) -> list[PlantedProblem]:
+    """QA problems in the month, counting a review in it by either its ticket's opening or its
+    own date, since both readings of "reviews in P" must find them."""
+    m = timeline.month
+    reviews = list(zip(stats.qa_rows, stats.qa_tickets, strict=True))
+    readings = ([(row, facts) for row, facts in reviews if m.contains(facts[2])],
+                [(row, facts) for row, facts in reviews if m.contains(row["reviewed_at"])])
+    out = []
+    scores = [[row["attitude_score"] for row, (agent, _, _) in reading if agent == cast.poor_attitude]
+              for reading in readings]
+    if all(len(s) >= MIN_REVIEWS and sum(s) / len(s) < 80 for s in scores):
+        means = " / ".join(f"{sum(s) / len(s):.1f} over {len(s)}" for s in scores)
+        out.append(PlantedProblem("cs.qa_attitude", "agent", cast.poor_attitude, m.label,
+                                  f"mean QA attitude {means} reviews (by ticket / by review date), target 80"))
+    if stats.low_review_ticket is not None:
+        out.append(PlantedProblem("cs.qa_attitude", "ticket", stats.low_review_ticket, m.label,
+                                  "QA attitude score 48, below 60"))
+    shares = [[row["compliant"] for row, (_, dept, _) in reading if dept == "CS2"] for reading in readings]
+    if all(len(s) >= MIN_POPULATION and sum(s) < 0.95 * len(s) for s in shares):
+        out.append(PlantedProblem("cs.qa_compliance", "department", "CS2", m.label,
+                                  f"compliant reviews {percent(sum(shares[0]), len(shares[0]))} by ticket, "
+                                  f"{percent(sum(shares[1]), len(shares[1]))} by review date, target 95%"))
+    return out
+
+
+def ticket_defects(timeline: Timeline, stats: TicketStats) -> list[PlantedProblem]:
+    """The planted data-quality defects in tickets, judged by the quarter's data audit."""
+    rules = {"tickets.satisfaction": ("dq.range", "satisfaction 7, outside 1..5"),
+             "tickets.channel": ("dq.in_set", "channel 'fax', not a contract channel"),
+             "tickets.closed_at": ("dq.time_order", "closed two hours before it was opened")}
+    return [PlantedProblem(rule, "table_column", column, timeline.quarter.label,
+                           f"{note}: {', '.join(stats.defects[column])}")
+            for column, (rule, note) in rules.items() if stats.defects.get(column)]
