@@ -249,19 +249,32 @@ def _judge_records(m: Measurement, directory: Directory) -> CheckResult:
 
 
 def collect_samples(source: Source, computation: Computation, results: Sequence[CheckResult]) -> list[CheckResult]:
-    """Up to 20 offending record ids for each failed aggregate result (one small query each)."""
-    by_rule = {(rule.rule_id, rule.entity_type): (rule, agg) for rule, agg in computation.aggregates.items()}
-    completed: list[CheckResult] = []
+    """Up to 20 offending record ids for each failed aggregate result: one windowed query per rule."""
+    failed: dict[tuple[str, str], list[str]] = defaultdict(list)
+    for result in results:
+        if result.outcome is Outcome.FAILED and not result.facts.get("rollup"):
+            failed[(result.rule_id, result.entity_type)].append(result.entity_id)
+    samples: dict[tuple[str, str, str], list[str]] = {}
     with source.engine.connect() as conn:
-        for result in results:
-            found = by_rule.get((result.rule_id, result.entity_type))
-            if result.outcome is not Outcome.FAILED or found is None or result.facts.get("rollup"):
-                completed.append(result)
+        for rule, agg in computation.aggregates.items():
+            entity_ids = failed.get((rule.rule_id, rule.entity_type))
+            if not entity_ids:
                 continue
-            rule, agg = found
-            samples = (sa.select(agg.record_id).select_from(agg.from_)
-                       .where(agg.window, agg.entities[rule.entity_type] == result.entity_id, agg.offending)
-                       .order_by(agg.record_id).limit(SAMPLE_LIMIT))
-            ids = [str(value) for value in _execute(conn, samples, agg.tables).scalars()]
-            completed.append(replace(result, evidence={**result.evidence, "sample_ids": ids}))
-    return completed
+            for entity_id, ids in _sample_ids(conn, rule, agg, entity_ids).items():
+                samples[(rule.rule_id, rule.entity_type, entity_id)] = ids
+    return [replace(r, evidence={**r.evidence, "sample_ids": samples[key]})
+            if (key := (r.rule_id, r.entity_type, r.entity_id)) in samples else r for r in results]
+
+
+def _sample_ids(conn: Connection, rule: Rule, agg: Aggregate, entity_ids: list[str]) -> dict[str, list[str]]:
+    """The first SAMPLE_LIMIT offending record ids of each entity, numbered per entity in SQL."""
+    entity_col = agg.entities[rule.entity_type]
+    ranked = (sa.select(entity_col.label("entity_id"), agg.record_id.label("record_id"),
+                        sa.func.row_number().over(partition_by=entity_col, order_by=agg.record_id).label("n"))
+              .select_from(agg.from_).where(agg.window, entity_col.in_(entity_ids), agg.offending).subquery())
+    query = (sa.select(ranked.c.entity_id, ranked.c.record_id).where(ranked.c.n <= SAMPLE_LIMIT)
+             .order_by(ranked.c.entity_id, ranked.c.n))
+    found: dict[str, list[str]] = {entity_id: [] for entity_id in entity_ids}
+    for row in _execute(conn, query, agg.tables):
+        found[str(row.entity_id)].append(str(row.record_id))
+    return found

@@ -17,7 +17,8 @@ database, one graded result per expectation.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+import hashlib
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from functools import cache
@@ -110,10 +111,32 @@ def _prepare(source: Source, name: str, period: Period, now: datetime, rules: Da
     references, unresolvable = _referenced_tables(source, name, columns, columns_of)
     if rules.rules.enabled("dq.reference"):
         findings += unresolvable
+    enforced = rules.rules.enabled("dq.unique") and key_enforced(source, name)
+    if enforced:
+        # The database refuses duplicate keys; say so instead of scanning for them.
+        findings.append(CheckResult("dq.unique", AREA, "table_column", f"{name}.{'+'.join(PRIMARY_KEYS[name])}",
+                                    Outcome.PASSED, observed=0.0, target=0.0, population=rows,
+                                    facts={"table": name, "enforced_by": "database key constraint"}))
     checks = build_checks(name, columns, rules=rules, period=period, now=now, batch=statement,
-                          references=references)
+                          references=references, key_enforced=enforced,
+                          unique_targets=frozenset(t for t in references if key_enforced(source, t)))
     keys = tuple(key for key in PRIMARY_KEYS[name] if key in columns)
     return findings, _TablePlan(name, sql, rows, keys, checks)
+
+
+def key_enforced(source: Source, name: str) -> bool:
+    """Whether the source table's primary key or a unique constraint is exactly the contract key."""
+    spec = source.spec(name)
+    if spec.select is not None:
+        return False
+    table, key = spec.table or name, {spec.columns.get(k, k) for k in PRIMARY_KEYS[name]}
+    inspector = sa.inspect(source.engine)
+    try:
+        primary = inspector.get_pk_constraint(table, schema=spec.schema_).get("constrained_columns") or []
+        uniques = [u["column_names"] for u in inspector.get_unique_constraints(table, schema=spec.schema_)]
+    except (sa.exc.SQLAlchemyError, NotImplementedError):
+        return False
+    return any(set(columns) == key for columns in [primary, *uniques])
 
 
 def _referenced_tables(source: Source, name: str, columns: tuple[str, ...],
@@ -139,27 +162,44 @@ def _count(engine: Engine, statement: sa.Select) -> int:
 
 def _validate(batches: Batches, plan: _TablePlan, engine: Engine, bands: tuple[float, float],
               sample_limit: int) -> list[CheckResult]:
-    """Run the table's checks, on its batch or on their own query asset, and grade each result."""
+    """Run the table's checks, on its batch or on their own query asset, and grade each result.
+
+    Two passes: BOOLEAN_ONLY first, which GX answers with one aggregate query per batch; then
+    SUMMARY (counts and up to `sample_limit` sample ids) only for what failed, since fetching
+    samples costs a scan per expectation even when nothing is wrong.
+    """
+    summary = {"result_format": "SUMMARY", "partial_unexpected_count": sample_limit,
+               "unexpected_index_column_names": list(plan.keys)}
+    passed = _run_suites(batches, plan, engine, range(len(plan.checks)), {"result_format": "BOOLEAN_ONLY"})
+    again = [i for i, (outcome, _) in passed.items()
+             if not outcome.success or _error_message(outcome) or plan.checks[i].sample == "none"]
+    outcomes = passed | _run_suites(batches, plan, engine, again, summary)
+    return [_grade(plan.checks[i], outcome, plan, sql, bands, sample_limit)
+            for i, (outcome, sql) in sorted(outcomes.items())]
+
+
+def _run_suites(batches: Batches, plan: _TablePlan, engine: Engine, indexes: Iterable[int],
+                result_format: dict[str, Any]) -> dict[int, tuple[ExpectationValidationResult, str]]:
+    """Validate the checks at `indexes`, one suite per query asset; outcome and batch SQL per check."""
     import great_expectations as gx
 
-    result_format = {"result_format": "SUMMARY", "partial_unexpected_count": sample_limit,
-                     "unexpected_index_column_names": list(plan.keys)}
-    graded: dict[int, CheckResult] = {}
+    found: dict[int, tuple[ExpectationValidationResult, str]] = {}
     assets: dict[str, list[int]] = {plan.sql: []}
-    for index, check in enumerate(plan.checks):
+    for index in indexes:
+        check = plan.checks[index]
         assets.setdefault(plan.sql if check.asset is None else to_sql(check.asset, engine), []).append(index)
-    for number, (sql, indexes) in enumerate(assets.items()):
-        if not indexes:
+    for sql, members in assets.items():
+        if not members:
             continue
-        name = f"{plan.table}_{number}"
+        # Named by its SQL: the second pass must find the first pass's asset, never clash with it.
+        name = f"{plan.table}_{hashlib.sha1(sql.encode()).hexdigest()[:12]}"
         batch = batches.get(name, sql)
-        for index in indexes:
+        for index in members:
             plan.checks[index].expectation.meta = {"dq_check": index}
-        suite = gx.ExpectationSuite(name=name, expectations=[plan.checks[i].expectation for i in indexes])
+        suite = gx.ExpectationSuite(name=name, expectations=[plan.checks[i].expectation for i in members])
         for outcome in batch.validate(suite, result_format=result_format).results:
-            index = outcome.expectation_config.meta["dq_check"]
-            graded[index] = _grade(plan.checks[index], outcome, plan, sql, bands, sample_limit)
-    return [graded[index] for index in range(len(plan.checks))]
+            found[outcome.expectation_config.meta["dq_check"]] = (outcome, sql)
+    return found
 
 
 def _grade(check: Check, outcome: ExpectationValidationResult, plan: _TablePlan, sql: str,

@@ -32,11 +32,16 @@ class Batches:
     # The asset queries as GX sends them, so that its bare "what columns?" run can be narrowed.
     bare_queries: set[str] = field(default_factory=set)
 
+    # One batch per SQL string, reused when a second pass validates the same asset again.
+    _batches: dict[str, Batch] = field(default_factory=dict)
+
     def get(self, name: str, sql: str) -> Batch:
-        engine = self.datasource.get_execution_engine().engine
-        self.bare_queries.add(str(sa.text(sql).compile(dialect=engine.dialect)))
-        asset = self.datasource.add_query_asset(name=name, query=sql)
-        return asset.add_batch_definition_whole_table(name).get_batch()
+        if sql not in self._batches:
+            engine = self.datasource.get_execution_engine().engine
+            self.bare_queries.add(str(sa.text(sql).compile(dialect=engine.dialect)))
+            asset = self.datasource.add_query_asset(name=name, query=sql)
+            self._batches[sql] = asset.add_batch_definition_whole_table(name).get_batch()
+        return self._batches[sql]
 
 
 @contextmanager

@@ -126,11 +126,14 @@ def to_sql(statement: sa.ClauseElement, engine: Engine) -> str:
 
 
 def build_checks(table: str, columns: tuple[str, ...], *, rules: DataQualityRules, period: Period,
-                 now: datetime, batch: Select, references: Mapping[str, FromClause]) -> list[Check]:
+                 now: datetime, batch: Select, references: Mapping[str, FromClause],
+                 key_enforced: bool = False, unique_targets: frozenset[str] = frozenset()) -> list[Check]:
     """Every enabled dq expectation on `table` whose columns the source has.
 
     `batch` is the table's rows in scope; `references` maps each referenced table that exists
     with its key column to its whole contents (a reference may point outside the period).
+    `key_enforced`: the database itself keeps the contract key unique, so dq.unique is not run;
+    `unique_targets`: referenced tables whose key the database keeps unique.
     """
     have = set(columns)
     enabled = rules.rules.enabled
@@ -141,10 +144,10 @@ def build_checks(table: str, columns: tuple[str, ...], *, rules: DataQualityRule
         checks += _in_set(table, have)
     if enabled("dq.range"):
         checks += _ranges(table, have, now, rules.rules.range.future_allowed)
-    if enabled("dq.unique"):
+    if enabled("dq.unique") and not key_enforced:
         checks += _unique(table, have, batch)
     if enabled("dq.reference"):
-        checks += _references(table, have, batch, references)
+        checks += _references(table, have, batch, references, unique_targets)
     if enabled("dq.time_order"):
         checks += _time_order(table, have)
     if enabled("dq.freshness"):
@@ -203,7 +206,8 @@ def _unique(table: str, have: set[str], batch: Select) -> list[Check]:
     return [Check("dq.unique", table, key, expectation, "values", asset=asset)]
 
 
-def _references(table: str, have: set[str], batch: Select, references: Mapping[str, FromClause]) -> list[Check]:
+def _references(table: str, have: set[str], batch: Select, references: Mapping[str, FromClause],
+                unique_targets: frozenset[str]) -> list[Check]:
     """dq.reference as a null check on an anti-join, so GX counts and samples it with LIMITs.
 
     Each reference gets its own query: the batch's keys and an `unresolved` column holding the
@@ -219,8 +223,10 @@ def _references(table: str, have: set[str], batch: Select, references: Mapping[s
     for (name, column), (target, target_column) in REFERENCES.items():
         if name != table or column not in have or target not in references:
             continue
-        # DISTINCT: duplicate keys in the referenced table must not multiply the rows.
-        known = sa.select(references[target].c[target_column]).distinct().subquery("r")
+        # A key the database keeps unique is joined as it is (an index or hash join); otherwise
+        # DISTINCT, so that duplicate keys in the referenced table cannot multiply the rows.
+        known = references[target] if target in unique_targets else \
+            sa.select(references[target].c[target_column]).distinct().subquery("r")
         unresolved = sa.case((known.c[target_column].is_(None), rows.c[column])).label("unresolved")
         asset = sa.select(*keys, unresolved).select_from(
             rows.outerjoin(known, known.c[target_column] == rows.c[column]))
