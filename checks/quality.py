@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import hashlib
 from collections.abc import Callable, Iterable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime
 from functools import cache
 from typing import TYPE_CHECKING, Any
@@ -47,6 +47,7 @@ if TYPE_CHECKING:
     from great_expectations.core import ExpectationValidationResult
 
 AREA = "data_quality"
+RULE_VERSION = 1
 ColumnsOf = Callable[[str], tuple[str, ...] | None]
 ENTITY_TYPE = "table_column"
 
@@ -85,7 +86,40 @@ def run_data_quality(source: Source, tables: Sequence[str], period: Period, *, n
         with gx_batches(source.engine) as batches:
             for plan in plans:
                 per_table[plan.table] += _validate(batches, plan, source.engine, dq_bands, sample_limit)
-    return [result for results in per_table.values() for result in results]
+    return [_with_text(result, rules) for results in per_table.values() for result in results]
+
+
+# What a person reads about a dq problem; the reason, when there is one, says more than the share.
+_REASONS = {
+    "missing table": ("the table is missing from the source", "数据源中缺少该表"),
+    "no rows": ("the table has no rows for the period", "该表在本期没有数据"),
+    "unreadable": ("the table cannot be read", "该表无法读取"),
+    "missing column": ("the column is missing from the source", "数据源中缺少该字段"),
+    "missing referenced table": ("the table it references is missing", "所引用的表缺失"),
+    "check error": ("the check could not be computed", "检查无法执行"),
+}
+
+
+def _with_text(result: CheckResult, rules: DataQualityRules) -> CheckResult:
+    """The result with its title and description in both report languages, and the rule version."""
+    title = rules.rules.rule(result.rule_id).title
+    reason = _REASONS.get(result.facts.get("reason", ""))
+    count = result.evidence.get("unexpected_count")
+    if reason is not None:
+        english, chinese = f"{result.entity_id}: {reason[0]}.", f"{result.entity_id}：{reason[1]}。"
+    elif count is not None and result.population:
+        share = count / result.population
+        english = f"{result.entity_id}: {count:,} of {result.population:,} rows ({share:.2%}) fail the check."
+        chinese = f"{result.entity_id}：{result.population:,} 行中有 {count:,} 行（{share:.2%}）未通过检查。"
+    elif result.outcome is Outcome.FAILED:
+        newest = result.facts.get("newest") or "—"
+        english = f"{result.entity_id}: the newest row is from {newest}, too long before the period ended."
+        chinese = f"{result.entity_id}：最新数据时间为 {newest}，距期末过久。"
+    else:
+        english, chinese = f"{result.entity_id}: passed.", f"{result.entity_id}：通过。"
+    text = {"en": {"title": title.en, "description": english},
+            "zh-CN": {"title": title.zh_cn, "description": chinese}}
+    return replace(result, evidence={**result.evidence, "text": text, "rule_version": RULE_VERSION})
 
 
 def _prepare(source: Source, name: str, period: Period, now: datetime, rules: DataQualityRules,

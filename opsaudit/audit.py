@@ -9,6 +9,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from functools import cached_property
 
+import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
 from opsaudit import periods
@@ -58,6 +59,17 @@ def resolve_period(settings: Settings, config: Config, audit: str, period: str |
         except ValueError as exc:
             raise ConfigError(f"--period: {exc}") from None
     return periods.previous(plan.period, local_now(settings, now))
+
+
+def operations_manager(source: Source, department: str, available: set[str]) -> str | None:
+    """The operations manager: the first active `manager` of the operations department by staff_id."""
+    if "staff" not in available:
+        return None
+    s = source.table("staff")
+    query = (sa.select(s.c.staff_id).where(s.c.department_id == department, s.c.role == "manager",
+                                           s.c.active.is_(True)).order_by(s.c.staff_id).limit(1))
+    with source.engine.connect() as conn:
+        return conn.execute(query).scalar()
 
 
 @dataclass(frozen=True)

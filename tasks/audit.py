@@ -7,7 +7,7 @@ because a failing query is a real problem with the source.
 from __future__ import annotations
 
 import json
-from dataclasses import asdict
+from dataclasses import asdict, replace
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -16,7 +16,7 @@ from prefect import get_run_logger, task
 from prefect.cache_policies import NO_CACHE
 from prefect.runtime import flow_run
 
-from opsaudit.audit import AuditContext, build_context
+from opsaudit.audit import AuditContext, build_context, operations_manager
 from opsaudit.checks import engine
 from opsaudit.checks.results import CheckResult, Outcome
 from opsaudit.config.loader import display_path
@@ -31,8 +31,13 @@ from opsaudit.store.times import utcnow
 
 @task(cache_policy=NO_CACHE)
 def resolve_period(audit: str, period: str | None, now: datetime | None) -> AuditContext:
-    """Load settings, config and rules, and fix the period the audit covers."""
-    context = build_context(load_settings(), audit, period=period, now=now)
+    """Load settings, config and rules, and fix the period the audit covers.
+
+    Without --now, a scheduled run audits the period before its scheduled time, so a run that
+    starts late (a worker was down) still audits the right period.
+    """
+    scheduled = flow_run.get_scheduled_start_time() if now is None and flow_run.get_id() else None
+    context = build_context(load_settings(), audit, period=period, now=now or scheduled)
     get_run_logger().info("%s audits period %s", audit, context.period.label)
     return context
 
@@ -69,6 +74,9 @@ def validate_data(context: AuditContext) -> tuple[list[CheckResult], set[str]]:
     results = run_data_quality(context.source, tables, context.period, now=context.now,
                                dq_bands=thresholds.dq_bands, rules=rules)
     available = set(tables) - missing_tables(context.source, tuple(tables))
+    # Data quality has no department of its own: the operations manager answers for it.
+    manager = operations_manager(context.source, context.settings.operations_department, available)
+    results = [replace(r, owner_id=r.owner_id or manager) if r.is_problem else r for r in results]
     failed = sum(r.outcome is Outcome.FAILED for r in results)
     get_run_logger().info("data quality: %d expectations, %d failed", len(results), failed)
     return results, available

@@ -13,6 +13,7 @@ from zoneinfo import ZoneInfo
 import pytest
 import sqlalchemy as sa
 
+from opsaudit.contract import staff
 from opsaudit.demo import build_demo
 from opsaudit.store.migrate import upgrade
 from opsaudit.store.schema import findings
@@ -33,6 +34,11 @@ def test_the_audits_find_every_planted_problem(db_url, engine, monkeypatch):
     with engine.connect() as conn:
         found = {tuple(row) for row in conn.execute(
             sa.select(findings.c.rule_id, findings.c.entity_type, findings.c.entity_id, findings.c.period))}
+        owners = conn.execute(sa.select(findings.c.area, findings.c.owner_id)).all()
+        manager = conn.execute(sa.select(staff.c.staff_id).where(staff.c.department_id == "OPS",
+                                                                 staff.c.role == "manager")).scalar_one()
+    assert all(owner for _, owner in owners), "every finding has an owner"
+    assert {owner for area, owner in owners if area == "data_quality"} == {manager}
     planted = {(p.rule_id, p.entity_type, p.entity_id, p.period) for p in summary.planted}
     missed, unplanted = defaultdict(list), defaultdict(list)
     for key in planted - found:

@@ -300,3 +300,13 @@ def test_a_quiet_period_of_an_occasional_table_is_not_a_finding(engine) -> None:
         conn.execute(T["plan_adjustments"].delete())
     (empty,) = run_data_quality(Source(engine), ["plan_adjustments"], JANUARY, now=NOW)
     assert (empty.entity_id, empty.severity, empty.facts["reason"]) == ("plan_adjustments.*", Severity.MAJOR, "no rows")
+
+
+def test_results_read_well_in_both_languages(engine) -> None:
+    rows = [ticket(n) for n in range(1, 30)] + [ticket(30, satisfaction=7)]
+    results = run_data_quality(load(engine, rows), ["tickets"], JANUARY, now=NOW)
+    bad = failed(results)[("dq.range", "tickets.satisfaction")]
+    assert bad.evidence["rule_version"] == 1
+    assert bad.evidence["text"]["en"] == {"title": "Value out of range or in the future",
+                                          "description": "tickets.satisfaction: 1 of 30 rows (3.33%) fail the check."}
+    assert bad.evidence["text"]["zh-CN"]["description"].startswith("tickets.satisfaction：30 行中有 1 行")
