@@ -35,8 +35,8 @@ def grade(rule: Rule, observed: float | None, population: int) -> tuple[Outcome,
 
 
 def _in_warning_band(rule: Rule, margin: float) -> bool:
-    """Within the band on the right side of the target; a 100% target leaves no room for one."""
+    """Within the band (edge included) on the right side of the target; a 100% target has none."""
     assert rule.target is not None
     if rule.unit == "rate" and rule.op == "at_least" and rule.target >= 1:
         return False
-    return margin < round(rule.warning_band, PRECISION)
+    return margin <= round(rule.warning_band, PRECISION)

@@ -221,14 +221,19 @@ def _check_target(unit: Unit, target: float | None, kind: Kind, where: str) -> N
 
 def _merge_params(layers: list[BaseModel], where: str) -> dict[str, ParamValue]:
     params: dict[str, ParamValue] = {}
+    numbers = (int, float)
     for index, layer in enumerate(layers):
         for key, value in layer.params.items():  # type: ignore[attr-defined]
-            if index >= 2 and key not in params:
+            if index < 2:  # the shipped spec declares the parameters
+                params[key] = value
+                continue
+            if key not in params:
                 raise ConfigError(f"{where}.params.{key}: unknown parameter "
                                   f"(known: {', '.join(sorted(params)) or 'none'})")
-            if index >= 2 and type(params[key]) is not type(value) and not (
-                    isinstance(params[key], float) and isinstance(value, int)):
-                raise ConfigError(f"{where}.params.{key}: must be a {type(params[key]).__name__}")
+            declared = type(params[key])
+            if not (declared is type(value) or (declared in numbers and type(value) in numbers)):
+                kind = "number" if declared in numbers else declared.__name__
+                raise ConfigError(f"{where}.params.{key}: must be a {kind}")
             params[key] = value
     return params
 

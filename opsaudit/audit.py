@@ -87,7 +87,8 @@ class AuditContext:
 
     @cached_property
     def source(self) -> Source:
-        return Source(create_engine(self.settings.database, purpose="database"), self.config.source)
+        return Source(create_engine(self.settings.database, purpose="database", timezone=self.settings.timezone),
+                      self.config.source)
 
     @cached_property
     def store(self) -> Engine:

@@ -15,7 +15,7 @@ from typing import Annotated, Any
 
 import typer
 
-from opsaudit.errors import ConfigError, OpsauditError
+from opsaudit.errors import OpsauditError
 
 app = typer.Typer(no_args_is_help=True, add_completion=False, pretty_exceptions_enable=False,
                   help="Automated operations audits: the audit regulation enforced on every record.")
@@ -66,8 +66,27 @@ def _parse_now(now: str | None, tz) -> datetime | None:
     try:
         moment = datetime.fromisoformat(now)
     except ValueError:
-        raise ConfigError(f"--now: {now!r} is not an ISO timestamp (e.g. 2026-11-02T09:00)") from None
+        raise typer.BadParameter(f"{now!r} is not an ISO timestamp (e.g. 2026-11-02T09:00)",
+                                 param_hint="--now") from None
     return moment if moment.tzinfo else moment.replace(tzinfo=tz)
+
+
+def _check_period(audit: str, period: str | None, settings) -> None:
+    """A --period of the audit's own kind (a week for cs-weekly, a quarter for the quarterly audits)."""
+    from opsaudit.audit import audit_plan
+    from opsaudit.config.loader import load_config
+    from opsaudit.periods import parse_period
+
+    if period is None:
+        return
+    try:
+        parsed = parse_period(period)
+    except ValueError as exc:
+        raise typer.BadParameter(str(exc), param_hint="--period") from None
+    expected = audit_plan(load_config(settings.config_dir), audit).period
+    if parsed.kind != expected:
+        raise typer.BadParameter(f"{audit} audits a {expected}, and {period!r} is a {parsed.kind}",
+                                 param_hint="--period")
 
 
 def _quiet_prefect() -> None:
@@ -95,6 +114,8 @@ def init(
     seed: Annotated[int, typer.Option("--seed", help="Seed of the demo data.")] = 20261101,
     check_source: Annotated[bool, typer.Option("--check-source",
                                                help="Check the operational database against the contract.")] = False,
+    replace: Annotated[bool, typer.Option("--replace",
+                                          help="With --demo: drop contract tables that already hold data.")] = False,
     db: DbOption = None,
     store: StoreOption = None,
 ) -> None:
@@ -107,6 +128,7 @@ def init(
         _check_source(settings)
         return
     if demo:
+        _refuse_to_replace_data(settings.database, replace)
         _build_demo(settings, seed=seed, scale=scale, as_of=None)
     elif scale is not None:
         raise typer.BadParameter("--scale goes with --demo", param_hint="--scale")
@@ -129,6 +151,28 @@ def _check_source(settings) -> None:
     if problems:
         raise typer.Exit(1)
     typer.echo("the source has every contract table and column")
+
+
+def _refuse_to_replace_data(url: str, replace: bool) -> None:
+    """The demo drops and recreates the contract tables: never over real data by accident."""
+    import sqlalchemy as sa
+
+    from opsaudit.contract import metadata
+    from opsaudit.db import check_reachable, create_engine
+    from opsaudit.settings import mask_url
+
+    if replace:
+        return
+    engine = create_engine(url)
+    check_reachable(engine, purpose="database")
+    inspector = sa.inspect(engine)
+    with engine.connect() as conn:
+        filled = [name for name, table in metadata.tables.items()
+                  if inspector.has_table(name) and conn.execute(sa.select(sa.literal(1)).select_from(table).limit(1))
+                  .first() is not None]
+    if filled:
+        raise OpsauditError(f"database {mask_url(url)}: contract tables already hold data ({', '.join(filled)}); "
+                            "add --replace to drop them and build the demo there")
 
 
 def _build_demo(settings, *, seed: int, scale: int | None, as_of: datetime | None):
@@ -159,6 +203,8 @@ def demo(
 
     _quiet_prefect()
     settings = _settings()
+    # The demo is for the embedded database only, whatever OPSAUDIT_DATABASE_URL points at.
+    settings = _settings(settings.embedded_database, settings.embedded_database)
     clock = _parse_now(now, settings.tz) or datetime.now(settings.tz)
     summary = _build_demo(settings, seed=seed, scale=None, as_of=clock.replace(tzinfo=None))
     upgrade(create_engine(settings.store, purpose="store"))
@@ -209,6 +255,7 @@ def run(
     _quiet_prefect()
     settings = _settings(db, store)
     clock = _parse_now(now, settings.tz)
+    _check_period(audit.value, period, settings)
     _preflight(settings, audit.value, period, clock)
     result = _run_flow(audit.value, period, clock)
     _print_run_table([result])
@@ -297,13 +344,15 @@ def qa_import(
     db: DbOption = None,
 ) -> None:
     """Import a filled QA review sheet into qa_reviews (all rows or none)."""
+    from opsaudit.config.loader import load_config
     from opsaudit.db import check_reachable, create_engine
     from opsaudit.qa_import import import_review_sheet
+    from opsaudit.source import Source
 
     settings = _settings(db)
     engine = create_engine(settings.database)
     check_reachable(engine, purpose="database")
-    summary = import_review_sheet(engine, file)
+    summary = import_review_sheet(engine, file, source=Source(engine, load_config(settings.config_dir).source))
     typer.echo(f"{file}: {summary}")
 
 
@@ -316,4 +365,11 @@ def main() -> None:
         if debug:
             traceback.print_exc()
         typer.echo(f"opsaudit: error: {exc}", err=True)
+        sys.exit(1)
+    except Exception as exc:  # a defect, not a user's mistake: still one line, the rest with --debug
+        if debug:
+            traceback.print_exc()
+        first = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
+        typer.echo(f"opsaudit: error: unexpected {type(exc).__name__}: {first} (run with --debug for details)",
+                   err=True)
         sys.exit(1)

@@ -11,8 +11,9 @@ from opsaudit.errors import SourceError, StoreError
 from opsaudit.settings import mask_url
 
 
-def create_engine(url: str, *, purpose: str = "database") -> Engine:
-    """An engine for url; SQLite files get their folder created and foreign keys on."""
+def create_engine(url: str, *, purpose: str = "database", timezone: str | None = None) -> Engine:
+    """An engine for url; SQLite files get their folder created. With `timezone`, PostgreSQL
+    sessions use it, so timestamptz columns compare with the naive local period bounds."""
     error = StoreError if purpose == "store" else SourceError
     try:
         parsed = make_url(url)
@@ -25,9 +26,19 @@ def create_engine(url: str, *, purpose: str = "database") -> Engine:
         sa.event.listen(engine, "connect", _sqlite_pragmas)
         return engine
     try:
-        return sa.create_engine(parsed, pool_pre_ping=True)
+        engine = sa.create_engine(parsed, pool_pre_ping=True)
     except Exception as exc:  # missing driver and the like
         raise error(f"{purpose}: {mask_url(url)}: {type(exc).__name__}: {exc}") from None
+    if timezone and engine.dialect.name == "postgresql":
+        sa.event.listen(engine, "connect", lambda dbapi_connection, _record: _set_timezone(dbapi_connection, timezone))
+    return engine
+
+
+def _set_timezone(dbapi_connection, timezone: str) -> None:
+    cursor = dbapi_connection.cursor()
+    cursor.execute("SELECT set_config('TimeZone', %s, false)", (timezone,))
+    cursor.close()
+    dbapi_connection.commit()
 
 
 def _sqlite_pragmas(dbapi_connection, _record) -> None:

@@ -24,9 +24,12 @@ def default_data_dir() -> Path:
 def mask_url(url: str) -> str:
     """The URL with any password replaced by ***, safe for logs and error messages."""
     try:
-        return make_url(url).render_as_string(hide_password=True)
+        parsed = make_url(url)
     except Exception:  # not a URL at all: show nothing of it rather than a secret
         return "<unparseable database URL>"
+    secret_keys = [key for key in parsed.query if "pass" in key.lower() or "secret" in key.lower()]
+    parsed = parsed.update_query_dict({key: "***" for key in secret_keys})
+    return parsed.render_as_string(hide_password=True)
 
 
 class Settings(BaseSettings):
@@ -62,11 +65,16 @@ class Settings(BaseSettings):
         return value
 
     @property
+    def embedded_database(self) -> str:
+        """The embedded SQLite database under the data directory."""
+        return f"sqlite:///{self.data_dir.expanduser().resolve() / 'opsaudit.db'}"
+
+    @property
     def database(self) -> str:
-        """The operational database URL, defaulting to SQLite under the data directory."""
+        """The operational database URL, defaulting to the embedded database."""
         if self.database_url is not None:
             return self.database_url.get_secret_value()
-        return f"sqlite:///{self.data_dir.expanduser().resolve() / 'opsaudit.db'}"
+        return self.embedded_database
 
     @property
     def store(self) -> str:

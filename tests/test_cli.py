@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+import re
 import subprocess
 import sys
 
@@ -92,7 +94,33 @@ def test_check_source_reports_a_wrong_type(tmp_path):
                                     "(contract tickets.reopened_count)")
 
 
-@pytest.mark.parametrize("args", [["run", "cs-monthly", "--period", "2026-13"], ["run", "cs-monthly", "--now", "x"]])
-def test_bad_period_or_clock_is_one_line(args, tmp_path):
+@pytest.mark.parametrize(("args", "message"), [
+    (["run", "cs-monthly", "--period", "2026-13"], "is not a period"),
+    (["run", "cs-weekly", "--period", "2026-10"], "cs-weekly audits a week, and '2026-10' is a month"),
+    (["run", "cs-monthly", "--now", "x"], "is not an ISO timestamp"),
+])
+def test_bad_period_or_clock_is_usage(args, message, tmp_path):
     result = opsaudit(*args, "--store", f"sqlite:///{tmp_path / 's.db'}")
-    assert result.returncode == 1 and result.stderr.startswith("opsaudit: error: --")
+    # click's usage error comes in a box that wraps long lines; read it as one line of words
+    words = " ".join(re.sub(r"[│╭╮╰╯─]", " ", result.stderr).split())
+    assert result.returncode == 2 and message in words
+
+
+def test_init_demo_never_replaces_data_without_asking(tmp_path):
+    url = f"sqlite:///{tmp_path / 'ops.db'}"
+    engine = sa.create_engine(url)
+    metadata.create_all(engine)
+    with engine.begin() as conn:
+        conn.execute(sa.text("INSERT INTO departments VALUES ('D1', 'Real department', NULL, NULL)"))
+    result = opsaudit("init", "--demo", "--db", url)
+    assert result.returncode == 1 and "contract tables already hold data (departments)" in result.stderr
+    with engine.connect() as conn:
+        assert conn.execute(sa.text("SELECT name FROM departments")).scalar_one() == "Real department"
+
+
+def test_demo_ignores_a_configured_database(tmp_path):
+    env = {**os.environ, "OPSAUDIT_DATABASE_URL": "postgresql+psycopg://nobody:pw@127.0.0.1:1/production"}
+    result = subprocess.run([sys.executable, "-m", "opsaudit", "demo", "--now", "2026-11-21T10:00"],
+                            capture_output=True, text=True, timeout=600, env=env)
+    assert result.returncode == 0, result.stderr
+    assert (tmp_path / "data" / "opsaudit.db").is_file()

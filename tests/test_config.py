@@ -116,3 +116,11 @@ def test_bad_setting_names_the_variable(monkeypatch):
     monkeypatch.setenv("OPSAUDIT_TIMEZONE", "Mars/Olympus")
     with pytest.raises(ConfigError, match=r"^environment: OPSAUDIT_TIMEZONE: .*unknown time zone"):
         load_settings()
+
+
+def test_a_numeric_parameter_takes_a_fraction(tmp_path):
+    rules = rules_with(tmp_path, "rules:\n  cs.first_response_rate:\n    params: {sla_hours_phone: 0.5}\n")
+    (rule,) = [r for r in rules if r.rule_id == "cs.first_response_rate" and r.entity_type == "department"]
+    assert rule.params["sla_hours_phone"] == 0.5
+    with pytest.raises(ConfigError, match="params.sla_hours_phone: must be a number"):
+        rules_with(tmp_path, "rules:\n  cs.first_response_rate:\n    params: {sla_hours_phone: soon}\n")

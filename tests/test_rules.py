@@ -44,16 +44,18 @@ SEPT_LAST_SECOND = datetime(2026, 9, 30, 23, 59, 59)
 MONTH_END = datetime(2026, 11, 1)  # end of 2026-10 (exclusive)
 QUARTER_END = datetime(2026, 10, 1)  # end of 2026Q3 (exclusive)
 
-# (entity, population, good records, expected) for a rate target of 90%: 2 points above the
-# target passes, less is the warning band; a miss of up to 5 points is general, up to 15
+# (entity, population, good records, expected) for a rate target of 90%: up to 2 points above
+# the target is the warning band, more passes; a miss of up to 5 points is general, up to 15
 # important, beyond major; a population below 20 is insufficient data (even with no good record).
 RATE_90 = (
-    ("e92", 100, 92, PASS), ("e91", 100, 91, WARN), ("e90", 100, 90, WARN), ("e89", 100, 89, GEN),
+    ("e93", 100, 93, PASS), ("e92", 100, 92, WARN),
+    ("e91", 100, 91, WARN), ("e90", 100, 90, WARN), ("e89", 100, 89, GEN),
     ("e85", 100, 85, GEN), ("e84", 100, 84, IMP), ("e75", 100, 75, IMP), ("e74", 100, 74, MAJ),
     ("n19", 19, 0, NODATA), ("n20", 20, 20, PASS),
 )
 RATE_95 = (
-    ("e97", 100, 97, PASS), ("e96", 100, 96, WARN), ("e95", 100, 95, WARN), ("e94", 100, 94, GEN),
+    ("e98", 100, 98, PASS), ("e97", 100, 97, WARN),
+    ("e96", 100, 96, WARN), ("e95", 100, 95, WARN), ("e94", 100, 94, GEN),
     ("e90", 100, 90, GEN), ("e89", 100, 89, IMP), ("e80", 100, 80, IMP), ("e79", 100, 79, MAJ),
     ("n19", 19, 0, NODATA), ("n20", 20, 20, PASS),
 )
@@ -249,7 +251,8 @@ def qa_compliance_noise(data: Dataset, where: Where) -> None:
 def qa_attitude_case() -> AggregateCase:
     """The mean attitude score per agent against 80 (bands 5 and 15 points); 3 reviews needed."""
     scores = {
-        "a82": ([82, 82, 82], PASS), "a81": ([76, 84, 83], WARN), "a80": ([80, 80, 80], WARN),
+        "a83": ([83, 83, 83], PASS), "a82": ([82, 82, 82], WARN),
+        "a81": ([76, 84, 83], WARN), "a80": ([80, 80, 80], WARN),
         "a79": ([70, 90, 77], GEN), "a75": ([75, 75, 75], GEN), "a74": ([74, 74, 74], IMP),
         "a65": ([60, 65, 70], IMP), "a64": ([64, 64, 64], MAJ), "two": ([0, 0], NODATA),
         "three": ([100, 100, 100], PASS),
@@ -348,10 +351,10 @@ def spend_case(rule_id: str, actual: str, budget: str, rows: tuple[tuple[str, in
 
 
 # A limit of 110% of budget: the excess over the limit graded like a shortfall.
-OVERRUN = (("p108", 108, PASS), ("p109", 109, WARN), ("p110", 110, WARN), ("p111", 111, GEN),
+OVERRUN = (("p107", 107, PASS), ("p108", 108, WARN), ("p109", 109, WARN), ("p110", 110, WARN), ("p111", 111, GEN),
            ("p115", 115, GEN), ("p116", 116, IMP), ("p125", 125, IMP), ("p126", 126, MAJ))
 # At least 50% of the budgeted hours used.
-IDLE = (("p52", 52, PASS), ("p51", 51, WARN), ("p50", 50, WARN), ("p49", 49, GEN), ("p45", 45, GEN),
+IDLE = (("p53", 53, PASS), ("p52", 52, WARN), ("p51", 51, WARN), ("p50", 50, WARN), ("p49", 49, GEN), ("p45", 45, GEN),
         ("p44", 44, IMP), ("p35", 35, IMP), ("p34", 34, MAJ))
 
 

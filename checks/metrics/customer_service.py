@@ -70,10 +70,12 @@ def ticket_handling(ctx: MetricContext) -> Aggregate:
 def ticket_revisit(ctx: MetricContext) -> Aggregate:
     t = ctx.source.table("tickets")
     done_at = sa.func.coalesce(t.c.resolved_at, t.c.closed_at)
+    within = float(ctx.param("within_days")) * 86400
     gap = seconds_between(done_at, t.c.revisited_at)
-    revisited = sa.and_(t.c.revisited_at.is_not(None), gap >= 0,
-                        gap <= float(ctx.param("within_days")) * 86400)
-    return _tickets(ctx, t.c.status.in_(HANDLED), revisited)
+    revisited = sa.and_(t.c.revisited_at.is_not(None), gap >= 0, gap <= within)
+    # A ticket resolved days before the audit may still be followed up in time: judge it later.
+    window_closed = seconds_between(done_at, sa.literal(ctx.now, sa.DateTime)) >= within
+    return _tickets(ctx, sa.and_(t.c.status.in_(HANDLED), sa.or_(revisited, window_closed)), revisited)
 
 
 @metric("ticket_first_response")

@@ -51,8 +51,11 @@ def plan_late(ctx: MetricContext) -> Records:
 @metric("plan_unapproved")
 def plan_unapproved(ctx: MetricContext) -> Records:
     p, s = ctx.source.table("plans"), ctx.source.table("staff")
-    cutoff = ctx.period.end - timedelta(days=float(ctx.param("approval_days")))
-    waiting = sa.and_(submitted_in(p, ctx), p.c.submitted_at < cutoff, p.c.status != "rejected",
+    # The plan's approval window (approval_days after submission) ran out in P: each unapproved
+    # plan is judged once, in the period its window closed, not again every period after.
+    window = timedelta(days=float(ctx.param("approval_days")))
+    expired = sa.and_(p.c.submitted_at >= ctx.period.start - window, p.c.submitted_at < ctx.period.end - window)
+    waiting = sa.and_(expired, p.c.status != "rejected",
                       sa.or_(p.c.approved_at.is_(None), p.c.approved_at >= ctx.period.end))
     allowed = sa.or_(*(sa.and_(p.c.level == level, s.c.role.in_(roles)) for level, roles in APPROVERS.items()))
     wrong_role = sa.and_(p.c.approved_by.is_not(None), in_period(p.c.approved_at, ctx.period),
@@ -62,7 +65,7 @@ def plan_unapproved(ctx: MetricContext) -> Records:
     query = (sa.select(*_plan_rows(p), p.c.level, reason.label("reason"), p.c.approved_by,
                        s.c.role.label("approver_role"))
              .select_from(joined).where(sa.or_(waiting, wrong_role)).order_by(p.c.plan_id))
-    examined = sa.or_(submitted_in(p, ctx), in_period(p.c.approved_at, ctx.period))
+    examined = sa.or_(expired, in_period(p.c.approved_at, ctx.period))
     return Records(query=query, population=_count(p, examined), tables=("plans", "staff"))
 
 
@@ -102,6 +105,8 @@ def plan_target_change(ctx: MetricContext) -> Records:
              .where(submitted_in(p, ctx)).order_by(pt.c.plan_id, pt.c.metric))
 
     def keep(row: dict[str, Any]) -> dict[str, Any] | None:
+        if row["target"] is None:
+            return None  # a missing target is dq.not_null's finding, not a target to judge
         if row["baseline"] is None:
             return {**row, "reason": "no baseline", "change": None}
         if row["baseline"] == 0:
