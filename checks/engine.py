@@ -118,10 +118,10 @@ def compute(source: Source, rules: Sequence[Rule], period: Period, *, now: datet
     return Computation(tuple(measurements), directory, aggregates)
 
 
-def _group_aggregates(aggregates: Mapping[Rule, Aggregate]) -> dict[tuple[str, str], list[tuple[Rule, Aggregate]]]:
-    groups: dict[tuple[str, str], list[tuple[Rule, Aggregate]]] = defaultdict(list)
+def _group_aggregates(aggregates: Mapping[Rule, Aggregate]) -> dict[str, list[tuple[Rule, Aggregate]]]:
+    groups: dict[str, list[tuple[Rule, Aggregate]]] = defaultdict(list)
     for rule, aggregate in aggregates.items():
-        groups[(aggregate.relation, rule.entity_type)].append((rule, aggregate))
+        groups[aggregate.relation].append((rule, aggregate))
     return groups
 
 
@@ -135,23 +135,45 @@ def _execute(conn: Connection, statement: sa.Executable, tables: Iterable[str]) 
 
 
 def _measure_aggregates(conn: Connection, group: list[tuple[Rule, Aggregate]]) -> list[Measurement]:
-    """One grouped query for every aggregate of a relation and entity type."""
-    first_rule, first = group[0]
-    entity_col = first.entities[first_rule.entity_type]
-    columns: list[Any] = [entity_col.label("entity_id"), sa.func.max(first.department).label("department_id")]
-    for index, (_, agg) in enumerate(group):
-        columns += [count_if(agg.population).label(f"p{index}"),
-                    sum_if(agg.population, agg.numerator).label(f"n{index}"),
-                    sum_if(agg.population, agg.denominator).label(f"d{index}")]
-    query = (sa.select(*columns).select_from(first.from_).where(first.window, entity_col.is_not(None))
-             .group_by(entity_col).order_by(entity_col))
+    """One grouped query per relation, whatever the entity types: grouped by all of them at once
+    (department x agent is a few hundred groups), then rolled up to each entity type here.
+    Rules that measure the same thing (a metric judged per department and per agent) share columns.
+    """
+    first = group[0][1]
+    entity_types = sorted({rule.entity_type for rule, _ in group})
+    keys = [first.entities[entity_type].label(f"k_{entity_type}") for entity_type in entity_types]
+    measures: dict[tuple[Any, ...], int] = {}
+    columns: list[Any] = [*keys, sa.func.max(first.department).label("department_id")]
+    for rule, agg in group:
+        signature = (rule.metric, tuple(sorted(rule.params.items())))
+        if signature not in measures:
+            index = measures[signature] = len(measures)
+            columns += [count_if(agg.population).label(f"p{index}"),
+                        sum_if(agg.population, agg.numerator).label(f"n{index}"),
+                        sum_if(agg.population, agg.denominator).label(f"d{index}")]
+    query = (sa.select(*columns).select_from(first.from_).where(first.window)
+             .group_by(*(first.entities[entity_type] for entity_type in entity_types)))
     sql = compile_sql(query, conn.dialect)
     rows = _execute(conn, query, [t for _, agg in group for t in agg.tables]).all()
     measurements: list[Measurement] = []
-    for index, (rule, _) in enumerate(group):
-        per_entity = [Measurement(rule, rule.entity_type, str(row.entity_id), row.department_id,
-                                  int(row._mapping[f"p{index}"]), float(row._mapping[f"n{index}"]),
-                                  float(row._mapping[f"d{index}"]), query=sql) for row in rows]
+    for rule, _ in group:
+        index = measures[(rule.metric, tuple(sorted(rule.params.items())))]
+        totals: dict[str, list[Any]] = {}
+        for row in rows:
+            values = row._mapping
+            entity = values[f"k_{rule.entity_type}"]
+            if entity is None:
+                continue
+            total = totals.setdefault(str(entity), [0, 0.0, 0.0, None])
+            total[0] += int(values[f"p{index}"])
+            total[1] += float(values[f"n{index}"])
+            total[2] += float(values[f"d{index}"])
+            total[3] = max(filter(None, (total[3], values["department_id"])), default=None)
+        per_entity = [Measurement(rule, rule.entity_type, entity, department, population, numerator, denominator,
+                                  query=sql)
+                      for entity, (population, numerator, denominator, department) in sorted(totals.items())]
+        if rule.entity_type == "department":
+            per_entity = [replace(m, department_id=m.entity_id) for m in per_entity]
         measurements.extend(per_entity)
         if rule.entity_type == "department":
             measurements.append(Measurement(

@@ -151,11 +151,11 @@ def _prepare(source: Source, name: str, period: Period, now: datetime, rules: Da
         findings.append(CheckResult("dq.unique", AREA, "table_column", f"{name}.{'+'.join(PRIMARY_KEYS[name])}",
                                     Outcome.PASSED, observed=0.0, target=0.0, population=rows,
                                     facts={"table": name, "enforced_by": "database key constraint"}))
-    checks = build_checks(name, columns, rules=rules, period=period, now=now, batch=statement,
-                          references=references, key_enforced=enforced,
-                          unique_targets=frozenset(t for t in references if key_enforced(source, t)))
+    wide, checks = build_checks(name, columns, rules=rules, period=period, now=now, batch=statement,
+                                references=references, key_enforced=enforced,
+                                unique_targets=frozenset(t for t in references if key_enforced(source, t)))
     keys = tuple(key for key in PRIMARY_KEYS[name] if key in columns)
-    return findings, _TablePlan(name, sql, rows, keys, checks)
+    return findings, _TablePlan(name, to_sql(wide, source.engine), rows, keys, checks)
 
 
 def key_enforced(source: Source, name: str) -> bool:

@@ -127,13 +127,15 @@ def to_sql(statement: sa.ClauseElement, engine: Engine) -> str:
 
 def build_checks(table: str, columns: tuple[str, ...], *, rules: DataQualityRules, period: Period,
                  now: datetime, batch: Select, references: Mapping[str, FromClause],
-                 key_enforced: bool = False, unique_targets: frozenset[str] = frozenset()) -> list[Check]:
+                 key_enforced: bool = False,
+                 unique_targets: frozenset[str] = frozenset()) -> tuple[Select, list[Check]]:
     """Every enabled dq expectation on `table` whose columns the source has.
 
     `batch` is the table's rows in scope; `references` maps each referenced table that exists
     with its key column to its whole contents (a reference may point outside the period).
     `key_enforced`: the database itself keeps the contract key unique, so dq.unique is not run;
-    `unique_targets`: referenced tables whose key the database keeps unique.
+    `unique_targets`: referenced tables whose key the database keeps unique. Returns the batch to
+    validate (widened with computed columns) and the checks.
     """
     have = set(columns)
     enabled = rules.rules.enabled
@@ -146,13 +148,12 @@ def build_checks(table: str, columns: tuple[str, ...], *, rules: DataQualityRule
         checks += _ranges(table, have, now, rules.rules.range.future_allowed)
     if enabled("dq.unique") and not key_enforced:
         checks += _unique(table, have, batch)
-    if enabled("dq.reference"):
-        checks += _references(table, have, batch, references, unique_targets)
-    if enabled("dq.time_order"):
-        checks += _time_order(table, have)
+    wide, widened = widen(table, have, batch, references, unique_targets,
+                          time_order=enabled("dq.time_order"), reference=enabled("dq.reference"))
+    checks += widened
     if enabled("dq.freshness"):
         checks += _freshness(table, have, period, now, rules.rules.freshness.freshness_days)
-    return checks
+    return wide, checks
 
 
 def _not_null(table: str, have: set[str]) -> list[Check]:
@@ -206,42 +207,45 @@ def _unique(table: str, have: set[str], batch: Select) -> list[Check]:
     return [Check("dq.unique", table, key, expectation, "values", asset=asset)]
 
 
-def _references(table: str, have: set[str], batch: Select, references: Mapping[str, FromClause],
-                unique_targets: frozenset[str]) -> list[Check]:
-    """dq.reference as a null check on an anti-join, so GX counts and samples it with LIMITs.
+def widen(table: str, have: set[str], batch: Select, references: Mapping[str, FromClause],
+          unique_targets: frozenset[str], *, time_order: bool, reference: bool) -> tuple[Select, list[Check]]:
+    """The batch with one computed column per time-order and reference check, and those checks.
 
-    Each reference gets its own query: the batch's keys and an `unresolved` column holding the
-    value when no referenced row has it. (UnexpectedRowsExpectation would do, but GX reads every
-    unexpected row it finds to keep 200, and psycopg buffers them all: a million broken
-    references cost seconds and hundreds of MB.) Nulls are dq.not_null's business.
+    The columns hold the offending value and are null otherwise, so each check is a null check
+    that GX folds into the one aggregate query it runs on the batch: a single pass over the
+    period's rows instead of one per check. (UnexpectedRowsExpectation would read every
+    unexpected row to keep 200, and psycopg buffers them all.) Nulls in the checked columns are
+    dq.not_null's business, so they never count here.
     """
     gxe = gx_expectations()
-
     rows = batch.subquery("b")
-    keys = [rows.c[k] for k in PRIMARY_KEYS[table] if k in have]
-    checks = []
+    joined: FromClause = rows
+    columns: list[Any] = []
+    checks: list[Check] = []
+    if time_order:
+        for name, later, earlier in TIME_ORDER:
+            if name != table or not {later, earlier} <= have:
+                continue
+            label = f"dq_order_{later}"
+            columns.append(sa.case((rows.c[later] < rows.c[earlier], rows.c[later])).label(label))
+            checks.append(Check("dq.time_order", table, (later,), gxe.ExpectColumnValuesToBeNull(column=label),
+                                "index", {"not_before": f"{table}.{earlier}"}))
     for (name, column), (target, target_column) in REFERENCES.items():
-        if name != table or column not in have or target not in references:
+        if not reference or name != table or column not in have or target not in references:
             continue
         # A key the database keeps unique is joined as it is (an index or hash join); otherwise
         # DISTINCT, so that duplicate keys in the referenced table cannot multiply the rows.
-        known = references[target] if target in unique_targets else \
-            sa.select(references[target].c[target_column]).distinct().subquery("r")
-        unresolved = sa.case((known.c[target_column].is_(None), rows.c[column])).label("unresolved")
-        asset = sa.select(*keys, unresolved).select_from(
-            rows.outerjoin(known, known.c[target_column] == rows.c[column]))
-        checks.append(Check("dq.reference", table, (column,), gxe.ExpectColumnValuesToBeNull(column="unresolved"),
-                            "index", {"references": f"{target}.{target_column}"}, asset))
-    return checks
-
-
-def _time_order(table: str, have: set[str]) -> list[Check]:
-    gxe = gx_expectations()
-
-    return [Check("dq.time_order", table, (later,), gxe.ExpectColumnPairValuesAToBeGreaterThanB(
-                column_A=later, column_B=earlier, or_equal=True, ignore_row_if="either_value_is_missing"),
-                "index", {"not_before": f"{table}.{earlier}"})
-            for name, later, earlier in TIME_ORDER if name == table and {later, earlier} <= have]
+        known = (references[target].alias(f"r_{column}") if target in unique_targets else
+                 sa.select(references[target].c[target_column]).distinct().subquery(f"r_{column}"))
+        joined = joined.outerjoin(known, known.c[target_column] == rows.c[column])
+        label = f"dq_unresolved_{column}"
+        columns.append(sa.case((sa.and_(rows.c[column].is_not(None), known.c[target_column].is_(None)),
+                                rows.c[column])).label(label))
+        checks.append(Check("dq.reference", table, (column,), gxe.ExpectColumnValuesToBeNull(column=label),
+                            "index", {"references": f"{target}.{target_column}"}))
+    if not columns:
+        return batch, []
+    return sa.select(rows, *columns).select_from(joined), checks
 
 
 def _freshness(table: str, have: set[str], period: Period, now: datetime, days: int) -> list[Check]:
