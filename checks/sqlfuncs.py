@@ -32,13 +32,8 @@ def _seconds_between_sqlite(element: seconds_between, compiler: Any, **kw: Any) 
 
 
 def count_if(condition: ColumnElement[bool]) -> ColumnElement[int]:
-    """How many rows satisfy condition (0 when none)."""
-    return sa.func.coalesce(sa.func.sum(sa.case((condition, 1), else_=0)), 0)
-
-
-def sum_if(condition: ColumnElement[bool], value: ColumnElement[Any]) -> ColumnElement[float]:
-    """The sum of value over rows that satisfy condition (0 when none)."""
-    return sa.func.coalesce(sa.func.sum(sa.case((condition, value), else_=0)), 0)
+    """How many rows satisfy condition: COUNT(*) FILTER (WHERE …), on SQLite and PostgreSQL alike."""
+    return sa.func.count().filter(condition)
 
 
 def blank(column: ColumnElement[Any]) -> ColumnElement[bool]:
