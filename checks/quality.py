@@ -34,7 +34,6 @@ from opsaudit.checks.quality_suites import (
     Check,
     batch_select,
     build_checks,
-    contract_select,
     present_columns,
     to_sql,
 )
@@ -183,7 +182,7 @@ def _referenced_tables(source: Source, name: str, columns: tuple[str, ...],
             continue
         target_columns = columns_of(target) or ()
         if target_column in target_columns:
-            references[target] = contract_select(source, target, target_columns)
+            references[target] = source.table(target, target_columns)
         else:
             unresolvable.append(_unresolvable(name, column, f"{target}.{target_column}"))
     return references, unresolvable

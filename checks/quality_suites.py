@@ -19,7 +19,7 @@ from opsaudit.checks.quality_config import DataQualityRules
 from opsaudit.checks.quality_gx import gx_expectations
 from opsaudit.contract import ENUMS, FRESHNESS_COLUMNS, PRIMARY_KEYS, RANGES, REFERENCES, TIME_ORDER, metadata
 from opsaudit.periods import Period
-from opsaudit.source import Source, missing_tables
+from opsaudit.source import Source, missing_tables, select_columns
 
 if TYPE_CHECKING:
     from great_expectations.expectations import Expectation
@@ -64,10 +64,8 @@ def present_columns(source: Source, name: str) -> tuple[str, ...] | None:
     spec = source.spec(name)
     contract = metadata.tables[name].columns
     if spec.select is not None:
-        probe = sa.text(f"SELECT * FROM ({spec.select}) AS probe WHERE 1 = 0")
         try:
-            with source.engine.connect() as conn:
-                found = set(conn.execute(probe).keys())
+            found = select_columns(source, name)
         except sa.exc.SQLAlchemyError:
             return None  # a mapped SELECT that does not run is as good as a missing table
     else:
@@ -78,39 +76,20 @@ def present_columns(source: Source, name: str) -> tuple[str, ...] | None:
     return tuple(c.name for c in contract if source.source_column(name, c.name) in found)
 
 
-def contract_select(source: Source, name: str, columns: tuple[str, ...]) -> FromClause:
-    """`source.table(name)`, narrowed to `columns` when the source lacks some contract columns.
-
-    source.table() names every contract column, so its SQL fails on a source missing one; the
-    narrowed form applies the same mapping to the columns that exist.
-    """
-    contract = metadata.tables[name]
-    if len(columns) == len(contract.columns):
-        return source.table(name)
-    spec = source.spec(name)
-    typed = [sa.column(source.source_column(name, c), contract.c[c].type) for c in columns]
-    base: FromClause
-    if spec.select is not None:
-        base = sa.text(spec.select).columns(*typed).subquery(f"src_{name}")
-    else:
-        base = sa.table(spec.table or name, *typed, schema=spec.schema_)
-    return sa.select(*(base.c[source.source_column(name, c)].label(c) for c in columns)).subquery(name)
-
-
 def batch_select(source: Source, name: str, period: Period,
                  columns_of: Callable[[str], tuple[str, ...] | None]) -> Select:
     """The rows of `name` in scope for the period: fact tables by their period column, others whole.
 
     reported_metrics follows its reports: the metrics of the analysis reports due in the period.
     """
-    table = contract_select(source, name, columns_of(name) or ())
+    table = source.table(name, columns_of(name) or ())
     query = sa.select(*table.c)
     scope = PERIOD_COLUMNS.get(name)
     if scope is not None and scope in table.c:
         return query.where(_in_period(table.c[scope], period))
     report_columns = set(columns_of("analysis_reports") or ())
     if name == "reported_metrics" and "report_id" in table.c and {"report_id", "due_at"} <= report_columns:
-        reports = contract_select(source, "analysis_reports", columns_of("analysis_reports") or ())
+        reports = source.table("analysis_reports", columns_of("analysis_reports") or ())
         due = sa.select(reports.c.report_id).where(_in_period(reports.c.due_at, period))
         return query.where(table.c.report_id.in_(due))
     return query  # a dimension table, or one whose scope column is missing: whole

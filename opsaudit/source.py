@@ -30,8 +30,9 @@ class Source:
 
     engine: Engine
     mapping: SourceMapping = field(default_factory=SourceMapping)
-    # One selectable per table, so every metric of a query refers to the same FROM object.
-    _tables: dict[str, FromClause] = field(default_factory=dict, compare=False, repr=False)
+    # One selectable per table (and column set), so every metric of a query refers to the same FROM.
+    _tables: dict[tuple[str, tuple[str, ...] | None], FromClause] = field(default_factory=dict, compare=False,
+                                                                          repr=False)
 
     @property
     def dialect(self) -> str:
@@ -43,23 +44,31 @@ class Source:
     def source_column(self, table: str, column: str) -> str:
         return self.spec(table).columns.get(column, column)
 
-    def table(self, name: str) -> FromClause:
-        """The contract table `name` as a selectable whose columns carry contract names and types."""
-        if name not in self._tables:
-            self._tables[name] = self._build_table(name)
-        return self._tables[name]
+    def table(self, name: str, columns: tuple[str, ...] | None = None) -> FromClause:
+        """The contract table `name` as a selectable whose columns carry contract names and types.
 
-    def _build_table(self, name: str) -> FromClause:
+        `columns` narrows it to the contract columns a source actually has (the data-quality checks
+        read a source that lacks some); by default every contract column.
+        """
+        contract = metadata.tables[name]
+        if columns is not None and len(columns) == len(contract.columns):
+            columns = None
+        if (name, columns) not in self._tables:
+            self._tables[(name, columns)] = self._build_table(name, columns)
+        return self._tables[(name, columns)]
+
+    def _build_table(self, name: str, columns: tuple[str, ...] | None) -> FromClause:
         contract = metadata.tables[name]
         spec = self.spec(name)
-        if spec.select is None and spec.table is None and not spec.columns:
+        if columns is None and spec.select is None and spec.table is None and not spec.columns:
             return contract
-        typed = [sa.column(spec.columns.get(c.name, c.name), c.type) for c in contract.columns]
+        wanted = [c for c in contract.columns if columns is None or c.name in columns]
+        typed = [sa.column(spec.columns.get(c.name, c.name), c.type) for c in wanted]
         if spec.select is not None:
             base: FromClause = sa.text(spec.select).columns(*typed).subquery(f"src_{name}")
         else:
             base = sa.table(spec.table or name, *typed, schema=spec.schema_)
-        renamed = [base.c[spec.columns.get(c.name, c.name)].label(c.name) for c in contract.columns]
+        renamed = [base.c[spec.columns.get(c.name, c.name)].label(c.name) for c in wanted]
         return sa.select(*renamed).subquery(name)
 
     def physical_name(self, name: str) -> str:
@@ -109,12 +118,16 @@ def _compatible(found: sa.types.TypeEngine, kind: str) -> bool:
     return isinstance(found, _TYPE_FAMILIES[kind])
 
 
+def select_columns(source: Source, name: str) -> set[str]:
+    """The column names a mapped SELECT returns, asked without reading a row; SQLAlchemyError if it fails."""
+    with source.engine.connect() as conn:
+        return set(conn.execute(sa.text(f"SELECT * FROM ({source.spec(name).select}) AS probe WHERE 1 = 0")).keys())
+
+
 def _check_select(source: Source, name: str) -> list[str]:
     spec = source.spec(name)
     try:
-        with source.engine.connect() as conn:
-            result = conn.execute(sa.text(f"SELECT * FROM ({spec.select}) AS probe WHERE 1 = 0"))
-            found = set(result.keys())
+        found = select_columns(source, name)
     except Exception as exc:
         reason = str(getattr(exc, "orig", exc)).strip().splitlines()[0]
         return [f"{source.physical_name(name)}: the SELECT fails: {reason}"]
