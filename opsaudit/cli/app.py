@@ -1,0 +1,104 @@
+"""The `opsaudit` application object, the options every command shares, and the entry point.
+
+Exit status: 0 success (problems found are a success), 1 the audit could not run, 2 bad
+command-line usage. Each command group lives in its own module of this package.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+import traceback
+from datetime import datetime
+from enum import StrEnum
+from typing import Annotated
+
+import typer
+
+from opsaudit.errors import OpsauditError
+
+app = typer.Typer(no_args_is_help=True, add_completion=False, pretty_exceptions_enable=False,
+                  help="Automated operations audits: the audit regulation enforced on every record.")
+
+DbOption = Annotated[str | None, typer.Option("--db", help="SQLAlchemy URL of the operational data.",
+                                              show_default=False)]
+StoreOption = Annotated[str | None, typer.Option("--store", help="SQLAlchemy URL of the audit store.",
+                                                 show_default=False)]
+
+
+class Format(StrEnum):
+    table = "table"
+    json = "json"
+    csv = "csv"
+
+
+@app.callback()
+def _options(debug: Annotated[bool, typer.Option("--debug", help="Show tracebacks on errors.")] = False) -> None:
+    """Run `opsaudit COMMAND --help` for each command's options."""
+
+
+def settings_for(db: str | None = None, store: str | None = None):
+    """Settings with --db/--store applied; they go to the environment so Prefect flows see them too."""
+    from opsaudit.settings import load_settings
+
+    if db:
+        os.environ["OPSAUDIT_DATABASE_URL"] = db
+    if store:
+        os.environ["OPSAUDIT_STORE_URL"] = store
+    return load_settings()
+
+
+def parse_now(now: str | None, tz) -> datetime | None:
+    """--now as an aware instant; a naive value is local time in OPSAUDIT_TIMEZONE."""
+    if now is None:
+        return None
+    try:
+        moment = datetime.fromisoformat(now)
+    except ValueError:
+        raise typer.BadParameter(f"{now!r} is not an ISO timestamp (e.g. 2026-11-02T09:00)",
+                                 param_hint="--now") from None
+    return moment if moment.tzinfo else moment.replace(tzinfo=tz)
+
+
+def quiet_prefect() -> None:
+    """Prefect's log lines go to the dashboard; the terminal gets opsaudit's summary and one-line errors."""
+    os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
+    if "--debug" not in sys.argv:
+        os.environ.setdefault("PREFECT_LOGGING_HANDLERS_CONSOLE_LEVEL", "CRITICAL")
+
+
+def console():
+    """A console as wide as the terminal, or 160 columns when output goes to a file or pipe."""
+    from rich.console import Console
+
+    return Console() if sys.stdout.isatty() else Console(width=160)
+
+
+def open_store(settings):
+    """The store engine, reachable and at the current schema revision."""
+    from opsaudit.db import check_reachable, create_engine
+    from opsaudit.store.migrate import require_current
+
+    engine = create_engine(settings.store, purpose="store")
+    check_reachable(engine, purpose="store")
+    require_current(engine)
+    return engine
+
+
+def main() -> None:
+    """Entry point: one-line errors with exit status 1, tracebacks only with --debug."""
+    debug = "--debug" in sys.argv
+    try:
+        app(standalone_mode=True)
+    except OpsauditError as exc:
+        if debug:
+            traceback.print_exc()
+        typer.echo(f"opsaudit: error: {exc}", err=True)
+        sys.exit(1)
+    except Exception as exc:  # a defect, not a user's mistake: still one line, the rest with --debug
+        if debug:
+            traceback.print_exc()
+        first = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
+        typer.echo(f"opsaudit: error: unexpected {type(exc).__name__}: {first} (run with --debug for details)",
+                   err=True)
+        sys.exit(1)

@@ -1,0 +1,32 @@
+"""`opsaudit qa`: customer-service quality review sheets."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from opsaudit.cli.app import DbOption, app, settings_for
+
+qa_app = typer.Typer(no_args_is_help=True, help="Customer-service quality review sheets.")
+app.add_typer(qa_app, name="qa")
+
+
+@qa_app.command("import")
+def qa_import(
+    file: Annotated[Path, typer.Argument(help="A filled review sheet (.csv or .xlsx).")],
+    db: DbOption = None,
+) -> None:
+    """Import a filled QA review sheet into qa_reviews (all rows or none)."""
+    from opsaudit.config.loader import load_config
+    from opsaudit.db import check_reachable, create_engine
+    from opsaudit.qa_import import import_review_sheet
+    from opsaudit.source import Source
+
+    settings = settings_for(db)
+    engine = create_engine(settings.database)
+    check_reachable(engine, purpose="database")
+    summary = import_review_sheet(engine, file, source=Source(engine, load_config(settings.config_dir).source))
+    typer.echo(f"{file}: {summary}")
+
