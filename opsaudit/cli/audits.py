@@ -154,7 +154,10 @@ def demo(
     clock = parse_now(now, settings.tz) or datetime.now(settings.tz)
     summary = _build_demo(settings, seed=seed, scale=None, as_of=clock.replace(tzinfo=None))
     upgrade(create_engine(settings.store, purpose="store"))
-    rows = [_run_flow(audit.value, None, clock) for audit in PeriodicAudit]
+    from opsaudit.flows.server import prefect_api
+
+    with prefect_api():
+        rows = [_run_flow(audit.value, None, clock) for audit in PeriodicAudit]
     _print_run_table(rows)
     planted = len(summary.planted)
     typer.echo(f"\n{planted} problems were planted in the demo data (see {settings.output_dir / 'demo'}); "
@@ -196,6 +199,9 @@ def run(
     clock = parse_now(now, settings.tz)
     _check_period(audit.value, period, settings)
     _preflight(settings, audit.value, period, clock)
-    result = _run_flow(audit.value, period, clock)
+    from opsaudit.flows.server import prefect_api
+
+    with prefect_api():
+        result = _run_flow(audit.value, period, clock)
     _print_run_table([result])
     typer.echo(f"audit run {result['audit_run_id']}; results in {result['output']}")
