@@ -25,7 +25,11 @@ def run_periodic_audit(audit: str, period: str | None, now: datetime | None) -> 
         sample = draw_quality_sample(context, run) if context.plan.sampling else None
         output = steps.hand_over_to_reporting(context, run, all_results, counts)
     except Exception as exc:
-        steps.close_run(context, run, status="failed", error=str(exc).splitlines()[0][:2000])
+        steps.close_run(context, run, status="failed", error=(str(exc).splitlines() or [type(exc).__name__])[0][:2000])
+        raise
+    except BaseException:
+        # Ctrl-C or SIGTERM: record it directly, Prefect is shutting down and runs no more tasks.
+        steps.close_run.fn(context, run, status="interrupted", error="interrupted (Ctrl-C or SIGTERM)")
         raise
     summary = {"audit_run_id": run.id, "audit": audit, "period": context.period.label,
                **steps.outcome_counts(all_results), "findings": counts, "output": str(output)}

@@ -60,8 +60,11 @@ def record(conn, run, results, found_at=FOUND):
 
 
 def new_run(conn, label="2026-10"):
-    return runs.start_run(conn, audit="cs-monthly", kind="periodic", period=parse_period(label), parameters={},
-                          config_hash="abc")
+    """A run of the period, already finished: these tests record findings for several runs of one period."""
+    run = runs.start_run(conn, audit="cs-monthly", kind="periodic", period=parse_period(label), parameters={},
+                         config_hash="abc")
+    runs.finish_run(conn, run.id, status="succeeded")
+    return run
 
 
 def test_rerun_of_a_period_updates_and_never_duplicates(engine):

@@ -7,6 +7,7 @@ command-line usage. Each command group lives in its own module of this package.
 from __future__ import annotations
 
 import os
+import signal
 import sys
 import traceback
 from datetime import datetime
@@ -85,9 +86,15 @@ def open_store(settings):
     return engine
 
 
+def _interrupt(signum: int, _frame: object) -> None:
+    raise KeyboardInterrupt(f"signal {signum}")
+
+
 def main() -> None:
     """Entry point: one-line errors with exit status 1, tracebacks only with --debug."""
     debug = "--debug" in sys.argv
+    # SIGTERM unwinds like Ctrl-C, so a run records how it ended and its Prefect server stops.
+    signal.signal(signal.SIGTERM, _interrupt)
     try:
         app(standalone_mode=True)
     except OpsauditError as exc:

@@ -81,6 +81,12 @@ def init(
     engine = create_engine(settings.store, purpose="store")
     check_reachable(engine, purpose="store")
     revision = upgrade(engine)
+    from opsaudit.store.runs import mark_abandoned
+
+    with engine.begin() as conn:
+        abandoned = mark_abandoned(conn)
+    if abandoned:
+        typer.echo(f"{abandoned} audit runs whose process had ended were marked abandoned")
     typer.echo(f"audit store ready at revision {revision}")
 
 

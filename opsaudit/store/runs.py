@@ -2,19 +2,29 @@
 
 from __future__ import annotations
 
+import os
+import socket
 import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
+from pathlib import Path
 from typing import Any
 
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
 from opsaudit.checks.results import CheckResult
+from opsaudit.errors import OpsauditError
 from opsaudit.periods import Period
 from opsaudit.store.schema import audit_runs, check_results
-from opsaudit.store.times import to_db, utcnow
+from opsaudit.store.times import from_db, to_db, utcnow
+
+RUNNING, ABANDONED = "running", "abandoned"
+
+
+class RunInProgress(OpsauditError):
+    """The same audit and period is being audited by another process."""
 
 
 @dataclass(frozen=True)
@@ -30,19 +40,70 @@ class RunInfo:
 def start_run(conn: Connection, *, audit: str, kind: str, period: Period, parameters: dict[str, Any],
               config_hash: str, seed: int | None = None, flow_run_id: str | None = None,
               started_at: datetime | None = None) -> RunInfo:
+    """Record the run as running in this process; RunInProgress if the period is being audited."""
+    mark_abandoned(conn)
     run = RunInfo(str(uuid.uuid4()), audit, kind, period)
-    conn.execute(audit_runs.insert().values(
-        id=run.id, audit=audit, kind=kind, period=period.label, period_start=period.start,
-        period_end=period.end, parameters=parameters, started_at=to_db(started_at or utcnow()),
-        status="running", seed=seed, config_hash=config_hash, flow_run_id=flow_run_id,
-    ))
+    values = dict(id=run.id, audit=audit, kind=kind, period=period.label, period_start=period.start,
+                  period_end=period.end, parameters=parameters, started_at=to_db(started_at or utcnow()),
+                  status=RUNNING, seed=seed, config_hash=config_hash, flow_run_id=flow_run_id,
+                  host=socket.gethostname(), pid=os.getpid())
+    try:
+        with conn.begin_nested():
+            conn.execute(audit_runs.insert().values(**values))
+    except sa.exc.IntegrityError:
+        other = conn.execute(sa.select(audit_runs.c.id, audit_runs.c.host, audit_runs.c.pid).where(
+            audit_runs.c.audit == audit, audit_runs.c.period == period.label,
+            audit_runs.c.status == RUNNING)).first()
+        where = f" (run {other.id}, process {other.pid} on {other.host})" if other else ""
+        raise RunInProgress(f"{audit} {period.label} is already being audited{where}; "
+                            "wait for it to finish") from None
     return run
+
+
+def mark_abandoned(conn: Connection) -> int:
+    """Mark `abandoned` the runs of this host still `running` whose process is gone (killed or
+    crashed), so they show as such and no longer hold their period. Returns how many."""
+    host = socket.gethostname()
+    stale = [row.id for row in conn.execute(
+        sa.select(audit_runs.c.id, audit_runs.c.pid, audit_runs.c.started_at)
+        .where(audit_runs.c.status == RUNNING, audit_runs.c.host == host))
+        if not process_alive(row.pid, from_db(row.started_at))]
+    if stale:
+        conn.execute(audit_runs.update().where(audit_runs.c.id.in_(stale)).values(
+            status=ABANDONED, finished_at=to_db(utcnow()), error="the process running the audit ended without "
+                                                                 "finishing it"))
+    return len(stale)
+
+
+def process_alive(pid: int | None, since: datetime | None) -> bool:
+    """Whether process `pid` exists and is the one that started at or before `since` (not a reused pid)."""
+    if pid is None:
+        return False
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    started = _process_start(pid)
+    return started is None or since is None or started <= since.timestamp() + 2
+
+
+def _process_start(pid: int) -> float | None:
+    """The process's start as a Unix time, from /proc; None where /proc is not there."""
+    try:
+        ticks = int(Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[19])
+        boot = next(int(line.split()[1]) for line in Path("/proc/stat").read_text().splitlines()
+                    if line.startswith("btime"))
+    except (OSError, ValueError, IndexError, StopIteration):
+        return None
+    return boot + ticks / os.sysconf("SC_CLK_TCK")
 
 
 def finish_run(conn: Connection, run_id: str, *, status: str, summary: dict[str, Any] | None = None,
                error: str | None = None) -> None:
     conn.execute(audit_runs.update().where(audit_runs.c.id == run_id).values(
-        status=status, finished_at=to_db(utcnow()), summary=summary, error=error))
+        status=status, finished_at=to_db(utcnow()), summary=summary, error=error, pid=None))
 
 
 def set_run_seed(conn: Connection, run_id: str, seed: int, parameters: dict[str, Any]) -> None:

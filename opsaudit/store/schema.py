@@ -20,6 +20,7 @@ from sqlalchemy import (
     Table,
     Text,
     UniqueConstraint,
+    text,
 )
 
 metadata = MetaData(naming_convention={
@@ -42,13 +43,18 @@ audit_runs = Table(
     Column("parameters", JSON, nullable=False),
     Column("started_at", DateTime(timezone=True), nullable=False),
     Column("finished_at", DateTime(timezone=True), nullable=True),
-    Column("status", String(16), nullable=False, doc="running, succeeded or failed"),
+    Column("status", String(16), nullable=False, doc="running, succeeded, failed, interrupted or abandoned"),
     Column("seed", BigInteger, nullable=True),
     Column("config_hash", String(32), nullable=False),
     Column("flow_run_id", String(64), nullable=True),
     Column("summary", JSON, nullable=True),
     Column("error", Text, nullable=True),
+    Column("host", String(255), nullable=True, doc="where a running audit's process runs"),
+    Column("pid", Integer, nullable=True),
     Index("ix_oa_audit_runs_audit_period", "audit", "period"),
+    # The same audit and period never runs twice at once.
+    Index("uq_oa_audit_runs_running", "audit", "period", unique=True,
+          sqlite_where=text("status = 'running'"), postgresql_where=text("status = 'running'")),
 )
 
 check_results = Table(
@@ -82,8 +88,8 @@ findings = Table(
     Column("department_id", String(64), nullable=True),
     Column("severity", String(16), nullable=False),
     Column("status", String(24), nullable=False),
-    Column("title", Text, nullable=False),
-    Column("description", Text, nullable=False),
+    Column("title", Text, nullable=True),
+    Column("description", Text, nullable=True),
     Column("observed", Float, nullable=True),
     Column("target", Float, nullable=True),
     Column("population", Integer, nullable=True),
@@ -95,6 +101,8 @@ findings = Table(
     Column("recurring", Boolean, nullable=False, default=False),
     Column("updated_at", DateTime(timezone=True), nullable=False),
     Column("closed_at", DateTime(timezone=True), nullable=True),
+    Column("facts", JSON, nullable=True, doc="what the texts are rendered from, in the reader's language"),
+    Column("last_period", String(32), nullable=True, doc="latest period a persisting problem was seen in"),
     UniqueConstraint("rule_id", "entity_type", "entity_id", "period", name="uq_oa_findings_key"),
     Index("ix_oa_findings_status", "status"),
     Index("ix_oa_findings_run", "audit_run_id"),
@@ -160,4 +168,6 @@ outbox = Table(
     Column("attempts", Integer, nullable=False, default=0),
     Column("last_error", Text, nullable=True),
     Column("sent_at", DateTime(timezone=True), nullable=True),
+    Column("last_attempt_at", DateTime(timezone=True), nullable=True),
+    Column("next_attempt_at", DateTime(timezone=True), nullable=True),
 )
