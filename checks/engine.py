@@ -1,8 +1,10 @@
 """The generic engine: compute every rule's metric in the database, then judge it.
 
-compute() runs the SQL: aggregates that read the same relation and group by the same entity share
-one grouped query; record rules fetch only the offending rows. evaluate() judges without touching
-the database. collect_samples() fetches up to 20 record ids, only for failed aggregates.
+compute() runs the SQL: the aggregates that read the same relation share one grouped query;
+record rules fetch only the offending rows. evaluate() judges without touching the database.
+collect_samples() fetches up to 20 labelled offending records per failed entity, in one query per
+rule and entity type however many entities failed, so the number of statements an audit sends
+depends on its rules, never on its findings.
 """
 
 from __future__ import annotations
@@ -10,7 +12,7 @@ from __future__ import annotations
 from collections import defaultdict
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
-from datetime import datetime
+from datetime import date, datetime
 from typing import Any
 
 import sqlalchemy as sa
@@ -19,7 +21,7 @@ from sqlalchemy.exc import SQLAlchemyError
 
 from opsaudit.checks.grading import grade
 from opsaudit.checks.metrics import Aggregate, MetricContext, Records, load_builtin_metrics
-from opsaudit.checks.results import CheckResult, Outcome, Severity
+from opsaudit.checks.results import CheckResult, Outcome, ResultSet, Severity
 from opsaudit.checks.spec import Rule
 from opsaudit.checks.sqlfuncs import compile_sql
 from opsaudit.checks.text import finding_text
@@ -28,6 +30,9 @@ from opsaudit.periods import Period
 from opsaudit.source import Source
 
 SAMPLE_LIMIT = 20
+COMPANY = "company"
+# Stands for the entity in an evidence query compiled once per rule, then filled in per finding.
+_ENTITY_MARKER = "__opsaudit_entity__"
 
 
 @dataclass(frozen=True)
@@ -43,17 +48,24 @@ class Directory:
             return f"{self.department_names.get(entity_id, entity_id)} ({entity_id})"
         if entity_type == "agent":
             return f"{self.staff_names.get(entity_id, entity_id)} ({entity_id})"
-        if entity_type == "company":
+        if entity_type == COMPANY:
             return "Company"
         return entity_id
 
     def head_of(self, department_id: str | None) -> str | None:
         return self.department_heads.get(department_id) if department_id else None
 
+    def department_name(self, department_id: str | None) -> str | None:
+        return self.department_names.get(department_id) if department_id else None
+
 
 @dataclass(frozen=True)
 class Measurement:
-    """What the database said about one rule on one entity, before any judgement."""
+    """What the database said about one rule on one entity, before any judgement.
+
+    `rollup`: the count of offending records of a per-record rule, or a rule that could not be
+    measured; it informs the summary and is never a finding.
+    """
 
     rule: Rule
     entity_type: str
@@ -62,19 +74,46 @@ class Measurement:
     population: int | None = None
     numerator: float = 0.0
     denominator: float = 0.0
+    failures: int = 0
     rows: tuple[dict[str, Any], ...] = ()
-    query: str = ""
     rollup: bool = False
     missing_tables: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
-class Computation:
-    """All measurements of one audit, with what evaluation and evidence need."""
+class EvidenceQueries:
+    """SQL an auditor can rerun for one finding, compiled once per rule and entity type."""
 
-    measurements: tuple[Measurement, ...]
-    directory: Directory
-    aggregates: Mapping[Rule, Aggregate]
+    figures: str
+    records: str
+
+    def for_entity(self, entity_id: str) -> dict[str, str]:
+        quoted = "'" + entity_id.replace("'", "''") + "'"
+        marker = f"'{_ENTITY_MARKER}'"
+        return {"query": self.figures.replace(marker, quoted), "records_query": self.records.replace(marker, quoted)}
+
+
+class Computation:
+    """All measurements of one audit, with what evaluation and evidence need.
+
+    A plain class, not a dataclass: Prefect walks dataclasses and lists passed between tasks
+    object by object, and an audit of 2,000 agents has thousands of measurements.
+    """
+
+    __slots__ = ("measurements", "directory", "aggregates", "period", "queries")
+
+    def __init__(self, measurements: Sequence[Measurement], directory: Directory,
+                 aggregates: Mapping[Rule, Aggregate], period: Period,
+                 queries: Mapping[tuple[str, str], EvidenceQueries]) -> None:
+        self.measurements = tuple(measurements)
+        self.directory = directory
+        self.aggregates = dict(aggregates)
+        self.period = period
+        self.queries = dict(queries)
+
+    def __repr__(self) -> str:
+        rules = len({m.rule.rule_id for m in self.measurements})
+        return f"Computation({len(self.measurements):,} measurements of {rules} rules, {self.period.label})"
 
 
 def load_directory(source: Source, conn: Connection, available: set[str]) -> Directory:
@@ -103,19 +142,26 @@ def compute(source: Source, rules: Sequence[Rule], period: Period, *, now: datet
     for rule, metric in built.items():
         missing = tuple(sorted(set(metric.tables) - available))
         if missing:
-            measurements.append(Measurement(rule, "company", f"company/{rule.entity_type}", rollup=True,
+            measurements.append(Measurement(rule, COMPANY, f"{COMPANY}/{rule.entity_type}", rollup=True,
                                             missing_tables=missing))
         else:
             runnable[rule] = metric
     aggregates = {rule: m for rule, m in runnable.items() if isinstance(m, Aggregate)}
+    queries: dict[tuple[str, str], EvidenceQueries] = {}
     with source.engine.connect() as conn:
         directory = load_directory(source, conn, available)
         for group in _group_aggregates(aggregates).values():
             measurements.extend(_measure_aggregates(conn, group))
         for rule, metric in runnable.items():
+            key = (rule.rule_id, rule.entity_type)
             if isinstance(metric, Records):
                 measurements.extend(_measure_records(conn, rule, metric))
-    return Computation(tuple(measurements), directory, aggregates)
+                queries[key] = _record_queries(metric, conn.dialect)
+            else:
+                queries[key] = _aggregate_queries(rule, metric, conn.dialect)
+                if rule.entity_type == "department":
+                    queries[(rule.rule_id, COMPANY)] = _aggregate_queries(rule, metric, conn.dialect, company=True)
+    return Computation(measurements, directory, aggregates, period, queries)
 
 
 def _group_aggregates(aggregates: Mapping[Rule, Aggregate]) -> dict[str, list[tuple[Rule, Aggregate]]]:
@@ -134,10 +180,22 @@ def _execute(conn: Connection, statement: sa.Executable, tables: Iterable[str]) 
         raise SourceError(f"query on {', '.join(sorted(set(tables)))} failed: {reason}") from None
 
 
+def _aggregate_columns(agg: Aggregate, index: int | str) -> list[Any]:
+    """population, numerator, denominator and failing records of one metric, as FILTER aggregates:
+    the database skips the rows outside the population cheaply."""
+    population = sa.func.count().filter(agg.population)
+    numerator = sa.func.coalesce(sa.func.sum(agg.numerator).filter(agg.population), 0)
+    denominator = population if _is_one(agg.denominator) else \
+        sa.func.coalesce(sa.func.sum(agg.denominator).filter(agg.population), 0)
+    return [population.label(f"p{index}"), numerator.label(f"n{index}"), denominator.label(f"d{index}"),
+            sa.func.count().filter(agg.offending).label(f"f{index}")]
+
+
 def _measure_aggregates(conn: Connection, group: list[tuple[Rule, Aggregate]]) -> list[Measurement]:
     """One grouped query per relation, whatever the entity types: grouped by all of them at once
-    (department x agent is a few hundred groups), then rolled up to each entity type here.
+    (department x agent is a few thousand groups), then rolled up to each entity type here.
     Rules that measure the same thing (a metric judged per department and per agent) share columns.
+    A department rule also gets its company result, judged like any other (audit-rules §3).
     """
     first = group[0][1]
     entity_types = sorted({rule.entity_type for rule, _ in group})
@@ -145,45 +203,41 @@ def _measure_aggregates(conn: Connection, group: list[tuple[Rule, Aggregate]]) -
     measures: dict[tuple[Any, ...], int] = {}
     columns: list[Any] = [*keys, sa.func.max(first.department).label("department_id")]
     for rule, agg in group:
-        signature = (rule.metric, tuple(sorted(rule.params.items())))
+        signature = _signature(rule)
         if signature not in measures:
-            index = measures[signature] = len(measures)
-            # FILTER instead of CASE: the database skips the rows outside the population cheaply.
-            population = sa.func.count().filter(agg.population)
-            numerator = sa.func.coalesce(sa.func.sum(agg.numerator).filter(agg.population), 0)
-            columns += [population.label(f"p{index}"), numerator.label(f"n{index}"),
-                        (population if _is_one(agg.denominator) else
-                         sa.func.coalesce(sa.func.sum(agg.denominator).filter(agg.population), 0)).label(f"d{index}")]
+            measures[signature] = len(measures)
+            columns += _aggregate_columns(agg, measures[signature])
     query = (sa.select(*columns).select_from(first.from_).where(first.window)
              .group_by(*(first.entities[entity_type] for entity_type in entity_types)))
-    sql = compile_sql(query, conn.dialect)
-    rows = _execute(conn, query, [t for _, agg in group for t in agg.tables]).all()
+    rows = [row._mapping for row in _execute(conn, query, [t for _, agg in group for t in agg.tables])]
     measurements: list[Measurement] = []
     for rule, _ in group:
-        index = measures[(rule.metric, tuple(sorted(rule.params.items())))]
+        index = measures[_signature(rule)]
         totals: dict[str, list[Any]] = {}
-        for row in rows:
-            values = row._mapping
+        for values in rows:
             entity = values[f"k_{rule.entity_type}"]
             if entity is None:
                 continue
-            total = totals.setdefault(str(entity), [0, 0.0, 0.0, None])
+            total = totals.setdefault(str(entity), [0, 0.0, 0.0, 0, None])
             total[0] += int(values[f"p{index}"])
             total[1] += float(values[f"n{index}"])
             total[2] += float(values[f"d{index}"])
-            total[3] = max(filter(None, (total[3], values["department_id"])), default=None)
-        per_entity = [Measurement(rule, rule.entity_type, entity, department, population, numerator, denominator,
-                                  query=sql)
-                      for entity, (population, numerator, denominator, department) in sorted(totals.items())]
-        if rule.entity_type == "department":
-            per_entity = [replace(m, department_id=m.entity_id) for m in per_entity]
+            total[3] += int(values[f"f{index}"])
+            total[4] = max(filter(None, (total[4], values["department_id"])), default=None)
+        per_entity = [Measurement(rule, rule.entity_type, entity, entity if rule.entity_type == "department"
+                                  else department, population, numerator, denominator, failures)
+                      for entity, (population, numerator, denominator, failures, department) in sorted(totals.items())]
         measurements.extend(per_entity)
         if rule.entity_type == "department":
             measurements.append(Measurement(
-                rule, "company", "company", None, sum(m.population or 0 for m in per_entity),
-                sum(m.numerator for m in per_entity), sum(m.denominator for m in per_entity), query=sql,
-                rollup=True))
+                rule, COMPANY, COMPANY, None, sum(m.population or 0 for m in per_entity),
+                sum(m.numerator for m in per_entity), sum(m.denominator for m in per_entity),
+                sum(m.failures for m in per_entity)))
     return measurements
+
+
+def _signature(rule: Rule) -> tuple[Any, ...]:
+    return rule.metric, tuple(sorted(rule.params.items())), rule.op, rule.target
 
 
 def _is_one(expression: Any) -> bool:
@@ -191,9 +245,26 @@ def _is_one(expression: Any) -> bool:
     return isinstance(expression, sa.sql.elements.BindParameter) and expression.value == 1
 
 
+def _aggregate_queries(rule: Rule, agg: Aggregate, dialect: sa.Dialect, *, company: bool = False) -> EvidenceQueries:
+    """The figures of one entity, and its offending records, as SQL to rerun as it is."""
+    where = [agg.window]
+    if not company:
+        where.append(agg.entities[rule.entity_type] == sa.literal(_ENTITY_MARKER))
+    figures = sa.select(*_aggregate_columns(agg, "")).select_from(agg.from_).where(*where)
+    records = (sa.select(agg.record_id.label("record_id"), *agg.samples).select_from(agg.from_)
+               .where(*where, agg.offending).order_by(agg.record_id))
+    return EvidenceQueries(compile_sql(figures, dialect), compile_sql(records, dialect))
+
+
+def _record_queries(records: Records, dialect: sa.Dialect) -> EvidenceQueries:
+    """The offending rows of one record, from the rule's own query."""
+    sql = compile_sql(records.query, dialect)
+    one = f"SELECT * FROM ({sql}) AS offending WHERE entity_id = '{_ENTITY_MARKER}'"
+    return EvidenceQueries(one, one)
+
+
 def _measure_records(conn: Connection, rule: Rule, records: Records) -> list[Measurement]:
     """The offending rows per entity, and a roll-up with the number of records examined."""
-    sql = compile_sql(records.query, conn.dialect)
     rows = [dict(row) for row in _execute(conn, records.query, records.tables).mappings()]
     if records.keep is not None:
         rows = [kept for kept in map(records.keep, rows) if kept is not None]
@@ -206,97 +277,140 @@ def _measure_records(conn: Connection, rule: Rule, records: Records) -> list[Mea
     for row in rows:
         by_entity[str(row["entity_id"])].append(row)
     measurements = [Measurement(rule, rule.entity_type, entity_id, entity_rows[0].get("department_id"),
-                                population, rows=tuple(entity_rows), query=sql)
+                                population, rows=tuple(entity_rows))
                     for entity_id, entity_rows in by_entity.items()]
     # Per-record rules roll up per entity type: a rule may also have a department aggregate.
-    measurements.append(Measurement(rule, "company", f"company/{rule.entity_type}", None, population,
-                                    numerator=len(by_entity), query=sql, rollup=True))
+    measurements.append(Measurement(rule, COMPANY, f"{COMPANY}/{rule.entity_type}", None, population,
+                                    numerator=len(by_entity), rollup=True))
     return measurements
 
 
-def evaluate(computation: Computation) -> list[CheckResult]:
+def evaluate(computation: Computation) -> ResultSet:
     """Judge every measurement: passed, warning, failed at a severity, or insufficient data."""
-    return [_judge(m, computation.directory) for m in computation.measurements]
+    return ResultSet(_judge(m, computation) for m in computation.measurements)
 
 
-def _judge(m: Measurement, directory: Directory) -> CheckResult:
+def _judge(m: Measurement, computation: Computation) -> CheckResult:
     rule = m.rule
     if m.missing_tables:
         return CheckResult(rule.rule_id, rule.area, m.entity_type, m.entity_id, Outcome.INSUFFICIENT_DATA,
                            facts={"rollup": True, "reason": f"missing table: {', '.join(m.missing_tables)}"},
                            evidence={"rule_version": rule.version})
     if rule.kind == "record":
-        return _judge_records(m, directory)
+        return _judge_records(m, computation)
+    directory = computation.directory
     observed = round(m.numerator / m.denominator, 6) if m.denominator else None
     outcome, severity = grade(rule, observed, m.population or 0)
-    facts: dict[str, Any] = {"label": directory.label(m.entity_type, m.entity_id), "entity_id": m.entity_id,
-                             "observed": observed, "target": rule.target, "population": m.population,
-                             "numerator": m.numerator, "denominator": m.denominator}
-    if m.rollup:
-        facts["rollup"] = True
-    evidence = {"query": m.query, "population": m.population,
-                "counts": {"numerator": m.numerator, "denominator": m.denominator}, "sample_ids": [],
-                "rule_version": rule.version, "unit": rule.unit, "op": rule.op, "text": finding_text(rule, facts)}
+    facts: dict[str, Any] = {
+        "period": computation.period.label, "department_id": m.department_id,
+        "department_name": directory.department_name(m.department_id), "observed": observed,
+        "target": rule.target, "population": m.population, "numerator": m.numerator,
+        "denominator": m.denominator, "failures": m.failures, "unit": rule.unit, "op": rule.op,
+        "gap": round(observed - rule.target, 6) if observed is not None and rule.target is not None else None,
+        "label": directory.label(m.entity_type, m.entity_id), "entity_id": m.entity_id,
+    }
+    if m.entity_type == "agent":
+        facts |= {"agent_id": m.entity_id, "agent_name": directory.staff_names.get(m.entity_id)}
+    evidence = {"population": m.population, "counts": {"numerator": m.numerator, "denominator": m.denominator,
+                                                       "failures": m.failures},
+                "sample_ids": [], "rule_version": rule.version, "unit": rule.unit, "op": rule.op,
+                "text": finding_text(rule, facts)}
+    if outcome is Outcome.FAILED:
+        evidence |= computation.queries[(rule.rule_id, m.entity_type)].for_entity(m.entity_id)
     return CheckResult(rule.rule_id, rule.area, m.entity_type, m.entity_id, outcome, severity,
                        department_id=m.department_id, owner_id=directory.head_of(m.department_id),
                        observed=observed, target=rule.target, population=m.population, facts=facts,
                        evidence=evidence)
 
 
-def _plain(value: Any) -> Any:
-    """A JSON-friendly value for evidence."""
+def plain(value: Any) -> Any:
+    """A JSON-friendly value for facts and evidence."""
     if isinstance(value, datetime):
         return value.isoformat(sep=" ")
+    if isinstance(value, date):
+        return value.isoformat()
     if hasattr(value, "__float__") and not isinstance(value, (int, float, bool)):
         return float(value)
     return value
 
 
-def _judge_records(m: Measurement, directory: Directory) -> CheckResult:
+def _judge_records(m: Measurement, computation: Computation) -> CheckResult:
     rule = m.rule
     if m.rollup:
         violations = int(m.numerator)
         return CheckResult(rule.rule_id, rule.area, m.entity_type, m.entity_id,
                            Outcome.FAILED if violations else Outcome.PASSED, population=m.population,
                            facts={"rollup": True, "violations": violations},
-                           evidence={"query": m.query, "population": m.population,
-                                     "counts": {"violations": violations}, "rule_version": rule.version})
+                           evidence={"population": m.population, "counts": {"violations": violations},
+                                     "rule_version": rule.version})
+    directory = computation.directory
     severities = [Severity(rule.severity_for(row)) for row in m.rows]
     worst_index = max(range(len(severities)), key=lambda i: severities[i].rank)
     worst_row = m.rows[worst_index]
-    facts = {key: _plain(value) for key, value in worst_row.items()} | {"entity_id": m.entity_id}
+    facts = {key: plain(value) for key, value in worst_row.items()} | {
+        "entity_id": m.entity_id, "period": computation.period.label,
+        "department_name": directory.department_name(m.department_id)}
     if len(m.rows) > 1:
-        facts["rows"] = [{k: _plain(v) for k, v in row.items()} for row in m.rows[:SAMPLE_LIMIT]]
+        facts["rows"] = [{k: plain(v) for k, v in row.items()} for row in m.rows[:SAMPLE_LIMIT]]
     related = sorted({str(row["review_id"]) for row in m.rows if row.get("review_id")})
-    evidence = {"query": m.query, "population": m.population, "counts": {"records": len(m.rows)},
+    evidence = {"population": m.population, "counts": {"records": len(m.rows)},
                 "sample_ids": ([m.entity_id] + related)[:SAMPLE_LIMIT], "rule_version": rule.version,
                 "facts": {k: v for k, v in facts.items() if k != "rows"},
-                "text": finding_text(rule, {**worst_row, "entity_id": m.entity_id})}
+                "text": finding_text(rule, {**worst_row, "entity_id": m.entity_id}),
+                **computation.queries[(rule.rule_id, rule.entity_type)].for_entity(m.entity_id)}
     owner = worst_row.get("owner_id") or directory.head_of(m.department_id)
     return CheckResult(rule.rule_id, rule.area, m.entity_type, m.entity_id, Outcome.FAILED,
                        severities[worst_index], department_id=m.department_id, owner_id=owner,
                        population=m.population, facts=facts, evidence=evidence)
 
 
-def collect_samples(source: Source, computation: Computation, results: Sequence[CheckResult]) -> list[CheckResult]:
-    """Up to 20 offending record ids for each failed aggregate result.
-
-    No ORDER BY: the database stops at the twentieth match instead of reading every offending
-    row of the period to sort it. The ids found are sorted here, so the evidence reads the same
-    on a rerun over the same data.
-    """
-    by_rule = {(rule.rule_id, rule.entity_type): (rule, agg) for rule, agg in computation.aggregates.items()}
-    completed: list[CheckResult] = []
+def collect_samples(source: Source, computation: Computation, results: ResultSet) -> ResultSet:
+    """Up to 20 labelled offending records for each failed aggregate result: one query per rule
+    and entity type, whatever the number of failed entities. The records are taken in id order,
+    so the evidence reads the same on a rerun over the same data."""
+    aggregates = {(rule.rule_id, rule.entity_type): (rule, agg) for rule, agg in computation.aggregates.items()}
+    failed: dict[tuple[str, str], list[str]] = defaultdict(list)
+    for result in results:
+        # A company result is the department rule's roll-up: its records come from the same query.
+        measured_as = (result.rule_id, "department" if result.entity_type == COMPANY else result.entity_type)
+        if result.outcome is Outcome.FAILED and not result.facts.get("rollup") and measured_as in aggregates:
+            failed[(result.rule_id, result.entity_type)].append(result.entity_id)
+    if not failed:
+        return results
+    samples: dict[tuple[str, str, str], list[dict[str, Any]]] = {}
     with source.engine.connect() as conn:
-        for result in results:
-            found = by_rule.get((result.rule_id, result.entity_type))
-            if result.outcome is not Outcome.FAILED or found is None or result.facts.get("rollup"):
-                completed.append(result)
-                continue
-            rule, agg = found
-            query = (sa.select(agg.record_id).select_from(agg.from_)
-                     .where(agg.window, agg.entities[rule.entity_type] == result.entity_id, agg.offending)
-                     .limit(SAMPLE_LIMIT))
-            ids = sorted(str(value) for value in _execute(conn, query, agg.tables).scalars())
-            completed.append(replace(result, evidence={**result.evidence, "sample_ids": ids}))
-    return completed
+        for (rule_id, entity_type), entity_ids in failed.items():
+            rule, agg = aggregates[(rule_id, "department" if entity_type == COMPANY else entity_type)]
+            for entity, rows in _samples(conn, rule, agg, entity_type, entity_ids).items():
+                samples[(rule_id, entity_type, entity)] = rows
+    return ResultSet(_with_samples(result, samples.get((result.rule_id, result.entity_type, result.entity_id)))
+                     for result in results)
+
+
+def _samples(conn: Connection, rule: Rule, agg: Aggregate, entity_type: str,
+             entity_ids: list[str]) -> dict[str, list[dict[str, Any]]]:
+    """entity id -> its first offending records (id order), with the rule's sample columns."""
+    labelled = [agg.record_id.label("sample_id"), *agg.samples]
+    if entity_type == COMPANY:
+        query = (sa.select(sa.literal(COMPANY).label("entity"), *labelled).select_from(agg.from_)
+                 .where(agg.window, agg.offending).order_by(agg.record_id).limit(SAMPLE_LIMIT))
+    else:
+        entity = agg.entities[entity_type]
+        ranked = (sa.select(entity.label("entity"), *labelled,
+                            sa.func.row_number().over(partition_by=entity, order_by=agg.record_id).label("rank"))
+                  .select_from(agg.from_).where(agg.window, agg.offending, entity.in_(entity_ids)).subquery())
+        query = sa.select(*(c for c in ranked.c if c.name != "rank")).where(ranked.c.rank <= SAMPLE_LIMIT)
+    found: dict[str, list[dict[str, Any]]] = defaultdict(list)
+    for row in _execute(conn, query, agg.tables).mappings():
+        values = {key: plain(value) for key, value in row.items() if key != "entity"}
+        found[str(row["entity"])].append(values)
+    for rows in found.values():
+        rows.sort(key=lambda values: str(values["sample_id"]))
+    return found
+
+
+def _with_samples(result: CheckResult, rows: list[dict[str, Any]] | None) -> CheckResult:
+    if not rows:
+        return result
+    ids = [str(row["sample_id"]) for row in rows]
+    return replace(result, evidence={**result.evidence, "sample_ids": ids, "samples": rows})

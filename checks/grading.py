@@ -18,20 +18,25 @@ def miss(rule: Rule, observed: float) -> float:
 
 
 def grade(rule: Rule, observed: float | None, population: int) -> tuple[Outcome, Severity | None]:
-    """The outcome of an aggregate rule for one entity."""
+    """The outcome of an aggregate rule for one entity, its severity capped at the rule's maximum
+    (one agent's shortfall is at most important by default, audit-rules §3)."""
     if observed is None or population < rule.min_population:
         return Outcome.INSUFFICIENT_DATA, None
     shortfall = miss(rule, observed)
     if shortfall > 0:
-        general_max, important_max = rule.bands
-        if shortfall <= round(general_max, PRECISION):
-            return Outcome.FAILED, Severity.GENERAL
-        if shortfall <= round(important_max, PRECISION):
-            return Outcome.FAILED, Severity.IMPORTANT
-        return Outcome.FAILED, Severity.MAJOR
+        return Outcome.FAILED, min(_severity_of(rule, shortfall), Severity(rule.max_severity), key=lambda s: s.rank)
     if _in_warning_band(rule, -shortfall):
         return Outcome.WARNING, None
     return Outcome.PASSED, None
+
+
+def _severity_of(rule: Rule, shortfall: float) -> Severity:
+    general_max, important_max = rule.bands
+    if shortfall <= round(general_max, PRECISION):
+        return Severity.GENERAL
+    if shortfall <= round(important_max, PRECISION):
+        return Severity.IMPORTANT
+    return Severity.MAJOR
 
 
 def _in_warning_band(rule: Rule, margin: float) -> bool:

@@ -39,6 +39,7 @@ from opsaudit.checks.quality_suites import (
 )
 from opsaudit.checks.results import CheckResult, Outcome, Severity
 from opsaudit.contract import FRESHNESS_COLUMNS, PRIMARY_KEYS, REFERENCES, metadata
+from opsaudit.errors import SourceError
 from opsaudit.periods import Period
 from opsaudit.source import Source
 
@@ -92,10 +93,8 @@ def run_data_quality(source: Source, tables: Sequence[str], period: Period, *, n
 _REASONS = {
     "missing table": ("the table is missing from the source", "数据源中缺少该表"),
     "no rows": ("the table has no rows for the period", "该表在本期没有数据"),
-    "unreadable": ("the table cannot be read", "该表无法读取"),
     "missing column": ("the column is missing from the source", "数据源中缺少该字段"),
     "missing referenced table": ("the table it references is missing", "所引用的表缺失"),
-    "check error": ("the check could not be computed", "检查无法执行"),
 }
 
 
@@ -134,8 +133,8 @@ def _prepare(source: Source, name: str, period: Period, now: datetime, rules: Da
     try:
         rows = _count(source.engine, statement)
     except sa.exc.SQLAlchemyError as exc:
-        unreadable = _table_finding(name, "unreadable", {"error": _first_line(exc), "query": sql})
-        return [*findings, unreadable], None
+        # A table that cannot be read says nothing about the data: the audit cannot run.
+        raise SourceError(f"database: {source.physical_name(name)}: cannot be read: {_first_line(exc)}") from None
     if rows == 0:
         # A quarter without plan adjustments is normal; a feed that stopped, or an empty table, is not.
         if name in FRESHNESS_COLUMNS or _count(source.engine, sa.select(source.table(name))) == 0:
@@ -151,7 +150,7 @@ def _prepare(source: Source, name: str, period: Period, now: datetime, rules: Da
                                     Outcome.PASSED, observed=0.0, target=0.0, population=rows,
                                     facts={"table": name, "enforced_by": "database key constraint"}))
     wide, checks = build_checks(name, columns, rules=rules, period=period, now=now, batch=statement,
-                                references=references, key_enforced=enforced,
+                                references=references, dialect=source.dialect, key_enforced=enforced,
                                 unique_targets=frozenset(t for t in references if key_enforced(source, t)))
     keys = tuple(key for key in PRIMARY_KEYS[name] if key in columns)
     return findings, _TablePlan(name, to_sql(wide, source.engine), rows, keys, checks)
@@ -241,8 +240,9 @@ def _grade(check: Check, outcome: ExpectationValidationResult, plan: _TablePlan,
     expectation = _expectation(outcome)
     error = _error_message(outcome)
     if error is not None:
-        return _result(check, Outcome.FAILED, Severity.MAJOR, facts={"reason": "check error"},
-                       evidence={"expectation": expectation, "error": error, "query": sql})
+        # A check that cannot run is an error of the run, never a finding about the data.
+        raise SourceError(f"data quality: {check.rule_id} on {check.entity_id}: Great Expectations could not "
+                          f"compute {expectation['type']}: {error}")
     if check.sample == "none":
         return _grade_freshness(check, outcome, rows, sql, expectation)
     unexpected = int(outcome.result.get("unexpected_count") or 0)

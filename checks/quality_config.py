@@ -16,7 +16,7 @@ from opsaudit.errors import ConfigError
 
 RULES_FILE = Path(__file__).resolve().parent / "data_quality.yaml"
 RULE_IDS: tuple[str, ...] = (
-    "dq.not_null", "dq.in_set", "dq.range", "dq.unique", "dq.reference", "dq.time_order", "dq.freshness",
+    "dq.not_null", "dq.in_set", "dq.range", "dq.type", "dq.unique", "dq.reference", "dq.time_order", "dq.freshness",
 )
 
 
@@ -58,6 +58,7 @@ class DqRules(Strict):
     not_null: DqRule = Field(alias="dq.not_null")
     in_set: DqRule = Field(alias="dq.in_set")
     range: RangeRule = Field(alias="dq.range")
+    type: DqRule = Field(alias="dq.type")
     unique: DqRule = Field(alias="dq.unique")
     reference: DqRule = Field(alias="dq.reference")
     time_order: DqRule = Field(alias="dq.time_order")

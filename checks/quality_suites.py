@@ -17,9 +17,18 @@ from sqlalchemy.sql import FromClause, Select
 
 from opsaudit.checks.quality_config import DataQualityRules
 from opsaudit.checks.quality_gx import gx_expectations
-from opsaudit.contract import ENUMS, FRESHNESS_COLUMNS, PRIMARY_KEYS, RANGES, REFERENCES, TIME_ORDER, metadata
+from opsaudit.contract import (
+    ENUMS,
+    FRESHNESS_COLUMNS,
+    PRIMARY_KEYS,
+    RANGES,
+    REFERENCES,
+    TIME_ORDER,
+    contract_kind,
+    metadata,
+)
 from opsaudit.periods import Period
-from opsaudit.source import Source, missing_tables, select_columns
+from opsaudit.source import Source, SourceTimestamp, missing_tables, select_columns
 
 if TYPE_CHECKING:
     from great_expectations.expectations import Expectation
@@ -80,13 +89,18 @@ def batch_select(source: Source, name: str, period: Period,
                  columns_of: Callable[[str], tuple[str, ...] | None]) -> Select:
     """The rows of `name` in scope for the period: fact tables by their period column, others whole.
 
-    reported_metrics follows its reports: the metrics of the analysis reports due in the period.
+    A row whose period column is empty or no timestamp at all belongs to no period, so it is in
+    scope of every audit of its table until it is fixed: otherwise it would shrink populations
+    unseen. reported_metrics follows its reports: the metrics of the analysis reports due in the period.
     """
     table = source.table(name, columns_of(name) or ())
-    query = sa.select(*table.c)
+    query = sa.select(*(_local(column, source.dialect) for column in table.c))
     scope = PERIOD_COLUMNS.get(name)
     if scope is not None and scope in table.c:
-        return query.where(_in_period(table.c[scope], period))
+        undated = [table.c[scope].is_(None)]
+        if source.dialect == "sqlite":
+            undated.append(not_a_value(table.c[scope], "ts"))
+        return query.where(sa.or_(_in_period(table.c[scope], period), *undated))
     report_columns = set(columns_of("analysis_reports") or ())
     if name == "reported_metrics" and "report_id" in table.c and {"report_id", "due_at"} <= report_columns:
         reports = source.table("analysis_reports", columns_of("analysis_reports") or ())
@@ -95,8 +109,37 @@ def batch_select(source: Source, name: str, period: Period,
     return query  # a dimension table, or one whose scope column is missing: whole
 
 
+def _local(column: sa.ColumnElement, dialect: str) -> sa.ColumnElement:
+    """A timestamp as a naive local time on PostgreSQL, where the source may keep timestamptz:
+    Great Expectations compares values in Python and cannot compare aware with naive ones. The
+    session's time zone is the audit's, so the cast gives local time (and changes a naive column not)."""
+    if dialect == "postgresql" and isinstance(column.type, (sa.DateTime, SourceTimestamp)):
+        return sa.cast(column, sa.DateTime).label(column.key)
+    return column
+
+
 def _in_period(column: sa.ColumnElement, period: Period) -> sa.ColumnElement[bool]:
     return sa.and_(column >= period.start, column < period.end)
+
+
+def not_a_value(column: sa.ColumnElement, kind: str) -> sa.ColumnElement[bool]:
+    """SQLite only (its columns take any value): a value that is not of the contract's type `kind`,
+    such as 'yesterday' in a timestamp or 'five' in a rating. Other databases enforce column types,
+    and `init --check-source` checks those."""
+    typeof = sa.func.typeof(column)
+    wrong = {
+        "ts": sa.or_(typeof != "text", sa.func.julianday(column).is_(None)),
+        "int": typeof != "integer",
+        "num": typeof.not_in(("integer", "real")),
+        "bool": sa.or_(typeof != "integer", column.not_in((0, 1))),
+    }[kind]
+    return sa.and_(column.is_not(None), wrong)
+
+
+def _valid(column: sa.ColumnElement, dialect: str) -> sa.ColumnElement[bool]:
+    """The value is there and is a timestamp, so comparing it means something."""
+    present = column.is_not(None)
+    return sa.and_(present, sa.not_(not_a_value(column, "ts"))) if dialect == "sqlite" else present
 
 
 def to_sql(statement: sa.ClauseElement, engine: Engine) -> str:
@@ -105,7 +148,7 @@ def to_sql(statement: sa.ClauseElement, engine: Engine) -> str:
 
 
 def build_checks(table: str, columns: tuple[str, ...], *, rules: DataQualityRules, period: Period,
-                 now: datetime, batch: Select, references: Mapping[str, FromClause],
+                 now: datetime, batch: Select, references: Mapping[str, FromClause], dialect: str,
                  key_enforced: bool = False,
                  unique_targets: frozenset[str] = frozenset()) -> tuple[Select, list[Check]]:
     """Every enabled dq expectation on `table` whose columns the source has.
@@ -124,11 +167,15 @@ def build_checks(table: str, columns: tuple[str, ...], *, rules: DataQualityRule
     if enabled("dq.in_set"):
         checks += _in_set(table, have)
     if enabled("dq.range"):
-        checks += _ranges(table, have, now, rules.rules.range.future_allowed)
+        checks += _ranges(table, have)
     if enabled("dq.unique") and not key_enforced:
         checks += _unique(table, have, batch)
-    wide, widened = widen(table, have, batch, references, unique_targets,
-                          time_order=enabled("dq.time_order"), reference=enabled("dq.reference"))
+    future = rules.rules.range.future_allowed
+    wide, widened = widen(table, have, batch, references, unique_targets, dialect=dialect,
+                          time_order=enabled("dq.time_order"), reference=enabled("dq.reference"),
+                          types=enabled("dq.type") and dialect == "sqlite",
+                          not_after=now if enabled("dq.range") else None,
+                          future_allowed=future)
     checks += widened
     if enabled("dq.freshness"):
         checks += _freshness(table, have, period, now, rules.rules.freshness.freshness_days)
@@ -151,19 +198,13 @@ def _in_set(table: str, have: set[str]) -> list[Check]:
             for (name, column), values in ENUMS.items() if name == table and column in have]
 
 
-def _ranges(table: str, have: set[str], now: datetime, future_allowed: tuple[str, ...]) -> list[Check]:
+def _ranges(table: str, have: set[str]) -> list[Check]:
     gxe = gx_expectations()
 
-    checks = [Check("dq.range", table, (column,),
-                    gxe.ExpectColumnValuesToBeBetween(column=column, min_value=low, max_value=high), "index")
-              for (name, column), (low, high) in RANGES.items() if name == table and column in have]
-    # "Nothing in the future": an event timestamp after the audit's clock is a range defect.
-    events = [c.name for c in metadata.tables[table].columns if isinstance(c.type, sa.DateTime)
-              and c.name in have and f"{table}.{c.name}" not in future_allowed]
-    checks += [Check("dq.range", table, (column,),
-                     gxe.ExpectColumnValuesToBeBetween(column=column, max_value=now), "index",
-                     {"not_after": now.isoformat(sep=" ")}) for column in events]
-    return checks
+    return [Check("dq.range", table, (column,),
+                  gxe.ExpectColumnValuesToBeBetween(column=column, min_value=low, max_value=high), "index",
+                  {"min": low, "max": high})
+            for (name, column), (low, high) in RANGES.items() if name == table and column in have]
 
 
 def _unique(table: str, have: set[str], batch: Select) -> list[Check]:
@@ -187,28 +228,49 @@ def _unique(table: str, have: set[str], batch: Select) -> list[Check]:
 
 
 def widen(table: str, have: set[str], batch: Select, references: Mapping[str, FromClause],
-          unique_targets: frozenset[str], *, time_order: bool, reference: bool) -> tuple[Select, list[Check]]:
-    """The batch with one computed column per time-order and reference check, and those checks.
+          unique_targets: frozenset[str], *, dialect: str, time_order: bool, reference: bool, types: bool,
+          not_after: datetime | None, future_allowed: tuple[str, ...] = ()) -> tuple[Select, list[Check]]:
+    """The batch with one computed column per time-order, future, type and reference check, and
+    those checks.
 
     The columns hold the offending value and are null otherwise, so each check is a null check
     that GX folds into the one aggregate query it runs on the batch: a single pass over the
     period's rows instead of one per check. (UnexpectedRowsExpectation would read every
-    unexpected row to keep 200, and psycopg buffers them all.) Nulls in the checked columns are
-    dq.not_null's business, so they never count here.
+    unexpected row to keep 200, and psycopg buffers them all; and a datetime bound passed to GX as
+    a parameter is refused by SQLite.) Nulls in the checked columns are dq.not_null's business,
+    so they never count here.
     """
     gxe = gx_expectations()
     rows = batch.subquery("b")
     joined: FromClause = rows
     columns: list[Any] = []
     checks: list[Check] = []
+
+    def computed(rule_id: str, column: str, label: str, offending: sa.ColumnElement[bool],
+                 facts: dict[str, Any]) -> None:
+        value = sa.cast(rows.c[column], sa.String) if rule_id == "dq.type" else rows.c[column]
+        columns.append(sa.case((offending, value)).label(label))
+        checks.append(Check(rule_id, table, (column,), gxe.ExpectColumnValuesToBeNull(column=label), "index", facts))
+
+    contract = metadata.tables[table].columns
+    if types:
+        for column in (c for c in contract if c.name in have and contract_kind(c) != "text"):
+            computed("dq.type", column.name, f"dq_type_{column.name}", not_a_value(rows.c[column.name],
+                     contract_kind(column)), {"expected": contract_kind(column)})
+    if not_after is not None:
+        # "Nothing in the future": an event timestamp after the audit's clock is a range defect.
+        for column in (c.name for c in contract if isinstance(c.type, sa.DateTime) and c.name in have
+                       and f"{table}.{c.name}" not in future_allowed):
+            computed("dq.range", column, f"dq_future_{column}",
+                     sa.and_(_valid(rows.c[column], dialect), rows.c[column] > not_after),
+                     {"not_after": not_after.isoformat(sep=" ", timespec="seconds")})
     if time_order:
         for name, later, earlier in TIME_ORDER:
             if name != table or not {later, earlier} <= have:
                 continue
-            label = f"dq_order_{later}"
-            columns.append(sa.case((rows.c[later] < rows.c[earlier], rows.c[later])).label(label))
-            checks.append(Check("dq.time_order", table, (later,), gxe.ExpectColumnValuesToBeNull(column=label),
-                                "index", {"not_before": f"{table}.{earlier}"}))
+            out_of_order = sa.and_(_valid(rows.c[later], dialect), _valid(rows.c[earlier], dialect),
+                                   rows.c[later] < rows.c[earlier])
+            computed("dq.time_order", later, f"dq_order_{later}", out_of_order, {"not_before": f"{table}.{earlier}"})
     for (name, column), (target, target_column) in REFERENCES.items():
         if not reference or name != table or column not in have or target not in references:
             continue

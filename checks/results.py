@@ -3,9 +3,11 @@ severity, or insufficient data. A failed check is a result, never an exception."
 
 from __future__ import annotations
 
+from collections import Counter
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from enum import StrEnum
-from typing import Any
+from typing import Any, overload
 
 
 class Outcome(StrEnum):
@@ -55,3 +57,41 @@ class CheckResult:
     @property
     def is_problem(self) -> bool:
         return self.outcome is Outcome.FAILED
+
+
+class ResultSet(Sequence[CheckResult]):
+    """An audit's results as they pass between Prefect tasks.
+
+    Prefect walks lists and dataclasses given to a task object by object, to find upstream
+    futures; an audit of 2,000 agents has thousands of results, and that walk cost more than the
+    audit. A plain sequence class is passed as one object, and its repr tells the dashboard
+    what it holds.
+    """
+
+    __slots__ = ("_items",)
+
+    def __init__(self, items: Iterable[CheckResult] = ()) -> None:
+        self._items = tuple(items)
+
+    @overload
+    def __getitem__(self, index: int) -> CheckResult: ...
+
+    @overload
+    def __getitem__(self, index: slice) -> ResultSet: ...
+
+    def __getitem__(self, index: int | slice) -> CheckResult | ResultSet:
+        return ResultSet(self._items[index]) if isinstance(index, slice) else self._items[index]
+
+    def __len__(self) -> int:
+        return len(self._items)
+
+    def __iter__(self) -> Iterator[CheckResult]:
+        return iter(self._items)
+
+    def __add__(self, other: Iterable[CheckResult]) -> ResultSet:
+        return ResultSet((*self._items, *other))
+
+    def __repr__(self) -> str:
+        outcomes = Counter(result.outcome.value for result in self._items)
+        counts = ", ".join(f"{count:,} {outcome}" for outcome, count in sorted(outcomes.items()))
+        return f"ResultSet({len(self._items):,} results: {counts or 'none'})"

@@ -80,6 +80,7 @@ class EntitySpec(Strict):
     warning_band: float | None = None
     bands: tuple[float, float] | None = None
     min_population: int | None = None
+    max_severity: Severity | None = None
     severity: Severity | None = None
     escalate: tuple[Escalation, ...] | None = None
     params: dict[str, ParamValue] = Field(default_factory=dict)
@@ -116,6 +117,7 @@ class Rule:
     warning_band: float
     bands: tuple[float, float]
     min_population: int
+    max_severity: Severity
     severity: Severity
     escalate: tuple[Escalation, ...]
     params: dict[str, ParamValue]
@@ -200,6 +202,7 @@ def resolve_rule(area: str, rule_id: str, spec: RuleSpec, entity_type: str, enti
         else _default_warning_band(unit, thresholds),
         bands=bands or pick("bands") or _default_bands(unit, target, thresholds),
         min_population=pick("min_population") or (default_min if kind != "record" else 1),
+        max_severity=pick("max_severity") or (thresholds.agent_max_severity if entity_type == "agent" else "major"),
         severity=pick("severity") or "general", escalate=pick("escalate") or (),
         params=params, audits=pick("audits"), title=spec.title,
         description=pick("description") or spec.title,

@@ -52,12 +52,30 @@ def display_path(path: Path) -> str:
         return str(path)
 
 
+class _UniqueKeyLoader(yaml.SafeLoader):
+    """A safe loader that refuses a key given twice in one mapping (PyYAML keeps the last silently)."""
+
+    def construct_mapping(self, node: yaml.MappingNode, deep: bool = False) -> dict[Any, Any]:
+        seen: set[Any] = set()
+        for key_node, _ in node.value:
+            key = self.construct_object(key_node, deep=deep)
+            if key in seen:
+                raise yaml.constructor.ConstructorError(None, None, f"key {key!r} is given twice",
+                                                        key_node.start_mark)
+            seen.add(key)
+        return super().construct_mapping(node, deep=deep)
+
+
 def read_yaml(path: Path) -> dict[str, Any]:
     """A YAML mapping from path; a parse error or a non-mapping names the file (and line)."""
+    if path.is_dir():
+        raise ConfigError(f"{display_path(path)}: is a folder, expected a YAML file")
     try:
-        data = yaml.safe_load(path.read_text(encoding="utf-8"))
+        data = yaml.load(path.read_text(encoding="utf-8"), Loader=_UniqueKeyLoader)  # noqa: S506 - a safe loader
     except OSError as exc:
         raise ConfigError(f"{display_path(path)}: cannot read: {exc.strerror}") from None
+    except UnicodeDecodeError as exc:
+        raise ConfigError(f"{display_path(path)}: not UTF-8 text (byte {exc.start}); save it as UTF-8") from None
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         where = f"line {mark.line + 1}: " if mark else ""
@@ -122,20 +140,38 @@ def validate_file(name: str, model: type[BaseModel], sources: list[tuple[Path, d
         raise ConfigError(format_validation_error(exc, sources)) from None
 
 
-def load_config(config_dir: Path | None = None) -> Config:
-    """The shipped defaults, overridden by config_dir's YAML files of the same names."""
+def _check_folder(config_dir: Path, required: bool) -> None:
+    """The config folder is a folder, and holds only the files opsaudit reads, named as it reads them."""
+    if not config_dir.exists():
+        if required:
+            raise ConfigError(f"{display_path(config_dir)}: no such configuration folder (OPSAUDIT_CONFIG_DIR)")
+        return
+    if not config_dir.is_dir():
+        raise ConfigError(f"{display_path(config_dir)}: is a file, expected the configuration folder")
+    expected = ", ".join(name + ".yaml" for name in CONFIG_MODELS)
+    for path in sorted(config_dir.glob("*.yaml")) + sorted(config_dir.glob("*.yml")):
+        if path.suffix == ".yml":
+            hint = f"rename it to {path.stem}.yaml" if path.stem in CONFIG_MODELS else f"expected one of: {expected}"
+            raise ConfigError(f"{display_path(path)}: opsaudit reads only .yaml files ({hint})")
+        if path.stem not in CONFIG_MODELS:
+            raise ConfigError(f"{display_path(path)}: unknown configuration file (expected one of: {expected})")
+
+
+def load_config(config_dir: Path | None = None, *, required: bool = False) -> Config:
+    """The shipped defaults, overridden by config_dir's YAML files of the same names.
+
+    `required`: the folder was named on purpose (OPSAUDIT_CONFIG_DIR), so its absence is an error;
+    the default ./config may be absent, since the defaults ship with opsaudit.
+    """
     config_dir = Path(config_dir) if config_dir is not None else None
-    if config_dir is not None and config_dir.is_dir():
-        for path in sorted(config_dir.glob("*.yaml")) + sorted(config_dir.glob("*.yml")):
-            if path.stem not in CONFIG_MODELS:
-                raise ConfigError(f"{display_path(path)}: unknown configuration file "
-                                  f"(expected one of: {', '.join(n + '.yaml' for n in CONFIG_MODELS)})")
+    if config_dir is not None:
+        _check_folder(config_dir, required)
     loaded: dict[str, BaseModel] = {}
     files: dict[str, tuple[Path, ...]] = {}
     for name, model in CONFIG_MODELS.items():
         sources = [(DEFAULTS_DIR / f"{name}.yaml", read_yaml(DEFAULTS_DIR / f"{name}.yaml"))]
         override = config_dir / f"{name}.yaml" if config_dir is not None else None
-        if override is not None and override.is_file() and override.resolve() != sources[0][0].resolve():
+        if override is not None and override.exists() and override.resolve() != sources[0][0].resolve():
             sources.append((override, read_yaml(override)))
         loaded[name] = validate_file(name, model, sources)
         files[name] = tuple(path for path, _ in sources)

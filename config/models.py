@@ -2,13 +2,25 @@
 
 from __future__ import annotations
 
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field, field_validator, model_validator
 
 Severity = Literal["general", "important", "major"]
 AuditName = Literal["cs-weekly", "cs-monthly", "execution-monthly", "planning-quarterly", "data-quarterly"]
 PeriodKind = Literal["week", "month", "quarter"]
+Area = Literal["customer_service", "execution", "planning", "data_analysis"]
+
+
+def _not_a_bool(value: Any) -> Any:
+    # YAML's `true` is an int to Python; a count or a threshold written as true is a mistake.
+    if isinstance(value, bool):
+        raise ValueError("must be a number, not true or false")
+    return value
+
+
+Count = Annotated[int, BeforeValidator(_not_a_bool), Field(strict=True)]
+Number = Annotated[float, BeforeValidator(_not_a_bool)]
 
 
 class Strict(BaseModel):
@@ -21,19 +33,30 @@ def _share(value: float) -> float:
     return value
 
 
-Fraction = Annotated[float, AfterValidator(_share)]
+Fraction = Annotated[Number, AfterValidator(_share)]
+
+
+def _bands(value: tuple[float, float]) -> tuple[float, float]:
+    if not 0 <= value[0] <= value[1]:
+        raise ValueError("must be two ascending numbers from 0, e.g. [0.05, 0.15]")
+    return value
+
+
+Bands = Annotated[tuple[Number, Number], AfterValidator(_bands)]
+ShareBands = Annotated[tuple[Fraction, Fraction], AfterValidator(_bands)]
 
 
 class GradingOverride(Strict):
-    bands: tuple[float, float] | None = Field(
+    bands: Bands | None = Field(
         None, description="Miss up to bands[0] is general, up to bands[1] important, beyond major.")
 
 
 class EntityOverride(Strict):
     enabled: bool | None = None
-    target: float | None = None
-    warning_band: float | None = Field(None, ge=0)
-    min_population: int | None = Field(None, ge=1)
+    target: Number | None = None
+    warning_band: Number | None = Field(None, ge=0)
+    min_population: Count | None = Field(None, ge=1)
+    max_severity: Severity | None = Field(None, description="the most severe grade this rule may give")
     grading: GradingOverride | None = None
     params: dict[str, float | int | str | bool] = Field(default_factory=dict)
 
@@ -45,48 +68,55 @@ class RuleOverride(EntityOverride):
 
 
 class Deadlines(Strict):
-    general: int = Field(15, ge=1, description="days to fix")
-    important: int = Field(30, ge=1)
-    major_plan: int = Field(7, ge=1, description="days for the major problem's rectification plan")
-    major: int = Field(30, ge=1)
+    general: Count = Field(15, ge=1, description="days to fix")
+    important: Count = Field(30, ge=1)
+    major_plan: Count = Field(7, ge=1, description="days for the major problem's rectification plan")
+    major: Count = Field(30, ge=1)
 
 
 class Scoring(Strict):
-    start: int = 100
-    general: int = 1
-    important: int = 3
-    major: int = 10
-    overdue: int = 2
+    start: Count = Field(100, ge=0)
+    general: Count = Field(1, ge=0)
+    important: Count = Field(3, ge=0)
+    major: Count = Field(10, ge=0)
+    overdue: Count = Field(2, ge=0)
 
 
 class Thresholds(Strict):
     """config/thresholds.yaml: defaults every rule inherits, and per-rule overrides."""
 
-    min_population: int = Field(20, ge=1)
-    min_reviews_per_agent: int = Field(3, ge=1)
+    min_population: Count = Field(20, ge=1)
+    min_reviews_per_agent: Count = Field(3, ge=1)
     warning_band_rate: Fraction = 0.02
-    rate_bands: tuple[float, float] = (0.05, 0.15)
-    full_target_bands: tuple[float, float] = (0.02, 0.10)
-    dq_bands: tuple[Fraction, Fraction] = (0.01, 0.10)
-    recurrence_periods: int = Field(2, ge=0)
+    rate_bands: ShareBands = (0.05, 0.15)
+    full_target_bands: ShareBands = (0.02, 0.10)
+    dq_bands: ShareBands = (0.01, 0.10)
+    # audit-rules §3: one person's shortfall is a performance problem, not one that endangers the operation.
+    agent_max_severity: Severity = "important"
+    recurrence_periods: Count = Field(2, ge=0)
     deadlines: Deadlines = Deadlines()
     scoring: Scoring = Scoring()
     rules: dict[str, RuleOverride] = Field(default_factory=dict)
 
-    @field_validator("rate_bands", "full_target_bands", "dq_bands")
-    @classmethod
-    def _ascending(cls, value: tuple[float, float]) -> tuple[float, float]:
-        if not value[0] <= value[1]:
-            raise ValueError("the first band must not exceed the second")
-        return value
+
+def _cron(value: str) -> str:
+    from croniter import croniter
+
+    # croniter also takes "random" (R) and "hashed" (H) fields, which Prefect's schedules refuse.
+    if not croniter.is_valid(value) or any(field.upper() in ("R", "H") for field in value.split()):
+        raise ValueError(f"{value!r} is not a cron expression (minute hour day month weekday, e.g. '0 8 1 * *')")
+    return value
+
+
+Cron = Annotated[str, AfterValidator(_cron)]
 
 
 class AuditPlan(Strict):
     """One periodic audit: its period, areas, calendar and what it reads."""
 
     period: PeriodKind
-    areas: tuple[str, ...]
-    cron: str
+    areas: tuple[Area, ...] = Field(min_length=1)
+    cron: Cron
     description: str = ""
     data_quality: Literal["read_tables", "all_tables"] = "read_tables"
     sampling: bool = False
@@ -98,7 +128,7 @@ class Sampling(Strict):
     confidence: Fraction = 0.95
     tolerable_rate: Fraction = 0.05
     expected_rate: Fraction = 0.01
-    min_per_agent: int = Field(1, ge=0)
+    min_per_agent: Count = Field(1, ge=0)
 
     @model_validator(mode="after")
     def _expected_below_tolerable(self) -> Sampling:
@@ -108,8 +138,8 @@ class Sampling(Strict):
 
 
 class SpotCheck(Strict):
-    checks_per_month: int = Field(2, ge=0, le=20)
-    areas: tuple[str, ...] = ("customer_service", "execution", "planning", "data_analysis")
+    checks_per_month: Count = Field(2, ge=0, le=20)
+    areas: tuple[Area, ...] = ("customer_service", "execution", "planning", "data_analysis")
 
 
 class Audits(Strict):
@@ -153,6 +183,25 @@ class TableSource(Strict):
         if self.table and self.select:
             raise ValueError("give table or select, not both")
         return self
+
+    @field_validator("select")
+    @classmethod
+    def _one_select(cls, value: str | None) -> str | None:
+        """One SELECT statement and nothing else: opsaudit only ever reads the source."""
+        if value is None:
+            return None
+        import sqlglot
+        from sqlglot import exp
+
+        try:
+            statements = [s for s in sqlglot.parse(value) if s is not None]
+        except sqlglot.errors.SqlglotError as exc:
+            raise ValueError(f"not one valid SELECT statement ({str(exc).splitlines()[0]})") from None
+        writes = (exp.Insert, exp.Update, exp.Delete, exp.Merge, exp.Drop, exp.Create, exp.Alter, exp.Command,
+                  exp.TruncateTable)
+        if len(statements) != 1 or not isinstance(statements[0], exp.Query) or statements[0].find(*writes):
+            raise ValueError("must be exactly one SELECT statement, which only reads")
+        return value
 
 
 class SourceMapping(Strict):

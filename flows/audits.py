@@ -21,7 +21,7 @@ def run_periodic_audit(audit: str, period: str | None, now: datetime | None) -> 
         results = steps.evaluate_results(computation)
         results = steps.collect_evidence(context, computation, results)
         all_results = dq_results + results
-        counts = steps.record_findings(context, run, all_results)
+        counts = steps.record_findings(context, run, all_results, available)
         sample = draw_quality_sample(context, run) if context.plan.sampling else None
         output = steps.hand_over_to_reporting(context, run, all_results, counts)
     except Exception as exc:

@@ -1,13 +1,16 @@
-"""What one audit needs, assembled once: settings, config, rules, period, source and store.
+"""What one audit needs, assembled once: settings, config, rules, period, source and store; and
+the pre-flight that checks all of it before an audit writes anything.
 
 Prefect tasks (tasks/) receive this context; nothing here knows about Prefect.
 """
 
 from __future__ import annotations
 
+import tempfile
 from dataclasses import dataclass
 from datetime import datetime
 from functools import cached_property
+from pathlib import Path
 
 import sqlalchemy as sa
 from sqlalchemy.engine import Engine
@@ -15,14 +18,14 @@ from sqlalchemy.engine import Engine
 from opsaudit import periods
 from opsaudit.checks.metrics import MetricContext, load_builtin_metrics
 from opsaudit.checks.spec import Rule, effective_rules
-from opsaudit.config.loader import Config, display_path, load_config
+from opsaudit.config.loader import Config, display_path
 from opsaudit.config.models import AuditPlan
-from opsaudit.db import check_reachable, create_engine
-from opsaudit.errors import ConfigError
+from opsaudit.db import check_reachable, source_engine, store_engine
+from opsaudit.errors import ConfigError, SourceError, UsageError
 from opsaudit.periods import Period
 from opsaudit.settings import Settings
-from opsaudit.source import Source
-from opsaudit.store.migrate import require_current
+from opsaudit.source import Source, check_source, missing_tables
+from opsaudit.store.migrate import require_current, require_writable
 
 PERIODIC_AUDITS = ("cs-weekly", "cs-monthly", "execution-monthly", "planning-quarterly", "data-quarterly")
 # The directory tables give labels and owners to every audit's findings.
@@ -51,14 +54,25 @@ def local_now(settings: Settings, now: datetime | None = None) -> datetime:
 
 def resolve_period(settings: Settings, config: Config, audit: str, period: str | None,
                    now: datetime | None) -> Period:
-    """The given period, or the last complete period of the audit's kind before `now`."""
+    """The given period, or the last complete period of the audit's kind before `now`.
+
+    A given period must be of the audit's kind and must have ended by `now`: a month still running
+    has no final figures, and auditing it would raise problems that are not problems yet.
+    """
     plan = audit_plan(config, audit)
-    if period:
-        try:
-            return periods.parse_period(period)
-        except ValueError as exc:
-            raise ConfigError(f"--period: {exc}") from None
-    return periods.previous(plan.period, local_now(settings, now))
+    clock = local_now(settings, now)
+    if not period:
+        return periods.previous(plan.period, clock)
+    try:
+        parsed = periods.parse_period(period)
+    except ValueError as exc:
+        raise UsageError(f"--period: {exc}") from None
+    if parsed.kind != plan.period:
+        raise UsageError(f"--period: {audit} audits a {plan.period}, and {period!r} is a {parsed.kind}")
+    if parsed.end > clock:
+        raise UsageError(f"--period: {parsed.label} has not ended yet (it ends {parsed.end:%Y-%m-%d %H:%M} "
+                         f"{settings.timezone}; now is {clock:%Y-%m-%d %H:%M})")
+    return parsed
 
 
 def operations_manager(source: Source, department: str, available: set[str]) -> str | None:
@@ -85,14 +99,18 @@ class AuditContext:
     all_rules: tuple[Rule, ...]
     now: datetime  # naive local time of the run (the clock, or --now)
 
+    def __repr__(self) -> str:
+        # Prefect shows task inputs by their repr: say what the context is, not its every rule.
+        return f"AuditContext({self.audit} {self.period.label}, {len(self.rules)} rules, now {self.now:%Y-%m-%d %H:%M})"
+
     @cached_property
     def source(self) -> Source:
-        return Source(create_engine(self.settings.database, purpose="database", timezone=self.settings.timezone),
-                      self.config.source)
+        engine = source_engine(self.settings.database, timezone=self.settings.timezone)
+        return Source(engine, self.config.source, zone=self.settings.timezone)
 
     @cached_property
     def store(self) -> Engine:
-        engine = create_engine(self.settings.store, purpose="store")
+        engine = store_engine(self.settings.store)
         check_reachable(engine, purpose="store")
         require_current(engine)
         return engine
@@ -100,6 +118,10 @@ class AuditContext:
     @property
     def plan(self) -> AuditPlan:
         return audit_plan(self.config, self.audit)
+
+    @property
+    def output_folder(self) -> Path:
+        return self.settings.output_dir / self.audit / self.period.label
 
     def tables_read(self) -> tuple[str, ...]:
         """Every contract table this audit's rules read, plus the directory tables."""
@@ -110,13 +132,77 @@ class AuditContext:
             tables.update(registry[rule.metric](MetricContext(self.source, self.period, rule, self.now, shared)).tables)
         return tuple(sorted(tables))
 
+    def tables_checked(self) -> tuple[str, ...]:
+        """The tables data quality covers: those read, or every contract table for the data audit."""
+        if self.plan.data_quality == "all_tables":
+            from opsaudit.contract import TABLE_NAMES
+
+            return tuple(TABLE_NAMES)
+        return self.tables_read()
+
 
 def build_context(settings: Settings, audit: str, *, period: str | None = None, now: datetime | None = None,
                   kind: str = "periodic", config: Config | None = None) -> AuditContext:
     """Load config and rules and resolve the period of one periodic audit."""
-    config = config or load_config(settings.config_dir)
+    config = config or settings.load_config()
     plan = audit_plan(config, audit)
     all_rules = load_rules(settings, config)
     rules = tuple(rule for rule in all_rules if rule.area in plan.areas and rule.runs_in(audit))
+    if not rules:
+        where = display_path(settings.config_dir / "audits.yaml")
+        raise ConfigError(f"{where}: audits.{audit}.areas: no enabled rule in {', '.join(plan.areas)}")
     return AuditContext(settings, config, audit, kind, resolve_period(settings, config, audit, period, now),
                         rules, tuple(all_rules), local_now(settings, now))
+
+
+def preflight(context: AuditContext) -> None:
+    """Everything an audit needs, checked before it writes anything, each mistake one line.
+
+    The source answers and has the contract's columns and types (a missing table is allowed: it is
+    a data-quality finding); the operations department and the audit lead exist; the output folder
+    and the store take writes.
+    """
+    check_reachable(context.source.engine, purpose="database")
+    tables = context.tables_checked()
+    absent = missing_tables(context.source, tables)
+    problems = check_source(context.source, tuple(t for t in tables if t not in absent))
+    if problems:
+        more = f" (and {len(problems) - 1} more: `opsaudit init --check-source` lists them)" \
+            if len(problems) > 1 else ""
+        raise SourceError(f"database: {problems[0]}{more}")
+    check_directory_settings(context.settings, context.source, set(tables) - absent)
+    check_output_folder(context.output_folder)
+    require_writable(context.store)
+
+
+def check_directory_settings(settings: Settings, source: Source, available: set[str]) -> None:
+    """OPSAUDIT_OPERATIONS_DEPARTMENT and OPSAUDIT_AUDIT_LEAD name people and places that exist:
+    otherwise company and data-quality findings would have no owner, and reports no reviewer."""
+    if not {"departments", "staff"} <= available:
+        return  # the missing directory table is itself a major data-quality finding
+    d, s = source.table("departments"), source.table("staff")
+    department = settings.operations_department
+    with source.engine.connect() as conn:
+        known = conn.execute(sa.select(d.c.department_id).where(d.c.department_id == department)).first()
+        lead = conn.execute(sa.select(s.c.staff_id, s.c.active).where(s.c.staff_id == settings.audit_lead)).first() \
+            if settings.audit_lead else None
+    if known is None:
+        raise ConfigError(f"environment: OPSAUDIT_OPERATIONS_DEPARTMENT: {department!r} is not a department_id "
+                          f"of the departments table")
+    if operations_manager(source, department, available) is None:
+        raise ConfigError(f"environment: OPSAUDIT_OPERATIONS_DEPARTMENT: department {department!r} has no active "
+                          "manager (the operations manager owns company and data-quality findings)")
+    if settings.audit_lead and (lead is None or not lead.active):
+        state = "not a staff_id of the staff table" if lead is None else "not an active member of staff"
+        raise ConfigError(f"environment: OPSAUDIT_AUDIT_LEAD: {settings.audit_lead!r} is {state}")
+
+
+def check_output_folder(folder: Path) -> None:
+    """The run's output folder can be created and written, or a StoreError names it."""
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        with tempfile.TemporaryFile(dir=folder):
+            pass
+    except OSError as exc:
+        raise ConfigError(f"environment: OPSAUDIT_OUTPUT_DIR: cannot write to {display_path(folder)} "
+                          f"({exc.strerror})") from None

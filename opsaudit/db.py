@@ -1,44 +1,92 @@
-"""Engines for the operational database and the store, with errors that hide passwords."""
+"""Engines for the operational database and the store, with errors that hide passwords.
+
+opsaudit never writes to the operational database (data-contract.md): its engine is read-only,
+a read-only session on PostgreSQL and `mode=ro` on SQLite, and a SQLite file that is not there is
+an error, never an empty company. The store is the one database opsaudit writes and creates.
+"""
 
 from __future__ import annotations
 
 from pathlib import Path
 
 import sqlalchemy as sa
-from sqlalchemy.engine import Engine, make_url
+from sqlalchemy.engine import URL, Engine, make_url
 
 from opsaudit.errors import SourceError, StoreError
 from opsaudit.settings import mask_url
 
 
-def create_engine(url: str, *, purpose: str = "database", timezone: str | None = None) -> Engine:
-    """An engine for url; SQLite files get their folder created. With `timezone`, PostgreSQL
-    sessions use it, so timestamptz columns compare with the naive local period bounds."""
-    error = StoreError if purpose == "store" else SourceError
+def _error(purpose: str) -> type[SourceError] | type[StoreError]:
+    return StoreError if purpose == "store" else SourceError
+
+
+def create_engine(url: str, *, purpose: str = "database", timezone: str | None = None, read_only: bool = False,
+                  create: bool = True) -> Engine:
+    """An engine for `url`.
+
+    `create`: a SQLite file may be created (with its folder); otherwise a missing file is an error
+    naming the path. `read_only`: the database refuses every write, whatever SQL is sent. With
+    `timezone`, PostgreSQL sessions use it, so timestamptz columns compare with the naive local
+    period bounds.
+    """
+    error = _error(purpose)
     try:
         parsed = make_url(url)
     except Exception:
         raise error(f"{purpose}: {mask_url(url)}: not a valid SQLAlchemy URL") from None
     if parsed.get_backend_name() == "sqlite":
-        if parsed.database and parsed.database != ":memory:":
-            Path(parsed.database).expanduser().parent.mkdir(parents=True, exist_ok=True)
-        engine = sa.create_engine(parsed, connect_args={"timeout": 30})
-        sa.event.listen(engine, "connect", _sqlite_pragmas)
-        return engine
+        return _sqlite_engine(parsed, purpose=purpose, read_only=read_only, create=create)
+    if parsed.get_backend_name() == "postgresql":
+        parsed = _postgres_session(parsed, timezone=timezone, read_only=read_only)
     try:
-        engine = sa.create_engine(parsed, pool_pre_ping=True)
+        return sa.create_engine(parsed, pool_pre_ping=True)
     except Exception as exc:  # missing driver and the like
         raise error(f"{purpose}: {mask_url(url)}: {type(exc).__name__}: {exc}") from None
-    if timezone and engine.dialect.name == "postgresql":
-        sa.event.listen(engine, "connect", lambda dbapi_connection, _record: _set_timezone(dbapi_connection, timezone))
+
+
+def store_engine(url: str) -> Engine:
+    """The audit store: written by opsaudit, created on first use."""
+    return create_engine(url, purpose="store")
+
+
+def source_engine(url: str, *, timezone: str) -> Engine:
+    """The operational database as the audits read it: read-only, never created."""
+    return create_engine(url, purpose="database", timezone=timezone, read_only=True, create=False)
+
+
+def _sqlite_engine(parsed: URL, *, purpose: str, read_only: bool, create: bool) -> Engine:
+    database = parsed.database or ""
+    in_memory = database in ("", ":memory:") or parsed.query.get("mode") == "memory"
+    if not in_memory:
+        path = Path(database.removeprefix("file:")).expanduser()
+        if create:
+            path.parent.mkdir(parents=True, exist_ok=True)
+        elif not path.is_file():
+            raise _error(purpose)(f"{purpose}: {parsed.render_as_string()}: no such database file {path}")
+        if read_only:
+            # A URI filename with mode=ro: SQLite itself refuses every write on this connection.
+            parsed = parsed.set(database=f"file:{path.resolve()}").update_query_dict({"mode": "ro", "uri": "true"})
+    engine = sa.create_engine(parsed, connect_args={"timeout": 30})
+    if purpose == "store":
+        # WAL lets audits write while the CLI reads; it is a setting of the file, so the store's only.
+        sa.event.listen(engine, "connect", _sqlite_pragmas)
     return engine
 
 
-def _set_timezone(dbapi_connection, timezone: str) -> None:
-    cursor = dbapi_connection.cursor()
-    cursor.execute("SELECT set_config('TimeZone', %s, false)", (timezone,))
-    cursor.close()
-    dbapi_connection.commit()
+def _postgres_session(parsed: URL, *, timezone: str | None, read_only: bool) -> URL:
+    """The URL with libpq `options` for the session: its time zone, and read-only transactions.
+
+    In the URL, not in a connect hook, so that every engine built from it (Great Expectations
+    builds its own) gets the same session, and a COMMIT inside a mapped SELECT cannot open a
+    writable transaction.
+    """
+    existing = parsed.query.get("options")
+    options = [existing] if isinstance(existing, str) else list(existing or ())
+    if timezone:
+        options.append(f"-c TimeZone={timezone}")
+    if read_only:
+        options.append("-c default_transaction_read_only=on")
+    return parsed.update_query_dict({"options": " ".join(options)}) if options else parsed
 
 
 def _sqlite_pragmas(dbapi_connection, _record) -> None:
@@ -50,11 +98,14 @@ def _sqlite_pragmas(dbapi_connection, _record) -> None:
 
 def check_reachable(engine: Engine, *, purpose: str) -> None:
     """Connect once, so an unreachable database is one clear line, not a traceback later."""
-    error = StoreError if purpose == "store" else SourceError
     try:
         with engine.connect() as conn:
             conn.execute(sa.text("SELECT 1"))
     except Exception as exc:
         reason = str(getattr(exc, "orig", exc)).strip().splitlines()[0] if str(exc) else type(exc).__name__
-        raise error(f"{purpose}: {mask_url(engine.url.render_as_string(hide_password=False))}: "
-                    f"cannot connect: {reason}") from None
+        raise _error(purpose)(f"{purpose}: {shown_url(engine)}: cannot connect: {reason}") from None
+
+
+def shown_url(engine: Engine) -> str:
+    """The engine's URL as the user gave it, password masked: without the session options added here."""
+    return mask_url(engine.url.difference_update_query(["options"]).render_as_string(hide_password=False))

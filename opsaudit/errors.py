@@ -23,3 +23,7 @@ class InputError(OpsauditError):
 
 class LifecycleError(OpsauditError):
     """A finding or report cannot make the requested transition."""
+
+
+class UsageError(OpsauditError):
+    """A command-line value that cannot be right, such as a period that has not ended (exit status 2)."""

@@ -125,3 +125,15 @@ def shift(period: Period, steps: int) -> Period:
     months = {"month": 1, "quarter": 3, "year": 12}[period.kind]
     index = period.start.year * 12 + period.start.month - 1 + steps * months
     return containing(period.kind, datetime(index // 12, index % 12 + 1, 1))
+
+
+def periods_ending_in(period: Period) -> list[str]:
+    """Labels of the months, quarters and years whose last day falls in the period."""
+    labels: list[str] = []
+    for kind in ("month", "quarter", "year"):
+        current = containing(kind, period.start)
+        while current.start < period.end:
+            if period.start < current.end <= period.end:
+                labels.append(current.label)
+            current = shift(current, 1)
+    return labels

@@ -85,6 +85,15 @@ class Settings(BaseSettings):
     def tz(self) -> ZoneInfo:
         return ZoneInfo(self.timezone)
 
+    def load_config(self):
+        """The effective configuration: the shipped defaults under the config folder's overrides.
+
+        A folder named in OPSAUDIT_CONFIG_DIR must exist; the default ./config may be absent.
+        """
+        from opsaudit.config.loader import load_config
+
+        return load_config(self.config_dir, required="config_dir" in self.model_fields_set)
+
 
 def load_settings(**overrides: object) -> Settings:
     """Settings from the environment; a bad value is a ConfigError naming the variable."""
@@ -93,4 +102,4 @@ def load_settings(**overrides: object) -> Settings:
     except ValidationError as exc:
         err = exc.errors()[0]
         name = "OPSAUDIT_" + str(err["loc"][0]).upper() if err["loc"] else "OPSAUDIT_*"
-        raise ConfigError(f"environment: {name}: {err['msg']}") from None
+        raise ConfigError(f"environment: {name}: {err['msg'].removeprefix('Value error, ')}") from None

@@ -6,10 +6,14 @@ renames; the checks only ever see contract names.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+from zoneinfo import ZoneInfo
 
 import sqlalchemy as sa
-from sqlalchemy.engine import Engine
+from sqlalchemy.engine import Dialect, Engine
 from sqlalchemy.sql import FromClause
 
 from opsaudit.config.models import SourceMapping, TableSource
@@ -24,12 +28,48 @@ _TYPE_FAMILIES: dict[str, tuple[type, ...]] = {
 }
 
 
+class SourceTimestamp(sa.types.TypeDecorator):
+    """A contract `ts` as the checks read it: a naive local time, whatever the source keeps.
+
+    An aware value (a PostgreSQL timestamptz) is converted to the audit's zone; a value that is no
+    timestamp at all (text in a SQLite column) reads as None, because a data-quality expectation
+    reports it, and a KPI query must not crash on it.
+    """
+
+    impl = sa.DateTime
+    cache_ok = True
+
+    def __init__(self, zone: str | None = None) -> None:
+        super().__init__()
+        self.zone = zone
+
+    def result_processor(self, dialect: Dialect, coltype: Any) -> Callable[[Any], Any]:
+        parse = self.impl_instance.result_processor(dialect, coltype)
+        zone = ZoneInfo(self.zone) if self.zone else None
+
+        def process(value: Any) -> Any:
+            if parse is not None:
+                try:
+                    value = parse(value)
+                except (ValueError, TypeError):
+                    return None
+            if isinstance(value, datetime) and value.tzinfo is not None and zone is not None:
+                return value.astimezone(zone).replace(tzinfo=None)
+            return value
+
+        return process
+
+
 @dataclass(frozen=True)
 class Source:
-    """An operational database and the mapping that presents it in contract terms."""
+    """An operational database and the mapping that presents it in contract terms.
+
+    `zone` is the audit's time zone (OPSAUDIT_TIMEZONE): timestamps read back are naive local times in it.
+    """
 
     engine: Engine
     mapping: SourceMapping = field(default_factory=SourceMapping)
+    zone: str | None = None
     # One selectable per table (and column set), so every metric of a query refers to the same FROM.
     _tables: dict[tuple[str, tuple[str, ...] | None], FromClause] = field(default_factory=dict, compare=False,
                                                                           repr=False)
@@ -60,16 +100,19 @@ class Source:
     def _build_table(self, name: str, columns: tuple[str, ...] | None) -> FromClause:
         contract = metadata.tables[name]
         spec = self.spec(name)
-        if columns is None and spec.select is None and spec.table is None and not spec.columns:
-            return contract
         wanted = [c for c in contract.columns if columns is None or c.name in columns]
-        typed = [sa.column(spec.columns.get(c.name, c.name), c.type) for c in wanted]
+        typed = [sa.column(spec.columns.get(c.name, c.name), self._type(c.type)) for c in wanted]
         if spec.select is not None:
             base: FromClause = sa.text(spec.select).columns(*typed).subquery(f"src_{name}")
         else:
             base = sa.table(spec.table or name, *typed, schema=spec.schema_)
+            if not spec.columns:
+                return base
         renamed = [base.c[spec.columns.get(c.name, c.name)].label(c.name) for c in wanted]
         return sa.select(*renamed).subquery(name)
+
+    def _type(self, contract_type: sa.types.TypeEngine) -> sa.types.TypeEngine:
+        return SourceTimestamp(self.zone) if isinstance(contract_type, sa.DateTime) else contract_type
 
     def physical_name(self, name: str) -> str:
         """How the table is known in the source, for messages: schema.table, or the mapping kind."""

@@ -16,11 +16,10 @@ from prefect import get_run_logger, task
 from prefect.cache_policies import NO_CACHE
 from prefect.runtime import flow_run
 
-from opsaudit.audit import AuditContext, build_context, operations_manager
+from opsaudit.audit import AuditContext, build_context, operations_manager, preflight
 from opsaudit.checks import engine
-from opsaudit.checks.results import CheckResult, Outcome
+from opsaudit.checks.results import Outcome, ResultSet
 from opsaudit.config.loader import display_path
-from opsaudit.db import check_reachable
 from opsaudit.settings import load_settings
 from opsaudit.source import missing_tables
 from opsaudit.store import findings as findings_store
@@ -31,13 +30,15 @@ from opsaudit.store.times import utcnow
 
 @task(cache_policy=NO_CACHE)
 def resolve_period(audit: str, period: str | None, now: datetime | None) -> AuditContext:
-    """Load settings, config and rules, and fix the period the audit covers.
+    """Load settings, config and rules, fix the period the audit covers, and check that the
+    source, the output folder and the store are fit for the audit before anything is written.
 
     Without --now, a scheduled run audits the period before its scheduled time, so a run that
     starts late (a worker was down) still audits the right period.
     """
     scheduled = flow_run.get_scheduled_start_time() if now is None and flow_run.get_id() else None
     context = build_context(load_settings(), audit, period=period, now=now or scheduled)
+    preflight(context)
     get_run_logger().info("%s audits period %s", audit, context.period.label)
     return context
 
@@ -54,7 +55,7 @@ def open_run(context: AuditContext) -> RunInfo:
 
 
 @task(cache_policy=NO_CACHE)
-def validate_data(context: AuditContext) -> tuple[list[CheckResult], set[str]]:
+def validate_data(context: AuditContext) -> tuple[ResultSet, set[str]]:
     """Data-quality expectations (Great Expectations) on every table the audit reads.
 
     Returns the results and the tables that exist, so rules on a missing table are skipped.
@@ -62,21 +63,13 @@ def validate_data(context: AuditContext) -> tuple[list[CheckResult], set[str]]:
     from opsaudit.checks.quality import run_data_quality
     from opsaudit.checks.quality_config import load_rules, with_overrides
 
-    check_reachable(context.source.engine, purpose="database")
-    tables = context.tables_read()
-    if context.plan.data_quality == "all_tables":
-        from opsaudit.contract import TABLE_NAMES
-
-        tables = TABLE_NAMES
+    tables = context.tables_checked()
     thresholds = context.config.thresholds
     where = display_path(context.settings.config_dir / "thresholds.yaml")
     rules = with_overrides(load_rules(), thresholds.rules, where)
-    results = run_data_quality(context.source, tables, context.period, now=context.now,
-                               dq_bands=thresholds.dq_bands, rules=rules)
+    results = ResultSet(run_data_quality(context.source, tables, context.period, now=context.now,
+                                         dq_bands=thresholds.dq_bands, rules=rules))
     available = set(tables) - missing_tables(context.source, tuple(tables))
-    # Data quality has no department of its own: the operations manager answers for it.
-    manager = operations_manager(context.source, context.settings.operations_department, available)
-    results = [replace(r, owner_id=r.owner_id or manager) if r.is_problem else r for r in results]
     failed = sum(r.outcome is Outcome.FAILED for r in results)
     get_run_logger().info("data quality: %d expectations, %d failed", len(results), failed)
     return results, available
@@ -90,22 +83,27 @@ def compute_metrics(context: AuditContext, available: set[str]) -> engine.Comput
 
 
 @task(cache_policy=NO_CACHE)
-def evaluate_results(computation: engine.Computation) -> list[CheckResult]:
+def evaluate_results(computation: engine.Computation) -> ResultSet:
     """Judge each measurement against its rule."""
     return engine.evaluate(computation)
 
 
 @task(cache_policy=NO_CACHE)
-def collect_evidence(context: AuditContext, computation: engine.Computation,
-                     results: list[CheckResult]) -> list[CheckResult]:
-    """Sample record ids for the failed aggregates."""
+def collect_evidence(context: AuditContext, computation: engine.Computation, results: ResultSet) -> ResultSet:
+    """Labelled sample records for the failed aggregates, one query per rule and entity type."""
     return engine.collect_samples(context.source, computation, results)
 
 
 @task(cache_policy=NO_CACHE, retries=2, retry_delay_seconds=5)
-def record_findings(context: AuditContext, run: RunInfo, results: list[CheckResult]) -> dict[str, int]:
-    """Store the results and raise or refresh findings, idempotently per period."""
+def record_findings(context: AuditContext, run: RunInfo, results: ResultSet, available: set[str]) -> dict[str, int]:
+    """Store the results and raise or refresh findings, idempotently per period.
+
+    A problem with no owner of its own (data quality, the company result, a task without an
+    owner in a department without a head) is owned by the operations manager.
+    """
     thresholds = context.config.thresholds
+    manager = operations_manager(context.source, context.settings.operations_department, available)
+    results = ResultSet(replace(r, owner_id=manager) if r.is_problem and not r.owner_id else r for r in results)
     with context.store.begin() as conn:
         stored = runs.save_results(conn, run.id, results)
         summary = findings_store.record_findings(
@@ -118,7 +116,7 @@ def record_findings(context: AuditContext, run: RunInfo, results: list[CheckResu
     return counts
 
 
-def outcome_counts(results: list[CheckResult]) -> dict[str, Any]:
+def outcome_counts(results: ResultSet) -> dict[str, Any]:
     """How many results ended in each outcome, and failures by severity (roll-ups excluded)."""
     by_outcome: dict[str, int] = {}
     by_severity: dict[str, int] = {}
@@ -132,10 +130,10 @@ def outcome_counts(results: list[CheckResult]) -> dict[str, Any]:
 
 
 @task(cache_policy=NO_CACHE)
-def hand_over_to_reporting(context: AuditContext, run: RunInfo, results: list[CheckResult],
+def hand_over_to_reporting(context: AuditContext, run: RunInfo, results: ResultSet,
                            counts: dict[str, int]) -> Path:
     """Write the run's results as JSON under OPSAUDIT_OUTPUT_DIR, where the report renderer reads them."""
-    folder = context.settings.output_dir / context.audit / context.period.label
+    folder = context.output_folder
     folder.mkdir(parents=True, exist_ok=True)
     payload = {
         "audit_run_id": run.id, "audit": context.audit, "period": context.period.label,

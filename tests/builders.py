@@ -153,15 +153,17 @@ def run_rule(engine: sa.Engine, rule_id: str, entity_type: str | None = None, *,
 
 
 def by_entity(results: list[CheckResult], entity_type: str | None = None) -> dict[str, CheckResult]:
-    """The non-roll-up results keyed by entity id (one entity type, when given)."""
+    """The results of departments, agents and records keyed by entity id (one entity type, when
+    given); the company results are left out (see company_results)."""
     keyed: dict[str, CheckResult] = {}
     for result in results:
-        if result.facts.get("rollup") or entity_type not in (None, result.entity_type):
+        if result.entity_type == "company" or entity_type not in (None, result.entity_type):
             continue
         assert result.entity_id not in keyed, f"two results for {result.entity_id}"
         keyed[result.entity_id] = result
     return keyed
 
 
-def rollups(results: list[CheckResult]) -> list[CheckResult]:
-    return [result for result in results if result.facts.get("rollup")]
+def company_results(results: list[CheckResult]) -> list[CheckResult]:
+    """The whole company's results: a department rule's, and the count of a per-record rule."""
+    return [result for result in results if result.entity_type == "company"]

@@ -22,6 +22,7 @@ def _isolated_environment(tmp_path, monkeypatch) -> None:
             monkeypatch.delenv(name)
     monkeypatch.setenv("OPSAUDIT_DATA_DIR", str(tmp_path / "data"))
     monkeypatch.setenv("OPSAUDIT_OUTPUT_DIR", str(tmp_path / "out"))
+    (tmp_path / "config").mkdir()
     monkeypatch.setenv("OPSAUDIT_CONFIG_DIR", str(tmp_path / "config"))
     monkeypatch.chdir(tmp_path)
 
@@ -64,6 +65,12 @@ def db_url(request, tmp_path) -> Iterator[str]:
         yield f"sqlite:///{tmp_path / 'ops.db'}"
     else:
         yield from _pg_schema_url(request.getfixturevalue("pg_database"))
+
+
+@pytest.fixture
+def pg_url(pg_database) -> Iterator[str]:
+    """A private schema in the PostgreSQL test database, for a test of PostgreSQL's own types."""
+    yield from _pg_schema_url(pg_database)
 
 
 @pytest.fixture

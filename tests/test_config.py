@@ -60,7 +60,7 @@ def test_disabled_rule_is_not_run(tmp_path):
      "config/thresholds.yaml: rules.cs.satisfaction_rate.targett: unknown key"),
     ("rules:\n  cs.no_such_rule:\n    target: 0.9\n", "config/thresholds.yaml: rules.cs.no_such_rule: unknown rule"),
     ("min_population: many\n", "config/thresholds.yaml: min_population: Input should be a valid integer"),
-    ("dq_bands: [0.2, 0.1]\n", "config/thresholds.yaml: dq_bands: the first band must not exceed the second"),
+    ("dq_bands: [0.2, 0.1]\n", "config/thresholds.yaml: dq_bands: must be two ascending numbers from 0"),
     ("rules:\n  cs.first_response_rate:\n    params: {sla_hours_fax: 2}\n",
      "config/thresholds.yaml: rules.cs.first_response_rate.params.sla_hours_fax: unknown parameter"),
     ("rules:\n  cs.qa_attitude:\n    target: 120\n",

@@ -114,7 +114,7 @@ def test_every_rule_is_planted_in_its_audit_period(engine):
     summary = build_demo(engine, as_of=AS_OF, tickets_per_month=PLANTED)
     assert {p.rule_id for p in summary.planted} == CATALOGUE
     allowed = {"department", "agent", "task", "plan", "plan_target", "adjustment", "report",
-               "reported_metric", "ticket", "table_column"}
+               "reported_metric", "ticket", "table_column", "company"}
     assert {p.entity_type for p in summary.planted} <= allowed
     for p in summary.planted:
         area = p.rule_id.split(".")[0]

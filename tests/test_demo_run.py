@@ -22,13 +22,15 @@ AS_OF = datetime(2026, 11, 21, 10, 0)
 
 
 @pytest.mark.usefixtures("prefect_harness")
-def test_the_audits_find_every_planted_problem(db_url, engine, monkeypatch):
+@pytest.mark.parametrize("clock", ["fixed", "real"])
+def test_the_audits_find_every_planted_problem(db_url, engine, monkeypatch, clock):
+    """With --now, and on the real clock as production runs: the same problems, nothing else."""
     from opsaudit.flows.audits import PERIODIC_FLOWS
 
     monkeypatch.setenv("OPSAUDIT_DATABASE_URL", db_url)
-    summary = build_demo(engine, as_of=AS_OF)
+    summary = build_demo(engine, as_of=AS_OF if clock == "fixed" else None)
     upgrade(engine)
-    now = AS_OF.replace(tzinfo=ZoneInfo("Asia/Shanghai"))
+    now = AS_OF.replace(tzinfo=ZoneInfo("Asia/Shanghai")) if clock == "fixed" else None
     for audit_flow in PERIODIC_FLOWS.values():
         audit_flow(now=now)
     with engine.connect() as conn:

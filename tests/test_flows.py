@@ -24,7 +24,9 @@ def small_company(engine: sa.Engine, *, with_tasks: bool = True) -> None:
     rng = random.Random(7)
     tables = [departments, staff, tickets, qa_reviews] + ([tasks] if with_tasks else [])
     metadata.create_all(engine, tables=tables)
-    people = [{"staff_id": "S1", "name": "Head one", "department_id": "D1", "role": "manager", "email": None,
+    people = [{"staff_id": "M1", "name": "Operations manager", "department_id": "OPS", "role": "manager",
+               "email": None, "active": True},
+              {"staff_id": "S1", "name": "Head one", "department_id": "D1", "role": "manager", "email": None,
                "active": True},
               {"staff_id": "S2", "name": "Head two", "department_id": "D2", "role": "manager", "email": None,
                "active": True}]
@@ -42,7 +44,9 @@ def small_company(engine: sa.Engine, *, with_tasks: bool = True) -> None:
                      "resolved_at": opened + timedelta(hours=6), "closed_at": None, "status": "resolved",
                      "satisfaction": 5, "revisited_at": opened + timedelta(days=1), "reopened_count": 0})
     with engine.begin() as conn:
-        conn.execute(departments.insert(), [{"department_id": "D1", "name": "CS one", "parent_id": None,
+        conn.execute(departments.insert(), [{"department_id": "OPS", "name": "Operations", "parent_id": None,
+                                             "head_id": "M1"},
+                                            {"department_id": "D1", "name": "CS one", "parent_id": None,
                                              "head_id": "S1"},
                                             {"department_id": "D2", "name": "CS two", "parent_id": None,
                                              "head_id": "S2"}])

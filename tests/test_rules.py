@@ -23,7 +23,7 @@ from builders import (
     QUARTER_NOW,
     Dataset,
     by_entity,
-    rollups,
+    company_results,
     rules_with,
     run_rule,
 )
@@ -64,6 +64,15 @@ RATE_100 = (
     ("e100", 100, 100, PASS), ("e99", 100, 99, GEN), ("e98", 100, 98, GEN), ("e97", 100, 97, IMP),
     ("e90", 100, 90, IMP), ("e89", 100, 89, MAJ), ("n19", 19, 0, NODATA), ("n20", 20, 20, PASS),
 )
+
+# Plan targets are a census of commitments: 5 targets are enough to judge (audit-rules §4).
+COMPLETION_90 = RATE_90[:-2] + (("n4", 4, 0, NODATA), ("n5", 5, 5, PASS))
+
+
+def one_agent(rows: tuple[tuple[str, int, int, Expect], ...]) -> tuple[tuple[str, int, int, Expect], ...]:
+    """The same grades for a rule judged on one agent: at most important (audit-rules §3)."""
+    return tuple((entity, n, k, IMP if expected == MAJ else expected) for entity, n, k, expected in rows)
+
 
 Where = dict[str, Any]
 Make = Callable[[Dataset, str, Where, bool, int], None]  # data, record id, entity columns, good?, index
@@ -249,12 +258,13 @@ def qa_compliance_noise(data: Dataset, where: Where) -> None:
 
 
 def qa_attitude_case() -> AggregateCase:
-    """The mean attitude score per agent against 80 (bands 5 and 15 points); 3 reviews needed."""
+    """The mean attitude score per agent against 80 (bands 5 and 15 points, at most important for one
+    agent); 3 reviews needed."""
     scores = {
         "a83": ([83, 83, 83], PASS), "a82": ([82, 82, 82], WARN),
         "a81": ([76, 84, 83], WARN), "a80": ([80, 80, 80], WARN),
         "a79": ([70, 90, 77], GEN), "a75": ([75, 75, 75], GEN), "a74": ([74, 74, 74], IMP),
-        "a65": ([60, 65, 70], IMP), "a64": ([64, 64, 64], MAJ), "two": ([0, 0], NODATA),
+        "a65": ([60, 65, 70], IMP), "a64": ([64, 64, 64], IMP), "two": ([0, 0], NODATA),
         "three": ([100, 100, 100], PASS),
     }
 
@@ -391,7 +401,8 @@ def completion_noise(data: Dataset, where: Where) -> None:
 
 AGGREGATE_CASES = [
     rate_case("cs.satisfaction_rate", "department", RATE_90, satisfaction, ticket_ids, noise=satisfaction_noise),
-    rate_case("cs.satisfaction_rate", "agent", RATE_90, satisfaction, ticket_ids, noise=satisfaction_noise),
+    rate_case("cs.satisfaction_rate", "agent", one_agent(RATE_90), satisfaction, ticket_ids,
+              noise=satisfaction_noise),
     rate_case("cs.complaint_satisfaction_rate", "department", RATE_95, complaint, ticket_ids,
               noise=complaint_noise),
     rate_case("cs.handling_rate", "department", RATE_100, handling, ticket_ids, noise=handling_noise,
@@ -399,7 +410,8 @@ AGGREGATE_CASES = [
     rate_case("cs.revisit_rate", "department", RATE_100, revisit, ticket_ids, noise=revisit_noise),
     rate_case("cs.first_response_rate", "department", RATE_95, first_response, ticket_ids,
               noise=first_response_noise),
-    rate_case("cs.first_response_rate", "agent", RATE_95, first_response, ticket_ids, noise=first_response_noise),
+    rate_case("cs.first_response_rate", "agent", one_agent(RATE_95), first_response, ticket_ids,
+              noise=first_response_noise),
     qa_attitude_case(),
     rate_case("cs.qa_compliance", "department", RATE_95, qa_compliance, review_ids, noise=qa_compliance_noise),
     rate_case("exec.on_time_rate", "department", RATE_95, on_time, task_ids, noise=on_time_noise),
@@ -407,7 +419,7 @@ AGGREGATE_CASES = [
     spend_case("exec.cost_overrun", "actual_cost", "budget_cost", OVERRUN, (1900.0, 20.0, WARN), over=True),
     spend_case("exec.hours_overrun", "actual_hours", "budget_hours", OVERRUN, (1900.0, 20.0, WARN), over=True),
     spend_case("exec.idle_resources", "actual_hours", "budget_hours", IDLE, (1900.0, 1.0, PASS), over=False),
-    rate_case("plan.completion_rate", "department", RATE_90, completion, target_ids, noise=completion_noise,
+    rate_case("plan.completion_rate", "department", COMPLETION_90, completion, target_ids, noise=completion_noise,
               period=QUARTER, now=QUARTER_NOW),
 ]
 
@@ -446,10 +458,10 @@ def test_grading_facts_of_a_rate_rule(engine):
 
     d1 = by_entity(results)["D1"]
     assert (d1.observed, d1.target, d1.population, d1.department_id) == (0.85, 0.90, 100, "D1")
-    assert d1.evidence["counts"] == {"numerator": 85, "denominator": 100}
-    [company] = rollups(results)
+    assert d1.evidence["counts"] == {"numerator": 85, "denominator": 100, "failures": 15}
+    [company] = company_results(results)
     assert (company.entity_id, company.population, company.observed) == ("company", 150, 0.9)
-    assert company.outcome is Outcome.WARNING
+    assert company.outcome is Outcome.WARNING and not company.facts.get("rollup")
 
 
 # --- no ratings, period boundaries -------------------------------------------------------------
@@ -857,8 +869,8 @@ RECORD_CASES = [
                {"t151": GENERAL, "t1000": GENERAL}, facts={"t151": {"ratio": 1.51}}, examined=4),
     RecordCase("exec.process_violation", "task", process_tasks,
                {"no-start": GENERAL, "backwards": GENERAL, "no-owner": GENERAL},
-               facts={"no-start": {"reason": "not started"}, "backwards": {"reason": "completed before started"},
-                      "no-owner": {"reason": "no owner"}}, examined=5),
+               facts={"no-start": {"reason": "not_started"}, "backwards": {"reason": "completed_before_started"},
+                      "no-owner": {"reason": "no_owner"}}, examined=5),
     RecordCase("plan.late_submission", "plan", late_plans, {
         "late5": GENERAL, "late14": GENERAL, "late15": IMPORTANT, "annual1": IMPORTANT,
         "unsubmitted11": GENERAL, "unsubmitted21": IMPORTANT,
@@ -870,10 +882,10 @@ RECORD_CASES = [
         "waiting": GENERAL, "approved-after": GENERAL, "annual-by-manager": GENERAL,
         "quarterly-by-supervisor": GENERAL, "monthly-by-deputy": GENERAL, "unknown-approver": GENERAL,
     }, facts={
-        "waiting": {"reason": "not approved"}, "approved-after": {"reason": "not approved"},
-        "annual-by-manager": {"reason": "approved by manager", "approver_role": "manager"},
-        "quarterly-by-supervisor": {"reason": "approved by supervisor"},
-        "monthly-by-deputy": {"reason": "approved by deputy_manager"},
+        "waiting": {"reason": "not_approved"}, "approved-after": {"reason": "not_approved"},
+        "annual-by-manager": {"reason": "approver_not_allowed", "approver_role": "manager"},
+        "quarterly-by-supervisor": {"reason": "approver_not_allowed", "approver_role": "supervisor"},
+        "monthly-by-deputy": {"reason": "approver_not_allowed", "approver_role": "deputy_manager"},
     }, period=QUARTER, now=QUARTER_NOW),
     RecordCase("plan.not_decomposed", "plan", undecomposed_plans,
                {"no-tasks": GENERAL, "ownerless": GENERAL, "closed-no-tasks": GENERAL},
@@ -885,7 +897,7 @@ RECORD_CASES = [
     }, facts={
         "P1/up51": {"change": 0.51, "metric": "up51"}, "P1/down21": {"change": -0.21},
         "P1/low-down51": {"change": 0.51}, "P1/low-up21": {"change": -0.21},
-        "P1/no-baseline": {"reason": "no baseline"},
+        "P1/no-baseline": {"reason": "no_baseline"},
     }, examined=9, period=QUARTER, now=QUARTER_NOW),
     RecordCase("plan.missing_market_research", "plan", research_plans,
                {"annual-none": GENERAL, "quarterly-blank": GENERAL}, examined=3, period=QUARTER, now=QUARTER_NOW),
@@ -896,8 +908,8 @@ RECORD_CASES = [
     RecordCase("plan.adjustment_unapproved", "adjustment", adjustments, {
         "no-reason": GENERAL, "blank-reason": GENERAL, "not-approved": GENERAL, "approved-late": GENERAL,
     }, facts={
-        "no-reason": {"reason": "no reason given", "plan_id": "P1"}, "blank-reason": {"reason": "no reason given"},
-        "not-approved": {"reason": "not approved"}, "approved-late": {"reason": "approved after it took effect"},
+        "no-reason": {"reason": "no_reason", "plan_id": "P1"}, "blank-reason": {"reason": "no_reason"},
+        "not-approved": {"reason": "not_approved"}, "approved-late": {"reason": "approved_after_effective"},
     }, examined=6, period=QUARTER, now=QUARTER_NOW),
     RecordCase("data.report_late", "report", late_reports, {
         "late1": GENERAL, "late14": GENERAL, "late15": IMPORTANT, "unsubmitted11": GENERAL, "unsubmitted30": IMPORTANT,
@@ -906,8 +918,8 @@ RECORD_CASES = [
     }, examined=7, period=QUARTER, now=QUARTER_NOW),
     RecordCase("data.report_incomplete", "report", incomplete_reports,
                {"no-methods": GENERAL, "blank-recommendations": GENERAL},
-               facts={"no-methods": {"reason": "no methods"},
-                      "blank-recommendations": {"reason": "no recommendations"}},
+               facts={"no-methods": {"reason": "no_methods"},
+                      "blank-recommendations": {"reason": "no_recommendations"}},
                examined=3, period=QUARTER, now=QUARTER_NOW),
     RecordCase("data.report_unreviewed", "report", unreviewed_reports,
                {"unreviewed": GENERAL, "blank-reviewer": GENERAL}, examined=3, period=QUARTER, now=QUARTER_NOW),
@@ -952,7 +964,7 @@ def test_record_rule_flags_each_offending_record(engine, case: RecordCase):
     for entity, result in got.items():
         assert result.evidence["sample_ids"][0] == entity
         assert len(result.evidence["sample_ids"]) <= 20
-    [rollup] = [r for r in rollups(results) if r.entity_id == f"company/{case.entity_type}"]
+    [rollup] = [r for r in company_results(results) if r.entity_id == f"company/{case.entity_type}"]
     assert rollup.facts["violations"] == len(case.expected)
     assert rollup.outcome is (Outcome.FAILED if case.expected else Outcome.PASSED)
     if case.examined is not None:

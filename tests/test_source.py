@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from datetime import datetime, timedelta
 
+import pytest
 import sqlalchemy as sa
 
 from opsaudit.checks import engine as rule_engine
@@ -66,3 +67,71 @@ def test_check_source_names_the_source_column(engine):
         "table": "crm_cases", "columns": {**MAPPING.tables["tickets"].columns, "satisfaction": "rating"}}}})
     assert check_source(Source(engine, mapping), ("tickets",)) == [
         "crm_cases.rating: missing column (contract tickets.satisfaction)"]
+
+
+def test_the_audits_read_the_source_through_a_connection_that_cannot_write(db_url, engine):
+    from opsaudit.contract import metadata
+    from opsaudit.db import source_engine
+
+    metadata.create_all(engine)
+    with engine.begin() as conn:
+        conn.execute(sa.text("INSERT INTO departments (department_id, name) VALUES ('D1', 'Service')"))
+    reader = source_engine(db_url, timezone="Asia/Shanghai")
+    for statement in ("DELETE FROM departments", "CREATE TABLE intruder (x INTEGER)", "DROP TABLE plan_adjustments"):
+        with pytest.raises(sa.exc.DBAPIError), reader.begin() as conn:
+            conn.execute(sa.text(statement))
+    if engine.dialect.name == "postgresql":
+        # A COMMIT smuggled into a SELECT ends the read-only transaction; the next one is read-only too.
+        with pytest.raises(sa.exc.DBAPIError), reader.connect() as conn:
+            conn.exec_driver_sql("SELECT 1; COMMIT; DROP TABLE plan_adjustments")
+    reader.dispose()
+    inspector = sa.inspect(engine)
+    assert inspector.has_table("plan_adjustments") and not inspector.has_table("intruder")
+    with engine.connect() as conn:
+        assert conn.execute(sa.text("SELECT count(*) FROM departments")).scalar_one() == 1
+
+
+def test_a_timestamptz_source_audits_like_a_naive_one(pg_url):
+    """Times near a month boundary in Asia/Shanghai: 23:30 on 31 October local is 15:30 UTC."""
+    from opsaudit.checks.quality import run_data_quality
+    from opsaudit.db import create_engine, source_engine
+
+    url = pg_url
+    writer = create_engine(url)
+    with writer.begin() as conn:
+        conn.execute(sa.text(
+            "CREATE TABLE crm_cases (case_no TEXT PRIMARY KEY, dept TEXT, created TIMESTAMPTZ, "
+            "answered TIMESTAMPTZ, stars INTEGER)"))
+        conn.execute(sa.text("CREATE TABLE departments (department_id TEXT PRIMARY KEY, name TEXT, "
+                             "parent_id TEXT, head_id TEXT)"))
+        conn.execute(sa.text("INSERT INTO departments VALUES ('D1', 'Service', NULL, NULL)"))
+        rows = [{"no": f"OCT{i:02d}", "created": "2026-10-31 23:30:00+08", "stars": 2 if i < 5 else 5}
+                for i in range(25)]
+        rows += [{"no": f"NOV{i:02d}", "created": "2026-10-31 16:30:00+00", "stars": 1} for i in range(25)]
+        conn.execute(sa.text("INSERT INTO crm_cases VALUES (:no, 'D1', CAST(:created AS TIMESTAMPTZ), "
+                             "CAST(:created AS TIMESTAMPTZ) + interval '10 minutes', :stars)"), rows)
+    writer.dispose()
+    mapping = SourceMapping.model_validate({"tables": {"tickets": {"select": (
+        "SELECT case_no AS ticket_id, 'consultation' AS kind, 'phone' AS channel, dept AS department_id, "
+        "NULL AS agent_id, created AS opened_at, answered AS first_response_at, answered AS resolved_at, "
+        "NULL::timestamptz AS closed_at, 'resolved' AS status, stars AS satisfaction, "
+        "answered AS revisited_at, 0 AS reopened_count FROM crm_cases")}}})
+    source = Source(source_engine(url, timezone="Asia/Shanghai"), mapping, zone="Asia/Shanghai")
+    rules = [r for r in effective_rules(load_config(None).thresholds)
+             if r.rule_id == "cs.satisfaction_rate" and r.entity_type == "department"]
+    october = parse_period("2026-10")
+    computation = rule_engine.compute(source, rules, october, now=datetime(2026, 11, 2),
+                                      available={"tickets", "departments"})
+    results = rule_engine.collect_samples(source, computation, rule_engine.evaluate(computation))
+    (department,) = [r for r in results if r.entity_type == "department"]
+    assert (department.population, department.observed) == (25, 0.8)
+    assert department.evidence["sample_ids"] == [f"OCT{i:02d}" for i in range(5)]
+    quality = run_data_quality(source, ["tickets"], october, now=datetime(2026, 11, 2))
+    # October's rows only, in local time; the one finding is the staff table this source lacks.
+    assert {r.population for r in quality if "reason" not in r.facts} == {25}
+    assert [(r.rule_id, r.entity_id) for r in quality if r.is_problem] == [("dq.reference", "tickets.agent_id")]
+    with source.engine.connect() as conn:
+        t = source.table("tickets")
+        opened = conn.execute(sa.select(t.c.opened_at).where(t.c.ticket_id == "OCT00")).scalar_one()
+    assert opened == datetime(2026, 10, 31, 23, 30) and opened.tzinfo is None
+    source.engine.dispose()

@@ -18,7 +18,7 @@ from opsaudit.store import findings as store_findings
 from opsaudit.store import runs
 from opsaudit.store.finding_views import FINDING_KEYS, finding_json, list_findings
 from opsaudit.store.migrate import current_revision, head_revision, require_current, upgrade
-from opsaudit.store.schema import VERSION_TABLE, finding_events, findings
+from opsaudit.store.schema import VERSION_TABLE, audit_runs, finding_events, findings
 from opsaudit.store.schema import metadata as store_metadata
 
 ZONE = ZoneInfo("Asia/Shanghai")
@@ -148,3 +148,90 @@ def test_results_of_a_run_are_stored_once(engine):
         assert runs.save_results(conn, run.id, [passed, failed("D03")]) == 2
         runs.finish_run(conn, run.id, status="succeeded", summary={"ok": True})
         assert conn.execute(sa.text("SELECT count(*) FROM oa_check_results")).scalar() == 2
+
+
+def overdue(task: str, severity: Severity, days: float) -> CheckResult:
+    return CheckResult("exec.overdue_task", "execution", "task", task, Outcome.FAILED, severity,
+                       department_id="RND", owner_id="S020",
+                       facts={"days_late": days, "priority": "critical", "status": "in_progress"},
+                       evidence={"query": "SELECT 1", "sample_ids": [task]})
+
+
+def test_a_problem_that_persists_is_one_finding_until_it_is_closed(engine):
+    upgrade(engine)
+    with engine.begin() as conn:
+        record(conn, new_run(conn, "2026-09"), [overdue("T1", Severity.GENERAL, 10)])
+    with engine.begin() as conn:   # still overdue a month later, and worse
+        second = record(conn, new_run(conn, "2026-10"), [overdue("T1", Severity.MAJOR, 41)])
+    assert (second.raised, second.updated) == (0, 1)
+    with engine.connect() as conn:
+        [row] = list_findings(conn)
+        events = conn.execute(sa.select(finding_events.c.action, finding_events.c.data)
+                              .order_by(finding_events.c.id)).all()
+    assert (row["period"], row["last_period"], row["severity"]) == ("2026-09", "2026-10", "major")
+    assert row["facts"]["days_late"] == 41
+    assert [action for action, _ in events] == ["raised", "rechecked"]
+    assert events[1].data["severity"] == {"from": "general", "to": "major"} and events[1].data["period"] == "2026-10"
+    with engine.begin() as conn:
+        close(conn, "T1", datetime(2026, 11, 5, tzinfo=ZONE))
+    with engine.begin() as conn:   # overdue again after it was closed: a new finding, one level higher
+        third = record(conn, new_run(conn, "2026-11"), [overdue("T1", Severity.GENERAL, 3)])
+    assert (third.raised, third.recurring) == (1, 1)
+    with engine.connect() as conn:
+        rows = sorted(list_findings(conn), key=lambda r: r["period"])
+    assert [(r["period"], r["status"], r["severity"], bool(r["recurring"])) for r in rows] == [
+        ("2026-09", "closed", "major", False), ("2026-11", "open", "important", True)]
+
+
+def test_rate_problems_stay_one_finding_per_period(engine):
+    upgrade(engine)
+    with engine.begin() as conn:
+        record(conn, new_run(conn, "2026-09"), [failed("D03")])
+    with engine.begin() as conn:
+        record(conn, new_run(conn, "2026-10"), [failed("D03")])
+    with engine.connect() as conn:
+        assert sorted(r["period"] for r in list_findings(conn)) == ["2026-09", "2026-10"]
+
+
+def test_one_audit_of_a_period_runs_at_a_time(engine):
+    upgrade(engine)
+    with engine.begin() as conn:
+        first = runs.start_run(conn, audit="cs-monthly", kind="periodic", period=parse_period("2026-10"),
+                               parameters={}, config_hash="abc")
+    with pytest.raises(runs.RunInProgress, match="cs-monthly 2026-10 is already being audited"), \
+            engine.begin() as conn:
+        runs.start_run(conn, audit="cs-monthly", kind="periodic", period=parse_period("2026-10"),
+                       parameters={}, config_hash="abc")
+    with engine.begin() as conn:   # another period, or the same one once the first has finished
+        runs.start_run(conn, audit="cs-monthly", kind="periodic", period=parse_period("2026-09"),
+                       parameters={}, config_hash="abc")
+        runs.finish_run(conn, first.id, status="succeeded")
+        runs.start_run(conn, audit="cs-monthly", kind="periodic", period=parse_period("2026-10"),
+                       parameters={}, config_hash="abc")
+
+
+def test_a_run_whose_process_is_gone_is_marked_abandoned(engine):
+    upgrade(engine)
+    with engine.begin() as conn:
+        run = runs.start_run(conn, audit="cs-monthly", kind="periodic", period=parse_period("2026-10"),
+                             parameters={}, config_hash="abc")
+        conn.execute(audit_runs.update().values(pid=2 ** 22 + 1))   # above pid_max: no such process
+    with engine.begin() as conn:
+        assert runs.mark_abandoned(conn) == 1
+        status = conn.execute(sa.select(audit_runs.c.status).where(audit_runs.c.id == run.id)).scalar_one()
+    assert status == "abandoned"
+
+
+def test_recording_many_findings_sends_the_same_statements_as_recording_one(engine):
+    upgrade(engine)
+    counted: list[str] = []
+    sa.event.listen(engine, "before_cursor_execute", lambda *args: counted.append(args[2]))
+    statements = []
+    for label, size in (("2026-09", 1), ("2026-10", 2000)):
+        with engine.begin() as conn:
+            run = new_run(conn, label)
+            counted.clear()
+            summary = record(conn, run, [failed(f"A{i:04d}") for i in range(size)])
+            statements.append(len(counted))
+        assert summary.raised == size
+    assert statements[0] == statements[1]

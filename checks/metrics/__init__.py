@@ -50,6 +50,8 @@ class Aggregate:
     denominator: ColumnElement[Any]
     offending: ColumnElement[bool]
     tables: tuple[str, ...] = ()
+    # Labelled columns shown beside each sample record id, so an auditor sees why it failed.
+    samples: tuple[ColumnElement[Any], ...] = ()
 
 
 @dataclass(frozen=True)

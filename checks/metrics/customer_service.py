@@ -17,14 +17,15 @@ HANDLED = ("resolved", "closed")
 
 
 def _tickets(ctx: MetricContext, population: ColumnElement[bool], numerator: ColumnElement[bool],
-             relation: str = "tickets:opened_at") -> Aggregate:
+             samples: tuple[str, ...]) -> Aggregate:
     t = ctx.source.table("tickets")
     return Aggregate(
-        relation=relation, from_=t, window=in_period(t.c.opened_at, ctx.period),
+        relation="tickets:opened_at", from_=t, window=in_period(t.c.opened_at, ctx.period),
         entities={"department": t.c.department_id, "agent": t.c.agent_id},
         department=t.c.department_id, record_id=t.c.ticket_id, population=population,
         numerator=sa.case((numerator, 1), else_=0), denominator=sa.literal(1),
         offending=sa.and_(population, sa.not_(numerator)), tables=("tickets",),
+        samples=tuple(t.c[name] for name in samples),
     )
 
 
@@ -49,13 +50,13 @@ def first_response_in_sla(t: FromClause, params: dict[str, Any]) -> ColumnElemen
 @metric("ticket_satisfaction")
 def ticket_satisfaction(ctx: MetricContext) -> Aggregate:
     t = ctx.source.table("tickets")
-    return _tickets(ctx, rated(t), satisfied(t))
+    return _tickets(ctx, rated(t), satisfied(t), ("agent_id", "satisfaction"))
 
 
 @metric("complaint_satisfaction")
 def complaint_satisfaction(ctx: MetricContext) -> Aggregate:
     t = ctx.source.table("tickets")
-    return _tickets(ctx, sa.and_(rated(t), t.c.kind == "complaint"), satisfied(t))
+    return _tickets(ctx, sa.and_(rated(t), t.c.kind == "complaint"), satisfied(t), ("agent_id", "satisfaction"))
 
 
 @metric("ticket_handling")
@@ -63,7 +64,7 @@ def ticket_handling(ctx: MetricContext) -> Aggregate:
     t = ctx.source.table("tickets")
     grace = float(ctx.param("min_age_hours")) * 3600
     old_enough = seconds_between(t.c.opened_at, sa.literal(ctx.period.end, sa.DateTime)) >= grace
-    return _tickets(ctx, old_enough, t.c.status.in_(HANDLED))
+    return _tickets(ctx, old_enough, t.c.status.in_(HANDLED), ("agent_id", "opened_at", "status"))
 
 
 @metric("ticket_revisit")
@@ -75,13 +76,15 @@ def ticket_revisit(ctx: MetricContext) -> Aggregate:
     revisited = sa.and_(t.c.revisited_at.is_not(None), gap >= 0, gap <= within)
     # A ticket resolved days before the audit may still be followed up in time: judge it later.
     window_closed = seconds_between(done_at, sa.literal(ctx.now, sa.DateTime)) >= within
-    return _tickets(ctx, sa.and_(t.c.status.in_(HANDLED), sa.or_(revisited, window_closed)), revisited)
+    return _tickets(ctx, sa.and_(t.c.status.in_(HANDLED), sa.or_(revisited, window_closed)), revisited,
+                    ("agent_id", "resolved_at", "closed_at", "revisited_at"))
 
 
 @metric("ticket_first_response")
 def ticket_first_response(ctx: MetricContext) -> Aggregate:
     t = ctx.source.table("tickets")
-    return _tickets(ctx, sa.true(), first_response_in_sla(t, ctx.rule.params))
+    return _tickets(ctx, sa.true(), first_response_in_sla(t, ctx.rule.params),
+                    ("agent_id", "channel", "opened_at", "first_response_at"))
 
 
 def _reviews(ctx: MetricContext) -> tuple[FromClause, FromClause, FromClause]:
@@ -102,6 +105,7 @@ def qa_compliance(ctx: MetricContext) -> Aggregate:
         entities={"department": t.c.department_id, "agent": t.c.agent_id}, department=t.c.department_id,
         record_id=r.c.review_id, population=sa.true(), numerator=sa.case((compliant, 1), else_=0),
         denominator=sa.literal(1), offending=sa.not_(compliant), tables=("qa_reviews", "tickets"),
+        samples=(r.c.ticket_id, t.c.agent_id, r.c.reviewer_id, r.c.notes),
     )
 
 
@@ -114,21 +118,27 @@ def qa_attitude(ctx: MetricContext) -> Aggregate:
         entities={"department": t.c.department_id, "agent": t.c.agent_id}, department=t.c.department_id,
         record_id=r.c.review_id, population=scored, numerator=r.c.attitude_score,
         denominator=sa.literal(1), offending=sa.and_(scored, r.c.attitude_score < ctx.rule.target),
-        tables=("qa_reviews", "tickets"),
+        tables=("qa_reviews", "tickets"), samples=(r.c.ticket_id, r.c.attitude_score, r.c.reviewer_id, r.c.notes),
     )
 
 
 @metric("qa_low_review")
 def qa_low_review(ctx: MetricContext) -> Records:
+    """A review that scored the agent's attitude below the bar: the ticket, its agent, the reviewer and
+    the reviewer's note, so the department head knows whom to coach and why."""
     r, t, joined = _reviews(ctx)
+    staff = ctx.source.table("staff")
+    agent, reviewer = staff.alias("agent"), staff.alias("reviewer")
     window = reviews_in(ctx.period, r)
     query = (
         sa.select(t.c.ticket_id.label("entity_id"), t.c.department_id.label("department_id"),
-                  sa.null().label("owner_id"), t.c.agent_id, r.c.review_id,
-                  r.c.attitude_score.label("score"))
-        .select_from(joined)
+                  sa.null().label("owner_id"), r.c.review_id, r.c.attitude_score.label("score"), t.c.agent_id,
+                  agent.c.name.label("agent_name"), r.c.reviewer_id, reviewer.c.name.label("reviewer_name"),
+                  r.c.notes)
+        .select_from(joined.outerjoin(agent, agent.c.staff_id == t.c.agent_id)
+                     .outerjoin(reviewer, reviewer.c.staff_id == r.c.reviewer_id))
         .where(window, r.c.attitude_score < float(ctx.param("below")))
         .order_by(t.c.ticket_id, r.c.review_id)
     )
     population = sa.select(sa.func.count()).select_from(joined).where(window)
-    return Records(query=query, population=population, tables=("qa_reviews", "tickets"))
+    return Records(query=query, population=population, tables=("qa_reviews", "tickets", "staff"))

@@ -48,7 +48,7 @@ def report_late(ctx: MetricContext) -> Records:
 def report_incomplete(ctx: MetricContext) -> Records:
     r = ctx.source.table("analysis_reports")
     submitted = in_period(r.c.submitted_at, ctx.period)
-    missing = sa.case((blank(r.c.methods), "no methods"), (blank(r.c.recommendations), "no recommendations"),
+    missing = sa.case((blank(r.c.methods), "no_methods"), (blank(r.c.recommendations), "no_recommendations"),
                       else_=None)
     query = (sa.select(*_report_rows(r), r.c.kind, missing.label("reason"))
              .where(submitted, missing.is_not(None)).order_by(r.c.report_id))
@@ -162,7 +162,8 @@ def reported_metric_mismatch(ctx: MetricContext) -> Records:
             else:
                 deviation, tolerance = abs(reported - actual) / max(abs(actual), 1.0), count_tolerance
             if round(deviation, 9) > tolerance:
-                problems.append({**row, "actual": round(actual, 6), "deviation": round(deviation, 6)})
+                problems.append({**row, "actual": round(actual, 6), "deviation": round(deviation, 6),
+                                 "is_rate": row["metric"] in RATE_METRICS})
         return problems
 
     population = sa.select(sa.func.count()).select_from(m.join(r, m.c.report_id == r.c.report_id)).where(submitted)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from datetime import timedelta
 from typing import Any
 
 import sqlalchemy as sa
@@ -20,12 +21,13 @@ def done_in(t: FromClause, ctx: MetricContext) -> ColumnElement[bool]:
 
 def _tasks(ctx: MetricContext, *, relation: str, window: ColumnElement[bool], population: ColumnElement[bool],
            numerator: ColumnElement[Any], denominator: ColumnElement[Any],
-           offending: ColumnElement[bool]) -> Aggregate:
+           offending: ColumnElement[bool], samples: tuple[str, ...]) -> Aggregate:
     t = ctx.source.table("tasks")
     return Aggregate(
         relation=relation, from_=t, window=window, entities={"department": t.c.department_id},
         department=t.c.department_id, record_id=t.c.task_id, population=population,
         numerator=numerator, denominator=denominator, offending=offending, tables=("tasks",),
+        samples=tuple(t.c[name] for name in samples),
     )
 
 
@@ -36,7 +38,8 @@ def task_on_time(ctx: MetricContext) -> Aggregate:
     population = t.c.status != "cancelled"
     return _tasks(ctx, relation="tasks:due_at", window=in_period(t.c.due_at, ctx.period),
                   population=population, numerator=sa.case((on_time, 1), else_=0),
-                  denominator=sa.literal(1), offending=sa.and_(population, sa.not_(on_time)))
+                  denominator=sa.literal(1), offending=sa.and_(population, sa.not_(on_time)),
+                  samples=("due_at", "completed_at", "status"))
 
 
 @metric("task_outcome")
@@ -46,7 +49,8 @@ def task_outcome(ctx: MetricContext) -> Aggregate:
     population = t.c.expected_output.is_not(None)
     return _tasks(ctx, relation="tasks:completed_at", window=done_in(t, ctx), population=population,
                   numerator=sa.case((reached, 1), else_=0), denominator=sa.literal(1),
-                  offending=sa.and_(population, sa.not_(sa.func.coalesce(reached, False))))
+                  offending=sa.and_(population, sa.not_(sa.func.coalesce(reached, False))),
+                  samples=("expected_output", "actual_output"))
 
 
 def _spend_ratio(ctx: MetricContext, actual: str, budget: str) -> Aggregate:
@@ -55,7 +59,8 @@ def _spend_ratio(ctx: MetricContext, actual: str, budget: str) -> Aggregate:
     population = sa.and_(t.c[budget] > 0, t.c[actual].is_not(None), t.c[actual] >= 0)
     over = t.c[actual] > t.c[budget] if ctx.rule.op == "at_most" else t.c[actual] < t.c[budget]
     return _tasks(ctx, relation="tasks:completed_at", window=done_in(t, ctx), population=population,
-                  numerator=t.c[actual], denominator=t.c[budget], offending=sa.and_(population, over))
+                  numerator=t.c[actual], denominator=t.c[budget], offending=sa.and_(population, over),
+                  samples=(budget, actual))
 
 
 @metric("task_cost_ratio")
@@ -70,7 +75,7 @@ def task_hours_ratio(ctx: MetricContext) -> Aggregate:
 
 def _task_rows(t: FromClause, d: FromClause) -> list[ColumnElement[Any]]:
     return [t.c.task_id.label("entity_id"), t.c.department_id.label("department_id"),
-            sa.func.coalesce(t.c.owner_id, d.c.head_id).label("owner_id")]
+            sa.func.coalesce(t.c.owner_id, d.c.head_id).label("owner_id"), t.c.title.label("task_title")]
 
 
 def _with_departments(ctx: MetricContext) -> tuple[FromClause, FromClause, FromClause]:
@@ -114,9 +119,10 @@ def task_overdue(ctx: MetricContext) -> Records:
                         > float(ctx.param("grace_days")) * DAY)
     days_late = sa.case((still_open, seconds_between(t.c.due_at, end)),
                         else_=seconds_between(t.c.due_at, t.c.completed_at)) / DAY
+    as_of = (ctx.period.end - timedelta(days=1)).date().isoformat()  # lateness is measured at the end of P
     query = (
         sa.select(*_task_rows(t, d), t.c.priority, t.c.status, days_late.label("days_late"),
-                  t.c.due_at, t.c.completed_at)
+                  t.c.due_at, t.c.completed_at, still_open.label("still_open"), sa.literal(as_of).label("as_of"))
         .select_from(joined).where(sa.or_(still_open, late_done)).order_by(t.c.task_id)
     )
     examined = sa.or_(in_period(t.c.due_at, ctx.period), still_open, done_in(t, ctx))
@@ -128,9 +134,9 @@ def task_overdue(ctx: MetricContext) -> Records:
 def task_process(ctx: MetricContext) -> Records:
     t, d, joined = _with_departments(ctx)
     reasons = sa.case(
-        (t.c.started_at.is_(None), "not started"),
-        (t.c.completed_at < t.c.started_at, "completed before started"),
-        (t.c.owner_id.is_(None), "no owner"),
+        (t.c.started_at.is_(None), "not_started"),
+        (t.c.completed_at < t.c.started_at, "completed_before_started"),
+        (t.c.owner_id.is_(None), "no_owner"),
         else_=None,
     )
     query = (

@@ -11,7 +11,7 @@ from sqlalchemy.sql.expression import ColumnElement
 
 from opsaudit.checks.metrics import Aggregate, MetricContext, Records, in_period, metric
 from opsaudit.checks.sqlfuncs import blank, seconds_between
-from opsaudit.periods import Period, containing, shift
+from opsaudit.periods import Period, containing, periods_ending_in, shift
 
 DAY = 86400.0
 # Who may approve a plan of each level (seed 004).
@@ -24,7 +24,7 @@ APPROVERS: dict[str, tuple[str, ...]] = {
 
 def _plan_rows(p: FromClause) -> list[ColumnElement[Any]]:
     return [p.c.plan_id.label("entity_id"), p.c.department_id.label("department_id"),
-            p.c.owner_id.label("owner_id")]
+            p.c.owner_id.label("owner_id"), p.c.title.label("plan_title")]
 
 
 def _count(p: FromClause, where: ColumnElement[bool]) -> sa.Select[Any]:
@@ -60,7 +60,7 @@ def plan_unapproved(ctx: MetricContext) -> Records:
     allowed = sa.or_(*(sa.and_(p.c.level == level, s.c.role.in_(roles)) for level, roles in APPROVERS.items()))
     wrong_role = sa.and_(p.c.approved_by.is_not(None), in_period(p.c.approved_at, ctx.period),
                          sa.not_(sa.func.coalesce(allowed, False)))
-    reason = sa.case((waiting, "not approved"), else_=sa.literal("approved by ") + sa.func.coalesce(s.c.role, "?"))
+    reason = sa.case((waiting, "not_approved"), else_="approver_not_allowed")
     joined = p.outerjoin(s, p.c.approved_by == s.c.staff_id)
     query = (sa.select(*_plan_rows(p), p.c.level, reason.label("reason"), p.c.approved_by,
                        s.c.role.label("approver_role"))
@@ -100,23 +100,24 @@ def plan_target_change(ctx: MetricContext) -> Records:
     lowest, highest = float(ctx.param("min_change")), float(ctx.param("max_change"))
     query = (sa.select((pt.c.plan_id + "/" + pt.c.metric).label("entity_id"),
                        p.c.department_id.label("department_id"), p.c.owner_id.label("owner_id"),
-                       pt.c.metric, pt.c.baseline, pt.c.target, pt.c.higher_is_better)
+                       pt.c.plan_id, pt.c.metric, pt.c.baseline, pt.c.target.label("target_value"),
+                       pt.c.higher_is_better)
              .select_from(pt.join(p, pt.c.plan_id == p.c.plan_id))
              .where(submitted_in(p, ctx)).order_by(pt.c.plan_id, pt.c.metric))
 
     def keep(row: dict[str, Any]) -> dict[str, Any] | None:
-        if row["target"] is None:
+        if row["target_value"] is None:
             return None  # a missing target is dq.not_null's finding, not a target to judge
         if row["baseline"] is None:
-            return {**row, "reason": "no baseline", "change": None}
+            return {**row, "reason": "no_baseline", "change": None}
         if row["baseline"] == 0:
-            return None if row["target"] == 0 else {**row, "reason": "baseline of zero", "change": None}
-        change = (row["target"] - row["baseline"]) / abs(row["baseline"])
+            return None if row["target_value"] == 0 else {**row, "reason": "zero_baseline", "change": None}
+        change = (row["target_value"] - row["baseline"]) / abs(row["baseline"])
         # A lower-is-better metric improves downwards: judge the change in the better direction.
         improvement = change if row["higher_is_better"] in (True, 1) else -change
         if lowest <= improvement <= highest:
             return None
-        return {**row, "reason": "target too far from baseline", "change": round(improvement, 4)}
+        return {**row, "reason": "out_of_range", "change": round(improvement, 4)}
 
     population = (sa.select(sa.func.count()).select_from(pt.join(p, pt.c.plan_id == p.c.plan_id))
                   .where(submitted_in(p, ctx)))
@@ -137,20 +138,23 @@ def plan_signoff(ctx: MetricContext) -> Records:
     p, so = ctx.source.table("plans"), ctx.source.table("plan_signoffs")
     bad = sa.and_(so.c.required.is_(True), sa.or_(
         so.c.signed_at.is_(None), sa.and_(p.c.approved_at.is_not(None), so.c.signed_at > p.c.approved_at)))
-    query = (sa.select(*_plan_rows(p), so.c.department_id.label("collaborator"), so.c.signed_at,
-                       p.c.approved_at)
-             .select_from(so.join(p, so.c.plan_id == p.c.plan_id))
+    d = ctx.source.table("departments")
+    query = (sa.select(*_plan_rows(p), so.c.department_id.label("collaborator"),
+                       d.c.name.label("collaborator_name"), so.c.signed_at, p.c.approved_at)
+             .select_from(so.join(p, so.c.plan_id == p.c.plan_id)
+                          .outerjoin(d, d.c.department_id == so.c.department_id))
              .where(submitted_in(p, ctx), bad).order_by(p.c.plan_id, so.c.department_id))
-    return Records(query=query, population=_count(p, submitted_in(p, ctx)), tables=("plans", "plan_signoffs"))
+    return Records(query=query, population=_count(p, submitted_in(p, ctx)),
+                   tables=("plans", "plan_signoffs", "departments"))
 
 
 @metric("plan_adjustment")
 def plan_adjustment(ctx: MetricContext) -> Records:
     a, p = ctx.source.table("plan_adjustments"), ctx.source.table("plans")
     reason = sa.case(
-        (blank(a.c.reason), "no reason given"),
-        (a.c.approved_at.is_(None), "not approved"),
-        (a.c.approved_at > a.c.effective_at, "approved after it took effect"),
+        (blank(a.c.reason), "no_reason"),
+        (a.c.approved_at.is_(None), "not_approved"),
+        (a.c.approved_at > a.c.effective_at, "approved_after_effective"),
         else_=None,
     )
     requested = in_period(a.c.requested_at, ctx.period)
@@ -161,18 +165,6 @@ def plan_adjustment(ctx: MetricContext) -> Records:
              .where(requested, reason.is_not(None)).order_by(a.c.adjustment_id))
     population = sa.select(sa.func.count()).select_from(a).where(requested)
     return Records(query=query, population=population, tables=("plan_adjustments", "plans"))
-
-
-def periods_ending_in(period: Period) -> list[str]:
-    """Labels of the months, quarters and years whose last day falls in the period."""
-    labels: list[str] = []
-    for kind in ("month", "quarter", "year"):
-        current = containing(kind, period.start)  # type: ignore[arg-type]
-        while current.start < period.end:
-            if period.start < current.end <= period.end:
-                labels.append(current.label)
-            current = shift(current, 1)
-    return labels
 
 
 @metric("plan_completion")
@@ -187,4 +179,5 @@ def plan_completion(ctx: MetricContext) -> Aggregate:
         department=p.c.department_id, record_id=pt.c.plan_id + "/" + pt.c.metric, population=population,
         numerator=sa.case((reached, 1), else_=0), denominator=sa.literal(1),
         offending=sa.and_(population, sa.not_(reached)), tables=("plans", "plan_targets"),
+        samples=(pt.c.target, pt.c.actual),
     )

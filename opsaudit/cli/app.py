@@ -16,7 +16,14 @@ from typing import Annotated
 
 import typer
 
-from opsaudit.errors import OpsauditError
+from opsaudit.errors import OpsauditError, UsageError
+
+try:  # typer 0.26 and newer carry their own copy of click
+    from typer._click.exceptions import NoArgsIsHelpError as NoArgsIsHelp
+    from typer._click.exceptions import UsageError as ClickUsageError
+except ImportError:
+    from click.exceptions import NoArgsIsHelpError as NoArgsIsHelp
+    from click.exceptions import UsageError as ClickUsageError
 
 app = typer.Typer(no_args_is_help=True, add_completion=False, pretty_exceptions_enable=False,
                   help="Automated operations audits: the audit regulation enforced on every record.")
@@ -80,7 +87,7 @@ def open_store(settings):
     from opsaudit.db import check_reachable, create_engine
     from opsaudit.store.migrate import require_current
 
-    engine = create_engine(settings.store, purpose="store")
+    engine = create_engine(settings.store, purpose="store", create=False)  # reading never creates a store
     check_reachable(engine, purpose="store")
     require_current(engine)
     return engine
@@ -91,21 +98,38 @@ def _interrupt(signum: int, _frame: object) -> None:
 
 
 def main() -> None:
-    """Entry point: one-line errors with exit status 1, tracebacks only with --debug."""
+    """Entry point: every error is one line; exit 1 when the audit cannot run, 2 for bad usage.
+    Tracebacks only with --debug."""
     debug = "--debug" in sys.argv
     # SIGTERM unwinds like Ctrl-C, so a run records how it ended and its Prefect server stops.
     signal.signal(signal.SIGTERM, _interrupt)
     try:
-        app(standalone_mode=True)
+        code = app(standalone_mode=False)
+    except ClickUsageError as exc:
+        if isinstance(exc, NoArgsIsHelp):
+            sys.exit(2)  # the help is printed already
+        where = f" (see `{exc.ctx.command_path} --help`)" if exc.ctx is not None else ""
+        message = " ".join(exc.format_message().replace("Value error, ", "").split())  # one line
+        _fail(f"{message}{where}", 2, debug)
+    except UsageError as exc:
+        _fail(str(exc), 2, debug)
     except OpsauditError as exc:
-        if debug:
-            traceback.print_exc()
-        typer.echo(f"opsaudit: error: {exc}", err=True)
-        sys.exit(1)
+        _fail(str(exc), 1, debug)
+    except (KeyboardInterrupt, typer.Abort):
+        typer.echo("opsaudit: interrupted", err=True)
+        sys.exit(130)
+    except BrokenPipeError:
+        # `opsaudit findings list | head`: the reader has what it wanted; say nothing.
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        sys.exit(0)
     except Exception as exc:  # a defect, not a user's mistake: still one line, the rest with --debug
-        if debug:
-            traceback.print_exc()
         first = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
-        typer.echo(f"opsaudit: error: unexpected {type(exc).__name__}: {first} (run with --debug for details)",
-                   err=True)
-        sys.exit(1)
+        _fail(f"unexpected {type(exc).__name__}: {first} (run with --debug for details)", 1, debug)
+    sys.exit(code if isinstance(code, int) else 0)
+
+
+def _fail(message: str, code: int, debug: bool) -> None:
+    if debug:
+        traceback.print_exc()
+    typer.echo(f"opsaudit: error: {message}", err=True)
+    sys.exit(code)

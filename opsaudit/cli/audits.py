@@ -22,34 +22,11 @@ class PeriodicAudit(StrEnum):
     data_quarterly = "data-quarterly"
 
 
-def _check_period(audit: str, period: str | None, settings) -> None:
-    """A --period of the audit's own kind (a week for cs-weekly, a quarter for the quarterly audits)."""
-    from opsaudit.audit import audit_plan
-    from opsaudit.config.loader import load_config
-    from opsaudit.periods import parse_period
-
-    if period is None:
-        return
-    try:
-        parsed = parse_period(period)
-    except ValueError as exc:
-        raise typer.BadParameter(str(exc), param_hint="--period") from None
-    expected = audit_plan(load_config(settings.config_dir), audit).period
-    if parsed.kind != expected:
-        raise typer.BadParameter(f"{audit} audits a {expected}, and {period!r} is a {parsed.kind}",
-                                 param_hint="--period")
-
-
-
 def _preflight(settings, audit: str, period: str | None, now: datetime | None) -> None:
-    """Check config, period, source and store before the flow starts, so a mistake is one line."""
-    from opsaudit.audit import build_context
-    from opsaudit.db import check_reachable
+    """Check config, period, source, output folder and store before the flow starts: a mistake is one line."""
+    from opsaudit.audit import build_context, preflight
 
-    context = build_context(settings, audit, period=period, now=now)
-    check_reachable(context.source.engine, purpose="database")
-    context.store  # noqa: B018 - connects and checks the schema revision
-
+    preflight(build_context(settings, audit, period=period, now=now))
 
 
 @app.command()
@@ -66,7 +43,7 @@ def init(
     store: StoreOption = None,
 ) -> None:
     """Create or upgrade the audit store (and, with --demo, build a demo company)."""
-    from opsaudit.db import check_reachable, create_engine
+    from opsaudit.db import check_reachable, store_engine
     from opsaudit.store.migrate import upgrade
 
     settings = settings_for(db, store)
@@ -78,7 +55,7 @@ def init(
         _build_demo(settings, seed=seed, scale=scale, as_of=None)
     elif scale is not None:
         raise typer.BadParameter("--scale goes with --demo", param_hint="--scale")
-    engine = create_engine(settings.store, purpose="store")
+    engine = store_engine(settings.store)
     check_reachable(engine, purpose="store")
     revision = upgrade(engine)
     from opsaudit.store.runs import mark_abandoned
@@ -91,11 +68,11 @@ def init(
 
 
 def _check_source(settings) -> None:
-    from opsaudit.config.loader import load_config
-    from opsaudit.db import check_reachable, create_engine
+    from opsaudit.db import check_reachable, source_engine
     from opsaudit.source import Source, check_source
 
-    source = Source(create_engine(settings.database), load_config(settings.config_dir).source)
+    source = Source(source_engine(settings.database, timezone=settings.timezone), settings.load_config().source,
+                    zone=settings.timezone)
     check_reachable(source.engine, purpose="database")
     problems = check_source(source)
     for line in problems:
@@ -150,7 +127,7 @@ def demo(
     seed: Annotated[int, typer.Option("--seed", help="Seed of the demo data.")] = 20261101,
 ) -> None:
     """Build a demo company in the embedded database and run every periodic audit on it."""
-    from opsaudit.db import create_engine
+    from opsaudit.db import store_engine
     from opsaudit.store.migrate import upgrade
 
     quiet_prefect()
@@ -159,7 +136,7 @@ def demo(
     settings = settings_for(settings.embedded_database, settings.embedded_database)
     clock = parse_now(now, settings.tz) or datetime.now(settings.tz)
     summary = _build_demo(settings, seed=seed, scale=None, as_of=clock.replace(tzinfo=None))
-    upgrade(create_engine(settings.store, purpose="store"))
+    upgrade(store_engine(settings.store))
     from opsaudit.flows.server import prefect_api
 
     with prefect_api():
@@ -203,7 +180,6 @@ def run(
     quiet_prefect()
     settings = settings_for(db, store)
     clock = parse_now(now, settings.tz)
-    _check_period(audit.value, period, settings)
     _preflight(settings, audit.value, period, clock)
     from opsaudit.flows.server import prefect_api
 

@@ -19,14 +19,18 @@ def qa_import(
     db: DbOption = None,
 ) -> None:
     """Import a filled QA review sheet into qa_reviews (all rows or none)."""
-    from opsaudit.config.loader import load_config
     from opsaudit.db import check_reachable, create_engine
+    from opsaudit.errors import InputError
     from opsaudit.qa_import import import_review_sheet
     from opsaudit.source import Source
 
     settings = settings_for(db)
-    engine = create_engine(settings.database)
+    if not file.is_file():
+        raise InputError(f"{file}: no such file")
+    # The one writer of the operational database, on purpose: it adds rows to qa_reviews only.
+    engine = create_engine(settings.database, create=False)
     check_reachable(engine, purpose="database")
-    summary = import_review_sheet(engine, file, source=Source(engine, load_config(settings.config_dir).source))
+    source = Source(engine, settings.load_config().source, zone=settings.timezone)
+    summary = import_review_sheet(engine, file, source=source)
     typer.echo(f"{file}: {summary}")
 

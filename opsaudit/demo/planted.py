@@ -36,7 +36,7 @@ _DEPARTMENT_RATES = (  # rule, department, numerator, denominator, target
     ("cs.satisfaction_rate", "CS1", "satisfied", "rated", 0.90),
     ("cs.complaint_satisfaction_rate", "CS3", "complaint_satisfied", "complaint_rated", 0.95),
     ("cs.handling_rate", "CS3", "handled", "handling_due", 1.0),
-    ("cs.revisit_rate", "CS1", "revisited", "resolved", 1.0),
+    ("cs.revisit_rate", "CS1", "revisited", "revisit_due", 1.0),
     ("cs.first_response_rate", "CS2", "frr_ok", "opened", 0.95),
 )
 
@@ -52,6 +52,12 @@ def customer_service(timeline: Timeline, cast: TicketCast, stats: TicketStats) -
             if counts[den] >= MIN_POPULATION and counts[num] < target * counts[den]:
                 out.append(PlantedProblem(rule, "department", dept, period.label,
                                           f"{percent(counts[num], counts[den])}, target {target:.0%}"))
+            # The whole company's result of the rule is judged too (audit-rules §3): the planted
+            # department, and the small misses of healthy ones, can take it below its target.
+            company = stats.company_window(which)
+            if company[den] >= MIN_POPULATION and company[num] < target * company[den]:
+                out.append(PlantedProblem(rule, "company", "company", period.label,
+                                          f"company {percent(company[num], company[den])}, target {target:.0%}"))
     month = timeline.month.label
     for agents, num, den, rule in ((cast.low_satisfaction, "satisfied", "rated", "cs.satisfaction_rate"),
                                    (cast.slow_response, "frr_ok", "opened", "cs.first_response_rate")):
@@ -82,11 +88,13 @@ def _qa(timeline: Timeline, cast: TicketCast, stats: TicketStats) -> list[Plante
     if stats.low_review_ticket is not None:
         out.append(PlantedProblem("cs.qa_attitude", "ticket", stats.low_review_ticket, m.label,
                                   "QA attitude score 48, below 60"))
-    shares = [[row["compliant"] for row, (_, dept, _) in reading if dept == "CS2"] for reading in readings]
-    if all(len(s) >= MIN_POPULATION and sum(s) < 0.95 * len(s) for s in shares):
-        out.append(PlantedProblem("cs.qa_compliance", "department", "CS2", m.label,
-                                  f"compliant reviews {percent(sum(shares[0]), len(shares[0]))} by ticket, "
-                                  f"{percent(sum(shares[1]), len(shares[1]))} by review date, target 95%"))
+    for entity_type, entity_id, departments in (("department", "CS2", {"CS2"}), ("company", "company", None)):
+        shares = [[row["compliant"] for row, (_, dept, _) in reading if departments is None or dept in departments]
+                  for reading in readings]
+        if all(len(s) >= MIN_POPULATION and sum(s) < 0.95 * len(s) for s in shares):
+            out.append(PlantedProblem("cs.qa_compliance", entity_type, entity_id, m.label,
+                                      f"compliant reviews {percent(sum(shares[0]), len(shares[0]))} by ticket, "
+                                      f"{percent(sum(shares[1]), len(shares[1]))} by review date, target 95%"))
     return out
 
 

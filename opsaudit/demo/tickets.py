@@ -100,7 +100,7 @@ def ticket_id(number: int) -> str:
 
 # Counters per department for one audit period.
 WINDOW_FIELDS = ("opened", "frr_ok", "rated", "satisfied", "complaint_rated", "complaint_satisfied",
-                 "handling_due", "handled", "resolved", "revisited")
+                 "handling_due", "handled", "revisit_due", "revisited")
 MONTH_FIELDS = ("opened", "complaints", "rated", "satisfied", "frr_ok")
 AGENT_FIELDS = ("opened", "frr_ok", "rated", "satisfied")
 
@@ -134,6 +134,11 @@ class TicketStats:
         table = self.week if which == "week" else self.month
         row = table[CS_DEPARTMENTS.index(department_id)]
         return dict(zip(WINDOW_FIELDS, row.tolist(), strict=True))
+
+    def company_window(self, which: str) -> dict[str, int]:
+        """The window's counts over every department: the company result of a department rule."""
+        table = self.week if which == "week" else self.month
+        return dict(zip(WINDOW_FIELDS, table.sum(axis=0).tolist(), strict=True))
 
     def agent(self, staff_id: str) -> dict[str, int]:
         return dict(zip(AGENT_FIELDS, self.agent_month[self.agents.index(staff_id)].tolist(), strict=True))
@@ -342,6 +347,9 @@ class TicketGenerator:
         frr_ok = has_first & (first - opened <= SLA_SECONDS[chunk.channel])
         has_resolved = ~np.isnat(chunk.resolved_at)
         revisited = has_resolved & ~np.isnat(chunk.revisited_at) & (revisit - resolved <= 7 * DAY)
+        # As cs.revisit_rate judges it: a ticket resolved less than 7 days before the audit may
+        # still be followed up in time, so it counts only once it was.
+        revisit_due = has_resolved & (revisited | (self.as_of - resolved >= 7 * DAY))
 
         month = np.searchsorted(self.month_starts, opened, side="right") - 1
         flat = month * len(CS_DEPARTMENTS) + dept
@@ -355,7 +363,7 @@ class TicketGenerator:
             due = inside & (opened <= end - 72 * HOUR)
             values = (inside, inside & frr_ok, inside & rated, inside & rated & satisfied,
                       inside & rated & complaint, inside & rated & satisfied & complaint,
-                      due, due & has_resolved, inside & has_resolved, inside & revisited)
+                      due, due & has_resolved, inside & revisit_due, inside & revisited)
             for f, v in enumerate(values):
                 table[:, f] += np.bincount(dept, weights=v, minlength=len(CS_DEPARTMENTS)).astype(np.int64)
 

@@ -16,9 +16,9 @@ import numpy as np
 
 from opsaudit import periods
 from opsaudit.demo.org import DEPARTMENT_NAMES, WORKING_DEPARTMENTS, Org
-from opsaudit.demo.planted import PlantedProblem, percent
+from opsaudit.demo.planted import MIN_POPULATION, PlantedProblem, percent
 from opsaudit.demo.timeline import Timeline
-from opsaudit.periods import Period
+from opsaudit.periods import Period, periods_ending_in
 
 # Per department: (metric, unit, monthly level, higher_is_better, additive over months).
 _METRICS: dict[str, tuple[tuple[str, str, float, bool, bool], ...]] = {
@@ -116,6 +116,7 @@ class WorkBuilder:
         self._plant_execution()
         self._adjustments()
         self._number_tasks()
+        self._plant_company_results()
         return self.work
 
     # --- plans -------------------------------------------------------------------------
@@ -455,6 +456,37 @@ class WorkBuilder:
         untitled["title"] = None
         self._plant("dq.not_null", "table_column", "tasks.title", self.t.quarter,
                     "one task without a title (the demo schema lets tasks.title be null)")
+
+    def _plant_company_results(self) -> None:
+        """The whole company's result of each department rule, judged like any other (audit-rules §3):
+        listed wherever the generated data, all departments together, misses the target."""
+        m, q = self.t.month, self.t.quarter
+        due, on_time = task_counts(self.work.tasks, m, None)
+        done = [r for r in self.work.tasks if r["status"] == "done" and m.contains(r["completed_at"])]
+        expected = [r for r in done if r["expected_output"] is not None]
+        met = sum(r["actual_output"] is not None and r["actual_output"] >= r["expected_output"] for r in expected)
+        checks = [("exec.on_time_rate", m, due, on_time / due if due else None, 0.95, "at_least"),
+                  ("exec.outcome_shortfall", m, len(expected), met / len(expected) if expected else None, 0.90,
+                   "at_least")]
+        for rule, column, limit, op in (("exec.cost_overrun", "cost", 1.10, "at_most"),
+                                        ("exec.hours_overrun", "hours", 1.10, "at_most"),
+                                        ("exec.idle_resources", "hours", 0.50, "at_least")):
+            spent = [r for r in done if (r[f"budget_{column}"] or 0) > 0 and r[f"actual_{column}"] is not None
+                     and r[f"actual_{column}"] >= 0]
+            budget = sum(r[f"budget_{column}"] for r in spent)
+            checks.append((rule, m, len(spent), sum(r[f"actual_{column}"] for r in spent) / budget if budget
+                           else None, limit, op))
+        ending = set(periods_ending_in(q))
+        targets = [r for r in self.work.plan_targets if r["actual"] is not None
+                   and self.plans[r["plan_id"]]["period"] in ending]
+        checks.append(("plan.completion_rate", q, len(targets),
+                       sum(self._reached(r) for r in targets) / len(targets) if targets else None, 0.90, "at_least"))
+        for rule, period, population, observed, target, op in checks:
+            minimum = 5 if rule == "plan.completion_rate" else MIN_POPULATION
+            missed = observed is not None and (observed < target if op == "at_least" else observed > target)
+            if population >= minimum and missed:
+                self._plant(rule, "company", "company", period, f"company {observed:.1%} over {population}, "
+                                                                f"target {target:.0%}")
 
     def _plant_task(self, rule_id: str, row: dict, note: str) -> None:
         """Tasks get their ids only at the end; the record is completed in _number_tasks."""

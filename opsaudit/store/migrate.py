@@ -1,17 +1,19 @@
-"""Create or upgrade the store schema with Alembic, programmatically."""
+"""Create or upgrade the store schema with Alembic, programmatically, and check a store before use."""
 
 from __future__ import annotations
 
 from pathlib import Path
 
+import sqlalchemy as sa
 from alembic import command
 from alembic.config import Config as AlembicConfig
 from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
 from sqlalchemy.engine import Engine
 
+from opsaudit.db import shown_url
 from opsaudit.errors import StoreError
-from opsaudit.store.schema import VERSION_TABLE
+from opsaudit.store.schema import VERSION_TABLE, audit_runs, metadata
 
 MIGRATIONS_DIR = Path(__file__).resolve().parent / "migrations"
 
@@ -22,8 +24,12 @@ def _alembic_config() -> AlembicConfig:
     return config
 
 
+def _scripts() -> ScriptDirectory:
+    return ScriptDirectory.from_config(_alembic_config())
+
+
 def head_revision() -> str:
-    return ScriptDirectory.from_config(_alembic_config()).get_current_head() or ""
+    return _scripts().get_current_head() or ""
 
 
 def current_revision(engine: Engine) -> str | None:
@@ -31,18 +37,55 @@ def current_revision(engine: Engine) -> str | None:
         return MigrationContext.configure(conn, opts={"version_table": VERSION_TABLE}).get_current_revision()
 
 
+def _where(engine: Engine) -> str:
+    return shown_url(engine)
+
+
+def _check_known(engine: Engine, found: str | None) -> None:
+    """A store written by a newer opsaudit, or whose version record is gone, is not ours to touch."""
+    if found is not None:
+        known = {script.revision for script in _scripts().walk_revisions()}
+        if found not in known:
+            raise StoreError(f"store: {_where(engine)}: the audit store is at revision {found}, newer than this "
+                             f"opsaudit knows (its newest is {head_revision()}); upgrade opsaudit")
+        return
+    ours = [name for name in sa.inspect(engine).get_table_names() if name in metadata.tables]
+    if ours:
+        raise StoreError(f"store: {_where(engine)}: has audit-store tables ({', '.join(sorted(ours))}) but no "
+                         f"version table {VERSION_TABLE}; restore it from a backup, or point "
+                         "OPSAUDIT_STORE_URL at another database")
+
+
 def upgrade(engine: Engine, revision: str = "head") -> str:
     """Bring the store to `revision` (default: the newest); returns the revision reached."""
+    _check_known(engine, current_revision(engine))
     config = _alembic_config()
-    with engine.begin() as conn:
-        config.attributes["connection"] = conn
-        command.upgrade(config, revision)
+    try:
+        with engine.begin() as conn:
+            config.attributes["connection"] = conn
+            command.upgrade(config, revision)
+    except sa.exc.SQLAlchemyError as exc:
+        reason = str(getattr(exc, "orig", exc)).strip().splitlines()[0]
+        raise StoreError(f"store: {_where(engine)}: cannot create or upgrade the audit store: {reason}") from None
     return current_revision(engine) or ""
 
 
 def require_current(engine: Engine) -> None:
-    """Raise a StoreError telling the user to run `opsaudit init` when the schema is behind."""
+    """Raise a StoreError telling the user what to do when the schema is not this opsaudit's."""
     found = current_revision(engine)
+    _check_known(engine, found)
     if found != head_revision():
         state = "has no opsaudit schema" if found is None else f"is at revision {found}"
         raise StoreError(f"audit store {state}, expected {head_revision()}: run `opsaudit init`")
+
+
+def require_writable(engine: Engine) -> None:
+    """Update no row and roll back: a read-only database refuses even that, so a read-only store
+    fails before an audit instead of after it."""
+    try:
+        with engine.connect() as conn, conn.begin() as transaction:
+            conn.execute(audit_runs.update().where(audit_runs.c.id == "").values(status="running"))
+            transaction.rollback()
+    except sa.exc.SQLAlchemyError as exc:
+        reason = str(getattr(exc, "orig", exc)).strip().splitlines()[0]
+        raise StoreError(f"store: {_where(engine)}: cannot write to the audit store: {reason}") from None
