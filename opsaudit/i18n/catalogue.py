@@ -14,7 +14,6 @@ from pathlib import Path
 from types import MappingProxyType
 from typing import Any
 
-from opsaudit.config.loader import display_path, read_yaml
 from opsaudit.errors import ConfigError
 
 MESSAGES_DIR = Path(__file__).resolve().parent / "messages"
@@ -62,6 +61,9 @@ def _load(language: str) -> Mapping[str, str]:
 
 def load_messages(folder: Path) -> dict[str, str]:
     """The flattened messages of every YAML file in `folder`; a key defined twice is an error."""
+    # Imported here: the config models take a moment, and `opsaudit --help` needs none of it.
+    from opsaudit.config.loader import display_path, read_yaml
+
     messages: dict[str, str] = {}
     origin: dict[str, Path] = {}
     for path in sorted(folder.glob("*.yaml")):
@@ -73,6 +75,8 @@ def load_messages(folder: Path) -> dict[str, str]:
 
 
 def _flatten(node: Mapping[Any, Any], prefix: str, path: Path) -> Iterator[tuple[str, str]]:
+    from opsaudit.config.loader import display_path
+
     for name, value in node.items():
         if not isinstance(name, str):
             # YAML reads yes, no, on, off and bare numbers as booleans and numbers.
