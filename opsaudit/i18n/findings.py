@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from opsaudit.i18n.catalogue import CatalogueError, catalogue, check_language, has_message
-from opsaudit.i18n.render import render, text
+from opsaudit.i18n.render import format_value, text
 
 AGGREGATE_ENTITIES = ("department", "agent", "company")
 _TITLE = ".title"
@@ -113,14 +113,10 @@ def derived_values(entity_type: str, facts: Mapping[str, Any], language: str) ->
     if facts.get("change") is not None:
         values["change_size"] = _magnitude(facts["change"], None, None)
     if entity_type in AGGREGATE_ENTITIES:
-        values["subject"] = render(_subject(entity_type, language), language, values)
+        values["subject"] = text(f"finding.subject.{entity_type}", language, **values)
     values["scope_label"] = _scope(facts, language)
     values.update(_data_quality_labels(facts, language))
     return values
-
-
-def _subject(entity_type: str, language: str) -> str:
-    return catalogue(language)[f"finding.subject.{entity_type}"]
 
 
 def _magnitude(gap: Any, observed: Any, target: Any) -> float | None:
@@ -151,10 +147,10 @@ def _data_quality_labels(facts: Mapping[str, Any], language: str) -> dict[str, A
     table = facts.get("table")
     if not table:
         return {}
-    columns = [c for c in str(facts.get("column") or "").split("+") if c and c != "*"]
+    columns = [column_label(table, c, language) for c in str(facts.get("column") or "").split("+") if c and c != "*"]
     return {
         "table_label": table_label(table, language),
-        "column_label": message_list([column_label(table, c, language) for c in columns], language) or None,
+        "column_label": format_value(columns, "list", language) if columns else None,
         "references_label": qualified_label(facts.get("references"), language),
         "not_before_label": qualified_label(facts.get("not_before"), language),
     }
@@ -177,10 +173,6 @@ def qualified_label(qualified: Any, language: str) -> str | None:
     table, _, column = str(qualified).partition(".")
     return text("contract.qualified", language, table=table_label(table, language),
                 column=column_label(table, column, language))
-
-
-def message_list(items: list[str], language: str) -> str:
-    return catalogue(language)["format.list_separator"].join(items)
 
 
 # --- variants ---------------------------------------------------------------------------------
