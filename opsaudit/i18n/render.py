@@ -13,10 +13,12 @@ import string
 from collections.abc import Callable, Mapping
 from datetime import date, datetime, timedelta
 from decimal import Decimal
+from functools import cache, lru_cache
 from typing import Any
 
+from babel import Locale
 from babel.dates import format_date, format_datetime
-from babel.numbers import format_decimal, format_percent
+from babel.numbers import NumberPattern, parse_pattern
 
 from opsaudit.i18n.catalogue import CatalogueError, has_message, message
 from opsaudit.periods import parse_period
@@ -37,16 +39,32 @@ def text(key: str, language: str, /, **values: Any) -> str:
 def render(template: str, language: str, values: Mapping[str, Any]) -> str:
     """`template` with each `{name:formatter}` replaced by the formatted value of `name`."""
     parts: list[str] = []
-    for literal, name, spec, _conversion in _PARSER.parse(template):
+    for literal, name, formatter in _parsed(template):
         parts.append(literal)
         if name is not None:
-            parts.append(format_value(values.get(name), spec or "text", language))
+            parts.append(format_value(values.get(name), formatter, language))
     return "".join(parts)
 
 
 def placeholders(template: str) -> set[tuple[str, str]]:
     """The (name, formatter) pairs a template uses."""
-    return {(name, spec or "text") for _, name, spec, _ in _PARSER.parse(template) if name is not None}
+    return {(name, formatter) for _, name, formatter in _parsed(template) if name is not None}
+
+
+@lru_cache(maxsize=4096)
+def _parsed(template: str) -> tuple[tuple[str, str | None, str], ...]:
+    """(literal, name, formatter) pieces of a template, parsed once: a list renders it thousands of times."""
+    return tuple((literal, name, spec or "text") for literal, name, spec, _ in _PARSER.parse(template))
+
+
+@cache
+def _locale(language: str) -> Locale:
+    return Locale.parse(_LOCALES[language])
+
+
+@cache
+def _number_pattern(pattern: str) -> NumberPattern:
+    return parse_pattern(pattern)
 
 
 def format_value(value: Any, formatter: str, language: str) -> str:
@@ -92,7 +110,7 @@ def _number(value: Any) -> float:
 
 def _decimal(value: float, pattern: str, language: str) -> str:
     # Through Decimal of the shortest repr, so 0.8205 rounds as written, not as its binary double.
-    return format_decimal(Decimal(repr(value)), pattern, locale=_LOCALES[language])
+    return _number_pattern(pattern).apply(Decimal(repr(value)), _locale(language))
 
 
 def _whole(value: float) -> bool:
@@ -114,8 +132,8 @@ def percent(value: Any, language: str) -> str:
     """A share as a percentage with one decimal: 0.974493 is 97.4%; a tiny share is <0.1%."""
     share = _number(value)
     if share != 0 and abs(share) < 0.0005:
-        return "<" + format_percent(Decimal("0.001"), "#,##0.0%", locale=_LOCALES[language])
-    return format_percent(Decimal(repr(share)), "#,##0.0%", locale=_LOCALES[language])
+        return "<" + _decimal(0.001, "#,##0.0%", language)
+    return _decimal(share, "#,##0.0%", language)
 
 
 def points(value: Any, language: str) -> str:
@@ -151,7 +169,7 @@ def moment(value: Any) -> datetime:
 
 def date_text(value: Any, language: str) -> str:
     """A date: 2026-09-15 in Chinese, Sep 15, 2026 in English."""
-    return format_date(moment(value), message("format.date_pattern", language), locale=_LOCALES[language])
+    return format_date(moment(value), message("format.date_pattern", language), locale=_locale(language))
 
 
 def datetime_text(value: Any, language: str) -> str:
@@ -159,7 +177,7 @@ def datetime_text(value: Any, language: str) -> str:
     when = moment(value)
     # Babel would show an aware time in UTC; keep the wall time the value carries.
     return format_datetime(when, message("format.datetime_pattern", language), tzinfo=when.tzinfo,
-                           locale=_LOCALES[language])
+                           locale=_locale(language))
 
 
 def period_text(value: Any, language: str) -> str:
