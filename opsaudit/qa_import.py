@@ -1,9 +1,10 @@
 """`opsaudit qa import FILE`: load a filled QA review sheet (CSV or XLSX) into qa_reviews.
 
-All or nothing: every row is checked first and one error line (naming the file and line, with
-the count of further errors) rejects the whole file. Rows without any score are not reviewed
-yet and are skipped, so a sheet can be imported as it fills up: a row already in qa_reviews
-with the same values is skipped too, and one with other values is an error, never an update.
+The sheet may be in either language (its headers are matched in both). All or nothing: every row
+is checked first, and the errors, each with its line (up to 50, then how many more), reject the
+whole file. Rows without any score are not reviewed yet and are skipped, so a sheet can be
+imported as it fills up: a row already in qa_reviews with the same values is skipped too, and one
+with other values is an error, never an update.
 """
 
 from __future__ import annotations
@@ -27,6 +28,9 @@ from sqlalchemy.engine import Connection, Engine
 from opsaudit.config.models import SourceMapping
 from opsaudit.contract import qa_reviews
 from opsaudit.errors import InputError, SourceError
+from opsaudit.i18n import resolve_language, text
+from opsaudit.periods import parse_period
+from opsaudit.reports.review_sheet import column_for_header, period_of, review_sheet_titles
 from opsaudit.settings import load_settings
 from opsaudit.source import Source
 
@@ -37,8 +41,9 @@ _TRUE = frozenset({"true", "yes", "1", "是"})
 _FALSE = frozenset({"false", "no", "0", "否"})
 _TIME_FORMATS = ("%Y-%m-%d %H:%M:%S", "%Y-%m-%d %H:%M", "%Y-%m-%d")
 _CHUNK = 500
+MAX_LISTED_ERRORS = 50
 
-Fail = Callable[[str], None]
+Fail = Callable[..., None]
 
 
 @dataclass(frozen=True)
@@ -47,6 +52,14 @@ class ImportSummary:
     imported: int
     unreviewed: int  # rows without scores, skipped
     already_imported: int  # rows identical to a review already in qa_reviews, skipped
+    period: str | None = None  # the sheet's period label, when its name or its review ids tell
+
+    def sentence(self, language: str) -> str:
+        """What a person reads when the import succeeded."""
+        counts = {"imported": self.imported, "unreviewed": self.unreviewed, "already": self.already_imported}
+        if self.period is not None:
+            return text("qa.imported", language, period=self.period, **counts)
+        return text("qa.imported_file", language, path=self.path, **counts)
 
 
 @dataclass(frozen=True)
@@ -69,67 +82,103 @@ class _Review:
 
 
 class _Problems:
-    """The errors found, each on a line of the file; reported as the first one and a count."""
+    """The errors found, each on a line (CSV) or row (XLSX) of the file, in the reader's language."""
 
-    def __init__(self, path: Path, word: str) -> None:
-        self.path, self.word = path, word
+    def __init__(self, path: Path, word: str, language: str) -> None:
+        self.path, self.word, self.language = path, word, language
         self.found: list[tuple[int, str]] = []
 
-    def add(self, line: int, message: str) -> None:
-        self.found.append((line, message))
+    def add(self, line: int, key: str, **values: Any) -> None:
+        """Record the error `qa.error.<key>` on `line`; a `column` value is named by its header."""
+        if "column" in values:
+            values["column"] = header(values["column"], self.language)
+        self.found.append((line, text(f"qa.error.{key}", self.language, **values)))
+
+    def where(self, line: int) -> str:
+        return text(f"qa.error.{self.word}", self.language, line=line)
 
     def raise_any(self) -> None:
+        """One InputError listing every error in file order, up to MAX_LISTED_ERRORS of them."""
         if not self.found:
             return
-        line, message = min(self.found, key=lambda item: item[0])
-        more = f" (and {len(self.found) - 1} more)" if len(self.found) > 1 else ""
-        raise InputError(f"{self.path}: {self.word} {line}: {message}{more}")
+        found = sorted(self.found, key=lambda item: item[0])
+        lines = [text("qa.error.rows" if len(found) > 1 else "qa.error.rows_one", self.language, path=self.path,
+                      count=len(found))]
+        lines += ["  " + text("qa.error.at", self.language, where=self.where(line), message=message)
+                  for line, message in found[:MAX_LISTED_ERRORS]]
+        if len(found) > MAX_LISTED_ERRORS:
+            lines.append("  " + text("qa.error.more", self.language, count=len(found) - MAX_LISTED_ERRORS))
+        raise InputError("\n".join(lines))
 
 
-def import_review_sheet(engine: Engine, path: Path, *, source: Source | None = None) -> ImportSummary:
+def header(column: str, language: str) -> str:
+    """A column of the sheet as its header reads in `language`."""
+    return text(f"review_sheet.column.{column}", language)
+
+
+def import_review_sheet(engine: Engine, path: Path, *, source: Source | None = None,
+                        language: str | None = None) -> ImportSummary:
     """Import the reviewed rows of a sheet into qa_reviews of `engine`, in one transaction.
 
     `source` maps the contract tables of that same database (default: contract names); tickets,
-    staff and existing reviews are checked through it.
+    staff and existing reviews are checked through it. Errors are in `language` (default
+    OPSAUDIT_LANGUAGE).
     """
+    language = resolve_language(language)
     source = source or Source(engine, SourceMapping())
     tz = load_settings().tz
     now = datetime.now(tz).replace(tzinfo=None, microsecond=0)
-    word, rows = _read(path)
-    problems = _Problems(path, word)
+    word, rows = _read(path, language)
+    problems = _Problems(path, word, language)
     reviews, unreviewed = _parse(rows, tz, now, problems)
     with engine.begin() as conn:
-        _check_references(conn, source, reviews, problems)
+        _check_tickets_and_reviewers(conn, source, reviews, tz, problems)
         new, identical = _split_existing(conn, source, reviews, problems)
         problems.raise_any()
         if new:
             try:
-                _insert(conn, source, new, now)
+                _insert(conn, source, new, now, language)
             except sa.exc.IntegrityError as exc:
                 reason = str(exc.orig).strip().splitlines()[0]
-                raise InputError(f"{path}: the database refused the reviews: {reason}") from None
-    return ImportSummary(path, len(new), unreviewed, identical)
+                raise InputError(text("qa.error.refused", language, path=path, reason=reason)) from None
+    return ImportSummary(path, len(new), unreviewed, identical, _sheet_period(path, rows))
+
+
+def _sheet_period(path: Path, rows: list[_Row]) -> str | None:
+    """The period the sheet was drawn for: from its file name, else from its prefilled review ids."""
+    from_ids = {str(row.cells.get("review_id") or "").removeprefix("QA-").rpartition("-")[0] for row in rows}
+    for labels in ({period_of(path)}, from_ids):
+        if len(labels) == 1 and (label := labels.pop()):
+            try:
+                return parse_period(label).label
+            except ValueError:
+                continue
+    return None
 
 
 # --- reading ---------------------------------------------------------------------------------
 
-def _read(path: Path) -> tuple[str, list[_Row]]:
+def _read(path: Path, language: str) -> tuple[str, list[_Row]]:
     """The data rows of a CSV (counted in lines) or XLSX (counted in rows); header checked."""
     suffix = path.suffix.lower()
     if suffix not in (".csv", ".xlsx"):
-        raise InputError(f"{path}: not a review sheet (expected .csv or .xlsx)")
+        raise InputError(text("qa.error.not_a_sheet", language, path=path))
     try:
         word, table = ("line", list(_csv_rows(path))) if suffix == ".csv" else ("row", list(_xlsx_rows(path)))
     except (OSError, ValueError, KeyError, csv.Error, BadZipFile, InvalidFileException) as exc:
-        raise InputError(f"{path}: cannot read: {exc}") from None
+        raise InputError(text("qa.error.cannot_read", language, path=path, reason=exc)) from None
     if not table:
-        raise InputError(f"{path}: empty file, expected a header row")
-    (_, header), data = table[0], table[1:]
-    names = [str(value).strip() if value is not None else "" for value in header]
-    missing = [column for column in REQUIRED if column not in names]
+        raise InputError(text("qa.error.empty_file", language, path=path))
+    (_, names), data = table[0], table[1:]
+    index: dict[str, int] = {}
+    for position, name in enumerate(names):
+        column = column_for_header(str(name)) if name is not None else None
+        if column in (*REQUIRED, "notes") and column not in index:
+            index[column] = position
+    missing = [header(column, language) for column in REQUIRED if column not in index]
     if missing:
-        raise InputError(f"{path}: {word} 1: missing column {', '.join(missing)}")
-    index = {name: names.index(name) for name in (*REQUIRED, "notes") if name in names}
+        where = text(f"qa.error.{word}", language, line=1)
+        raise InputError(text("qa.error.missing_columns", language, path=path, where=where, columns=missing))
     rows = []
     for line, values in data:
         cells = {name: _blank_to_none(values[i]) if i < len(values) else None for name, i in index.items()}
@@ -153,7 +202,8 @@ def _csv_rows(path: Path) -> Iterator[tuple[int, list[str]]]:
 
 def _xlsx_rows(path: Path) -> Iterator[tuple[int, Sequence[Any]]]:
     book = load_workbook(path, data_only=True)
-    sheet = book["review"] if "review" in book.sheetnames else book.worksheets[0]
+    titles = [title for title in book.sheetnames if title in review_sheet_titles()]
+    sheet = book[titles[0]] if titles else book.worksheets[0]
     yield from enumerate(sheet.iter_rows(values_only=True), start=1)
 
 
@@ -180,11 +230,11 @@ def _parse(rows: list[_Row], tz: ZoneInfo, now: datetime, problems: _Problems) -
         if review is None:
             continue
         if review.review_id in first_review:
-            problems.add(row.line, f"review {review.review_id} appears again "
-                                   f"(first on {problems.word} {first_review[review.review_id]})")
+            problems.add(row.line, "duplicate_review", review_id=review.review_id,
+                         first=problems.where(first_review[review.review_id]))
         elif review.ticket_id in first_ticket:
-            problems.add(row.line, f"ticket {review.ticket_id} is reviewed again "
-                                   f"(first on {problems.word} {first_ticket[review.ticket_id]})")
+            problems.add(row.line, "duplicate_ticket", ticket_id=review.ticket_id,
+                         first=problems.where(first_ticket[review.ticket_id]))
         else:
             first_review[review.review_id] = first_ticket[review.ticket_id] = row.line
             reviews.append(review)
@@ -193,15 +243,15 @@ def _parse(rows: list[_Row], tz: ZoneInfo, now: datetime, problems: _Problems) -
 
 def _review(row: _Row, tz: ZoneInfo, now: datetime, problems: _Problems) -> _Review | None:
     """One reviewed row, or None with its problems added."""
-    def fail(message: str) -> None:
-        problems.add(row.line, message)
+    def fail(key: str, **values: Any) -> None:
+        problems.add(row.line, key, **values)
 
     before = len(problems.found)
     review_id, ticket_id, reviewer_id = (_identifier(row, c, fail)
                                          for c in ("review_id", "ticket_id", "reviewer_id"))
     limit = qa_reviews.c.review_id.type.length
     if review_id is not None and len(review_id) > limit:
-        fail(f"review_id {review_id} is longer than {limit} characters")
+        fail("too_long", column="review_id", value=review_id, limit=limit)
     attitude = _score(row, "attitude_score", fail)
     resolution = _score(row, "resolution_score", fail)
     compliant = _boolean(row, fail)
@@ -216,7 +266,7 @@ def _review(row: _Row, tz: ZoneInfo, now: datetime, problems: _Problems) -> _Rev
 def _identifier(row: _Row, column: str, fail: Fail) -> str | None:
     value = row.cells.get(column)
     if value is None:
-        fail(f"{column} is empty")
+        fail("empty", column=column)
         return None
     if isinstance(value, float) and value.is_integer():
         value = int(value)  # an id typed as a number in Excel comes back as 1001.0
@@ -226,7 +276,7 @@ def _identifier(row: _Row, column: str, fail: Fail) -> str | None:
 def _score(row: _Row, column: str, fail: Fail) -> float | None:
     value = row.cells.get(column)
     if value is None:
-        fail(f"{column} is empty")
+        fail("empty", column=column)
         return None
     try:
         if isinstance(value, bool):
@@ -235,10 +285,10 @@ def _score(row: _Row, column: str, fail: Fail) -> float | None:
     except (TypeError, ValueError):
         number = math.nan
     if not math.isfinite(number):
-        fail(f"{column} {value!r} is not a number")
+        fail("not_a_number", column=column, value=value)
         return None
     if not 0 <= number <= 100:
-        fail(f"{column} {value} is not within 0..100")
+        fail("out_of_range", column=column, value=value)
         return None
     return number
 
@@ -254,8 +304,10 @@ def _boolean(row: _Row, fail: Fail) -> bool | None:
         return True
     if text.casefold() in _FALSE:
         return False
-    fail(f"compliant {value!r} is not a boolean (true/false, yes/no, 1/0, 是/否)"
-         if value is not None else "compliant is empty")
+    if value is None:
+        fail("empty", column="compliant")
+    else:
+        fail("not_a_boolean", column="compliant", value=value)
     return None
 
 
@@ -266,14 +318,18 @@ def _timestamp(row: _Row, tz: ZoneInfo, now: datetime, fail: Fail) -> datetime |
         return None
     moment = value if isinstance(value, datetime) else _parse_time(str(value))
     if moment is None:
-        fail(f"reviewed_at {value!r} is not a date and time (e.g. 2026-11-17 14:30)")
+        fail("not_a_time", column="reviewed_at", value=value)
         return None
-    if moment.tzinfo is not None:
-        moment = moment.astimezone(tz).replace(tzinfo=None)
+    moment = _local(moment, tz)
     if moment > now:
-        fail(f"reviewed_at {moment:%Y-%m-%d %H:%M:%S} is in the future")
+        fail("in_the_future", column="reviewed_at", value=moment)
         return None
     return moment
+
+
+def _local(moment: datetime, tz: ZoneInfo) -> datetime:
+    """A naive local time, as the contract keeps timestamps."""
+    return moment.astimezone(tz).replace(tzinfo=None) if moment.tzinfo is not None else moment
 
 
 def _parse_time(text: str) -> datetime | None:
@@ -291,25 +347,30 @@ def _parse_time(text: str) -> datetime | None:
 
 # --- database --------------------------------------------------------------------------------
 
-def _check_references(conn: Connection, source: Source, reviews: list[_Review], problems: _Problems) -> None:
-    """Unknown tickets and reviewers, looked up in bulk."""
+def _check_tickets_and_reviewers(conn: Connection, source: Source, reviews: list[_Review], tz: ZoneInfo,
+                                 problems: _Problems) -> None:
+    """Unknown tickets and reviewers, and reviews dated before their ticket was opened, looked up in bulk."""
     tickets, staff = source.table("tickets"), source.table("staff")
-    known_tickets = _existing(conn, tickets.c.ticket_id, {r.ticket_id for r in reviews})
-    known_staff = _existing(conn, staff.c.staff_id, {r.reviewer_id for r in reviews})
+    opened = dict(_lookup(conn, tickets.c.ticket_id, tickets.c.opened_at, {r.ticket_id for r in reviews}))
+    known_staff = dict(_lookup(conn, staff.c.staff_id, sa.literal(1), {r.reviewer_id for r in reviews}))
     for review in reviews:
-        if review.ticket_id not in known_tickets:
-            problems.add(review.line, f"ticket {review.ticket_id} is not a known ticket")
+        if review.ticket_id not in opened:
+            problems.add(review.line, "unknown_ticket", ticket_id=review.ticket_id)
+        elif review.reviewed_at is not None and opened[review.ticket_id] is not None \
+                and review.reviewed_at < _local(opened[review.ticket_id], tz):
+            problems.add(review.line, "before_opened", column="reviewed_at", value=review.reviewed_at,
+                         ticket_id=review.ticket_id, opened_at=_local(opened[review.ticket_id], tz))
         if review.reviewer_id not in known_staff:
-            problems.add(review.line, f"reviewer {review.reviewer_id} is not a known staff id")
+            problems.add(review.line, "unknown_reviewer", reviewer_id=review.reviewer_id)
 
 
-def _existing(conn: Connection, column: sa.ColumnElement[str], values: set[str]) -> set[str]:
-    found: set[str] = set()
-    ordered = sorted(values)
+def _lookup(conn: Connection, key: sa.ColumnElement[str], value: sa.ColumnElement[Any],
+            wanted: set[str]) -> Iterator[tuple[str, Any]]:
+    """(key, value) of the rows whose key is in `wanted`, in chunks of bound parameters."""
+    ordered = sorted(wanted)
     for start in range(0, len(ordered), _CHUNK):
         chunk = ordered[start:start + _CHUNK]
-        found.update(conn.execute(sa.select(column).where(column.in_(chunk))).scalars())
-    return found
+        yield from conn.execute(sa.select(key, value).where(key.in_(chunk))).tuples()
 
 
 def _split_existing(conn: Connection, source: Source, reviews: list[_Review],
@@ -329,8 +390,7 @@ def _split_existing(conn: Connection, source: Source, reviews: list[_Review],
         elif _same(review, previous):
             identical += 1
         else:
-            problems.add(review.line, f"review {review.review_id} is already in qa_reviews with other values "
-                                      "(a review is never overwritten; give a correction a new review_id)")
+            problems.add(review.line, "overwrite", review_id=review.review_id)
     return new, identical
 
 
@@ -342,11 +402,11 @@ def _same(review: _Review, stored: sa.Row[Any]) -> bool:
             and review.reviewed_at in (None, stored.reviewed_at))
 
 
-def _insert(conn: Connection, source: Source, reviews: list[_Review], now: datetime) -> None:
+def _insert(conn: Connection, source: Source, reviews: list[_Review], now: datetime, language: str) -> None:
     """Insert into qa_reviews under the names the mapping gives it."""
     spec = source.spec("qa_reviews")
     if spec.select is not None:
-        raise SourceError("qa_reviews is mapped to a SELECT (config/source.yaml): reviews cannot be imported")
+        raise SourceError(text("qa.error.mapped_to_select", language, table="qa_reviews", file="config/source.yaml"))
     name = {c.name: spec.columns.get(c.name, c.name) for c in qa_reviews.columns}
     columns = [sa.column(name[c.name], c.type) for c in qa_reviews.columns]
     table = sa.table(spec.table or "qa_reviews", *columns, schema=spec.schema_)

@@ -8,29 +8,35 @@ from typing import Annotated
 import typer
 
 from opsaudit.cli.app import DbOption, app, settings_for
+from opsaudit.i18n import Language
 
 qa_app = typer.Typer(no_args_is_help=True, help="Customer-service quality review sheets.")
 app.add_typer(qa_app, name="qa")
 
+LangOption = Annotated[Language | None, typer.Option(
+    "--lang", help="Language of the messages (default OPSAUDIT_LANGUAGE).", show_default=False)]
+
 
 @qa_app.command("import")
 def qa_import(
-    file: Annotated[Path, typer.Argument(help="A filled review sheet (.csv or .xlsx).")],
+    file: Annotated[Path, typer.Argument(help="A filled review sheet (.csv or .xlsx), in either language.")],
     db: DbOption = None,
+    lang: LangOption = None,
 ) -> None:
     """Import a filled QA review sheet into qa_reviews (all rows or none)."""
     from opsaudit.db import check_reachable, create_engine
     from opsaudit.errors import InputError
+    from opsaudit.i18n import resolve_language
     from opsaudit.qa_import import import_review_sheet
     from opsaudit.source import Source
 
     settings = settings_for(db)
+    language = resolve_language(lang.value if lang else None)
     if not file.is_file():
         raise InputError(f"{file}: no such file")
     # The one writer of the operational database, on purpose: it adds rows to qa_reviews only.
     engine = create_engine(settings.database, create=False)
     check_reachable(engine, purpose="database")
     source = Source(engine, settings.load_config().source, zone=settings.timezone)
-    summary = import_review_sheet(engine, file, source=source)
-    typer.echo(f"{file}: {summary}")
-
+    summary = import_review_sheet(engine, file, source=source, language=language)
+    typer.echo(summary.sentence(language))
