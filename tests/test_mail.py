@@ -374,3 +374,30 @@ def test_deliver_uses_the_clock_for_every_step(store, mailbox, port):
         report = deliver(store, transport, policy, clock=lambda: T0 + timedelta(hours=2))
     assert [m.id for m in report.sent] == [message]
     assert stored(store, message).sent_at == T0 + timedelta(hours=2)
+
+
+# --- Prefect ---------------------------------------------------------------------------------
+
+@pytest.mark.usefixtures("prefect_harness")
+def test_the_deliver_mail_flow_sends_the_outbox_once(store, db_url, mailbox, port, monkeypatch):
+    from opsaudit.flows.mail import deliver_mail
+
+    for name, value in {"STORE_URL": db_url, "SMTP_HOST": "127.0.0.1", "SMTP_PORT": str(port),
+                        "SMTP_FROM": "audit@example.com"}.items():
+        monkeypatch.setenv(f"OPSAUDIT_{name}", value)
+    message = enqueue(store)
+
+    first, second = deliver_mail(), deliver_mail()
+
+    assert first["sent"] == [message] and first["waiting"] == []
+    assert second["sent"] == [] and len(mailbox.received) == 1
+
+
+def test_the_task_retries_only_when_the_store_is_unreachable():
+    from prefect.states import Failed
+
+    from opsaudit.tasks.mail import store_unreachable
+
+    unreachable = sa.exc.OperationalError("SELECT 1", {}, OSError("connection refused"))
+    assert store_unreachable(None, None, Failed(data=unreachable))
+    assert not store_unreachable(None, None, Failed(data=ConfigError("environment: OPSAUDIT_SMTP_FROM: bad")))
