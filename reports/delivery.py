@@ -6,7 +6,6 @@ before the SMTP server is contacted, and marked sent as soon as the server accep
 
 from __future__ import annotations
 
-import logging
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -19,8 +18,6 @@ from opsaudit.reports.mail import MailError, SmtpTransport
 from opsaudit.reports.outbox import StoredMail
 from opsaudit.settings import Settings
 from opsaudit.store.times import utcnow
-
-log = logging.getLogger(__name__)
 
 # A message claimed longer ago than this lost its sender mid-delivery (longer than any send takes).
 CLAIM_LEASE = timedelta(hours=1)
@@ -56,8 +53,8 @@ class Transport(Protocol):
 
 @dataclass(frozen=True)
 class DeliveryReport:
-    """What one delivery run did (sent; failed and to be retried; given up on), and what still
-    waits in the outbox afterwards."""
+    """What one delivery run did (sent; failed and to be retried; given up on, including sends
+    interrupted earlier), and what still waits in the outbox afterwards."""
 
     attempted: bool
     server: str | None = None
@@ -65,7 +62,6 @@ class DeliveryReport:
     retrying: tuple[StoredMail, ...] = ()
     failed: tuple[StoredMail, ...] = ()
     waiting: tuple[StoredMail, ...] = ()
-    interrupted: tuple[int, ...] = ()
 
     @property
     def complete(self) -> bool:
@@ -75,7 +71,7 @@ class DeliveryReport:
     def summary(self) -> dict[str, Any]:
         return {"attempted": self.attempted, "server": self.server, "sent": [m.id for m in self.sent],
                 "retrying": [m.id for m in self.retrying], "failed": [m.id for m in self.failed],
-                "waiting": [m.id for m in self.waiting], "interrupted": list(self.interrupted)}
+                "waiting": [m.id for m in self.waiting]}
 
 
 def deliver(engine: Engine, transport: Transport, policy: RetryPolicy, *,
@@ -86,11 +82,10 @@ def deliver(engine: Engine, transport: Transport, policy: RetryPolicy, *,
     get the same failed attempt without contacting it again, so they all back off together.
     """
     with engine.begin() as conn:
-        interrupted = outbox.fail_stale_claims(conn, clock(), CLAIM_LEASE)
+        failed = outbox.fail_stale_claims(conn, clock(), CLAIM_LEASE)
         due = outbox.due(conn, clock())
     sent: list[int] = []
     retrying: list[int] = []
-    failed: list[int] = []
     unusable: MailError | None = None
     for message_id in due:
         with engine.begin() as conn:
@@ -114,20 +109,17 @@ def deliver(engine: Engine, transport: Transport, policy: RetryPolicy, *,
         note = "refused by the server: " + "; ".join(f"{a}: {r}" for a, r in refused.items()) if refused else None
         with engine.begin() as conn:
             outbox.mark_sent(conn, mail.id, clock(), note=note)
-        log.info("outbox: sent #%d %s to %s", mail.id, mail.kind, ", ".join(a.email for a in mail.recipients))
         sent.append(mail.id)
     with engine.connect() as conn:
         return DeliveryReport(
             attempted=True, server=transport.server, sent=tuple(outbox.list_mail(conn, ids=sent)),
             retrying=tuple(outbox.list_mail(conn, ids=retrying)), failed=tuple(outbox.list_mail(conn, ids=failed)),
-            waiting=tuple(outbox.list_mail(conn, status=outbox.PENDING)), interrupted=tuple(interrupted))
+            waiting=tuple(outbox.list_mail(conn, status=outbox.PENDING)))
 
 
 def _record_failure(engine: Engine, mail: StoredMail, error: str, retry_at: datetime | None) -> None:
     with engine.begin() as conn:
         outbox.mark_attempt_failed(conn, mail.id, error, retry_at=retry_at)
-    outcome = f"retry after {retry_at:%Y-%m-%d %H:%M:%S %Z}" if retry_at else "given up"
-    log.warning("outbox: #%d attempt %d failed (%s): %s", mail.id, mail.attempts, outcome, error)
 
 
 def deliver_pending(engine: Engine, settings: Settings, *, now: datetime | None = None) -> DeliveryReport:

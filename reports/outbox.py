@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import datetime, timedelta, tzinfo
 from email.utils import parseaddr
 from pathlib import Path
 from typing import Any, Literal
@@ -82,6 +82,18 @@ class StoredMail:
             attachments=tuple(Path(p) for p in row["attachments"]), attempts=row["attempts"],
             created_at=from_db(row["created_at"]), last_error=row["last_error"], sent_at=from_db(row["sent_at"]),
             last_attempt_at=from_db(row["last_attempt_at"]), next_attempt_at=from_db(row["next_attempt_at"]))
+
+    def as_json(self, zone: tzinfo) -> dict[str, Any]:
+        """The message without its bodies, times in `zone` (what `opsaudit outbox list --format json` prints)."""
+        def moment(value: datetime | None) -> str | None:
+            return value.astimezone(zone).isoformat() if value else None
+
+        return {"id": self.id, "dedupe_key": self.dedupe_key, "kind": self.kind, "status": self.status,
+                "recipients": [address.as_json() for address in self.recipients], "subject": self.subject,
+                "attachments": [str(path) for path in self.attachments], "attempts": self.attempts,
+                "created_at": moment(self.created_at), "last_attempt_at": moment(self.last_attempt_at),
+                "next_attempt_at": moment(self.next_attempt_at), "sent_at": moment(self.sent_at),
+                "last_error": self.last_error}
 
 
 def _check(mail: OutgoingMail) -> None:
@@ -195,6 +207,15 @@ def requeue_failed(conn: Connection, ids: Sequence[int] | None = None) -> list[i
         conn.execute(outbox.update().where(outbox.c.id.in_(found), outbox.c.status == FAILED)
                      .values(status=PENDING, attempts=0, next_attempt_at=None))
     return found
+
+
+def make_due(conn: Connection, ids: Sequence[int] | None = None) -> int:
+    """Make the pending messages (all, or those among ids) due now, whatever their backoff said:
+    a person asked to retry. Returns how many were waiting."""
+    query = outbox.update().where(outbox.c.status == PENDING, outbox.c.next_attempt_at.is_not(None))
+    if ids is not None:
+        query = query.where(outbox.c.id.in_(list(ids)))
+    return conn.execute(query.values(next_attempt_at=None)).rowcount
 
 
 def fail_stale_claims(conn: Connection, now: datetime, lease: timedelta) -> list[int]:

@@ -2,20 +2,13 @@
 
 from __future__ import annotations
 
-import email
-import email.policy
-import ipaddress
-import socket
-import ssl
 import threading
 from collections.abc import Iterator
-from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
 import sqlalchemy as sa
-from aiosmtpd.controller import Controller
 from aiosmtpd.smtp import AuthResult
 
 from opsaudit.errors import ConfigError
@@ -26,50 +19,10 @@ from opsaudit.reports.outbox import Address, OutgoingMail
 from opsaudit.settings import load_settings
 from opsaudit.store.migrate import upgrade
 from opsaudit.store.schema import outbox as outbox_table
+from tests.smtp import Mailbox, free_port, self_signed_certificate, server_context, smtp_server
 
 T0 = datetime(2026, 11, 2, 1, 0, tzinfo=UTC)
 PASSWORD = "s3cret-Pa55word"
-
-
-class Mailbox:
-    """An aiosmtpd handler that keeps every message it accepts; `refuse` answers RCPT for an
-    address, `data_reply` answers DATA, with the given SMTP reply instead."""
-
-    def __init__(self) -> None:
-        self.received: list[email.message.EmailMessage] = []
-        self.envelopes: list = []
-        self.refuse: dict[str, str] = {}
-        self.data_reply: str | None = None
-
-    async def handle_RCPT(self, server, session, envelope, address, rcpt_options):
-        if address in self.refuse:
-            return self.refuse[address]
-        envelope.rcpt_tos.append(address)
-        return "250 OK"
-
-    async def handle_DATA(self, server, session, envelope):
-        if self.data_reply:
-            return self.data_reply
-        self.envelopes.append(envelope)
-        self.received.append(email.message_from_bytes(envelope.content, policy=email.policy.default))
-        return "250 Message accepted for delivery"
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
-@contextmanager
-def smtp_server(port: int, **smtp_options) -> Iterator[Mailbox]:
-    mailbox = Mailbox()
-    controller = Controller(mailbox, hostname="127.0.0.1", port=port, **smtp_options)
-    controller.start()
-    try:
-        yield mailbox
-    finally:
-        controller.stop()
 
 
 @pytest.fixture
@@ -256,39 +209,24 @@ def test_two_concurrent_senders_send_each_message_once(store, mailbox, port):
     assert len({m["Message-ID"] for m in mailbox.received}) == 12
 
 
+def test_a_send_interrupted_mid_delivery_is_not_sent_again_by_itself(store, mailbox, port):
+    message = enqueue(store)
+    with store.begin() as conn:
+        outbox.claim(conn, message, T0)  # a sender claimed it, then its process was killed
+
+    soon = deliver_at(store, settings_for(port), T0 + timedelta(minutes=5))
+    later = deliver_at(store, settings_for(port), T0 + timedelta(hours=2))
+
+    assert not soon.sent and not soon.failed
+    assert [m.id for m in later.failed] == [message] and not later.sent and not mailbox.received
+    assert stored(store, message).status == "failed"
+
+
 # --- TLS and passwords -------------------------------------------------------------------------
 
 @pytest.fixture(scope="module")
 def certificate(tmp_path_factory) -> tuple[Path, Path]:
-    """A self-signed certificate for 127.0.0.1 and localhost: (certificate, key) PEM files."""
-    from cryptography import x509
-    from cryptography.hazmat.primitives import hashes, serialization
-    from cryptography.hazmat.primitives.asymmetric import ec
-    from cryptography.x509.oid import NameOID
-
-    key = ec.generate_private_key(ec.SECP256R1())
-    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "opsaudit test SMTP")])
-    now = datetime.now(UTC)
-    cert = (x509.CertificateBuilder().subject_name(name).issuer_name(name).public_key(key.public_key())
-            .serial_number(x509.random_serial_number()).not_valid_before(now - timedelta(hours=1))
-            .not_valid_after(now + timedelta(days=1))
-            .add_extension(x509.SubjectAlternativeName([x509.DNSName("localhost"),
-                                                        x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]),
-                           critical=False)
-            .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
-            .sign(key, hashes.SHA256()))
-    folder = tmp_path_factory.mktemp("tls")
-    cert_file, key_file = folder / "smtp.crt", folder / "smtp.key"
-    cert_file.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
-    key_file.write_bytes(key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
-                                           serialization.NoEncryption()))
-    return cert_file, key_file
-
-
-def server_context(certificate: tuple[Path, Path]) -> ssl.SSLContext:
-    context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
-    context.load_cert_chain(*map(str, certificate))
-    return context
+    return self_signed_certificate(tmp_path_factory.mktemp("tls"))
 
 
 def authenticator(server, session, envelope, mechanism, auth_data) -> AuthResult:

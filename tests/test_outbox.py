@@ -157,3 +157,18 @@ def test_list_and_count_by_status(store):
         assert [m.id for m in outbox.list_mail(conn, status="pending")] == ids[1:]
         assert [m.id for m in outbox.list_mail(conn)] == ids
         assert outbox.count_by_status(conn) == {"pending": 2, "sent": 1}
+
+
+def test_make_due_lifts_the_backoff_of_pending_messages_only(store):
+    with store.begin() as conn:
+        waiting, other, failed = (outbox.enqueue(conn, mail(f"alert:F{i}"), now=T0) for i in range(3))
+        for message_id, retry_at in ((waiting, T0 + timedelta(hours=1)), (other, T0 + timedelta(hours=1)),
+                                     (failed, None)):
+            outbox.claim(conn, message_id, T0)
+            outbox.mark_attempt_failed(conn, message_id, "451 later", retry_at=retry_at)
+    with store.begin() as conn:
+        assert outbox.make_due(conn, [waiting, failed]) == 1
+        assert outbox.due(conn, T0) == [waiting]
+        assert outbox.make_due(conn) == 1
+        assert outbox.due(conn, T0) == [waiting, other]
+        assert outbox.get(conn, failed).status == "failed"
