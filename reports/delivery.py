@@ -15,7 +15,7 @@ from sqlalchemy.engine import Engine
 
 from opsaudit.reports import outbox
 from opsaudit.reports.mail import MailError, SmtpTransport
-from opsaudit.reports.outbox import StoredMail
+from opsaudit.reports.outbox import MailSummary, StoredMail
 from opsaudit.settings import Settings
 from opsaudit.store.times import utcnow
 
@@ -58,10 +58,10 @@ class DeliveryReport:
 
     attempted: bool
     server: str | None = None
-    sent: tuple[StoredMail, ...] = ()
-    retrying: tuple[StoredMail, ...] = ()
-    failed: tuple[StoredMail, ...] = ()
-    waiting: tuple[StoredMail, ...] = ()
+    sent: tuple[MailSummary, ...] = ()
+    retrying: tuple[MailSummary, ...] = ()
+    failed: tuple[MailSummary, ...] = ()
+    waiting: tuple[MailSummary, ...] = ()
 
     @property
     def complete(self) -> bool:

@@ -54,8 +54,8 @@ class OutgoingMail:
 
 
 @dataclass(frozen=True)
-class StoredMail:
-    """A message as the outbox holds it."""
+class MailSummary:
+    """A message as the outbox holds it, without its bodies (what lists show)."""
 
     id: int
     dedupe_key: str
@@ -63,8 +63,6 @@ class StoredMail:
     status: str
     recipients: tuple[Address, ...]
     subject: str
-    body_text: str
-    body_html: str | None
     attachments: tuple[Path, ...]
     attempts: int
     created_at: datetime
@@ -74,14 +72,8 @@ class StoredMail:
     next_attempt_at: datetime | None = None
 
     @classmethod
-    def from_row(cls, row: RowMapping) -> StoredMail:
-        return cls(
-            id=row["id"], dedupe_key=row["dedupe_key"], kind=row["kind"], status=row["status"],
-            recipients=tuple(Address(r["email"], r.get("name"), r.get("staff_id")) for r in row["recipients"]),
-            subject=row["subject"], body_text=row["body_text"], body_html=row["body_html"],
-            attachments=tuple(Path(p) for p in row["attachments"]), attempts=row["attempts"],
-            created_at=from_db(row["created_at"]), last_error=row["last_error"], sent_at=from_db(row["sent_at"]),
-            last_attempt_at=from_db(row["last_attempt_at"]), next_attempt_at=from_db(row["next_attempt_at"]))
+    def from_row(cls, row: RowMapping) -> MailSummary:
+        return cls(**_summary_fields(row))
 
     def as_json(self, zone: tzinfo) -> dict[str, Any]:
         """The message without its bodies, times in `zone` (what `opsaudit outbox list --format json` prints)."""
@@ -94,6 +86,30 @@ class StoredMail:
                 "created_at": moment(self.created_at), "last_attempt_at": moment(self.last_attempt_at),
                 "next_attempt_at": moment(self.next_attempt_at), "sent_at": moment(self.sent_at),
                 "last_error": self.last_error}
+
+
+@dataclass(frozen=True, kw_only=True)
+class StoredMail(MailSummary):
+    """A message with its bodies, as delivery sends it."""
+
+    body_text: str
+    body_html: str | None
+
+    @classmethod
+    def from_row(cls, row: RowMapping) -> StoredMail:
+        return cls(**_summary_fields(row), body_text=row["body_text"], body_html=row["body_html"])
+
+
+_SUMMARY_COLUMNS = [column for column in outbox.c if column.name not in ("body_text", "body_html")]
+
+
+def _summary_fields(row: RowMapping) -> dict[str, Any]:
+    return dict(
+        id=row["id"], dedupe_key=row["dedupe_key"], kind=row["kind"], status=row["status"],
+        recipients=tuple(Address(r["email"], r.get("name"), r.get("staff_id")) for r in row["recipients"]),
+        subject=row["subject"], attachments=tuple(Path(p) for p in row["attachments"]), attempts=row["attempts"],
+        created_at=from_db(row["created_at"]), last_error=row["last_error"], sent_at=from_db(row["sent_at"]),
+        last_attempt_at=from_db(row["last_attempt_at"]), next_attempt_at=from_db(row["next_attempt_at"]))
 
 
 def _check(mail: OutgoingMail) -> None:
@@ -146,14 +162,14 @@ def get(conn: Connection, message_id: int) -> StoredMail | None:
     return StoredMail.from_row(row) if row else None
 
 
-def list_mail(conn: Connection, *, status: str | None = None, ids: Iterable[int] | None = None) -> list[StoredMail]:
-    """Messages in the order they were enqueued, optionally of one status or among ids."""
-    query = sa.select(outbox).order_by(outbox.c.id)
+def list_mail(conn: Connection, *, status: str | None = None, ids: Iterable[int] | None = None) -> list[MailSummary]:
+    """Messages without their bodies in the order they were enqueued, optionally of one status or among ids."""
+    query = sa.select(*_SUMMARY_COLUMNS).order_by(outbox.c.id)
     if status is not None:
         query = query.where(outbox.c.status == status)
     if ids is not None:
         query = query.where(outbox.c.id.in_(list(ids)))
-    return [StoredMail.from_row(row) for row in conn.execute(query).mappings()]
+    return [MailSummary.from_row(row) for row in conn.execute(query).mappings()]
 
 
 def count_by_status(conn: Connection) -> dict[str, int]:

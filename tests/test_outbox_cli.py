@@ -45,6 +45,12 @@ def smtp_env(monkeypatch) -> int:
     return port
 
 
+def test_help():
+    for args in (["outbox"], ["outbox", "list"], ["outbox", "retry"]):
+        result = opsaudit(*args, "--help")
+        assert result.returncode == 0 and "Usage" in result.stdout, result.stderr
+
+
 def test_list_shows_what_waits_as_json_and_as_a_table(store, db_url):
     first, second = enqueue(store, "alert:F1"), enqueue(store, "report:R1", kind="report")
 
