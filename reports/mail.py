@@ -23,7 +23,7 @@ from opsaudit.errors import ConfigError, OpsauditError
 from opsaudit.reports.outbox import StoredMail, is_address
 from opsaudit.settings import Settings
 
-SMTP_PORT, SMTPS_PORT = 587, 465
+SMTPS_PORT = 465
 
 
 class MailError(OpsauditError):

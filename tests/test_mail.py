@@ -84,7 +84,7 @@ def test_a_message_arrives_with_its_recipients_subject_parts_and_attachments(sto
     assert received["Subject"] == "重大问题：客服二部首次响应率 72.5%"
     assert "王伟" in received["To"] and "lead@example.com" in received["To"]
     assert received["Message-ID"] == message_id("report:run-1:zh-CN", "example.com")
-    assert received["Auto-Submitted"] == "auto-generated"
+    assert received["Auto-Submitted"] == "auto-generated" and received["Date"]
     assert received.get_body(("plain",)).get_content().strip() == "客服二部首次响应率低于目标。"
     assert "<b>首次响应率</b>" in received.get_body(("html",)).get_content()
     attachments = {part.get_filename(): (part.get_content_type(), part.get_payload(decode=True))
@@ -275,10 +275,13 @@ def test_a_server_echoing_the_password_does_not_get_it_stored(store, port):
     assert PASSWORD not in store_text(store)
 
 
-def test_an_untrusted_certificate_is_refused(store, port, certificate):
-    with smtp_server(port, tls_context=server_context(certificate), require_starttls=True) as mailbox:
+@pytest.mark.parametrize("mode", ["starttls", "ssl"])
+def test_an_untrusted_certificate_is_refused(store, port, certificate, mode):
+    context = server_context(certificate)
+    options = {"tls_context": context, "require_starttls": True} if mode == "starttls" else {"ssl_context": context}
+    with smtp_server(port, **options) as mailbox:
         message = enqueue(store)
-        report = deliver_at(store, settings_for(port, smtp_starttls=True), T0)
+        report = deliver_at(store, settings_for(port, **{f"smtp_{mode}": True}), T0)
     assert not report.sent and not mailbox.received
     assert "the server's TLS certificate is not trusted" in stored(store, message).last_error
 
