@@ -73,7 +73,7 @@ def test_retry_without_an_smtp_host_says_so_and_keeps_the_mail(store, db_url):
     message = enqueue(store, "alert:F1")
     result = opsaudit("outbox", "retry", "--store", db_url)
     assert result.returncode == 1
-    assert result.stderr == "opsaudit: error: OPSAUDIT_SMTP_HOST is not set: 1 messages wait in the outbox\n"
+    assert result.stderr == "opsaudit: error: OPSAUDIT_SMTP_HOST is not set: 1 message in the outbox\n"
     assert result.stdout == f"waiting  #{message} alert: 重大问题 alert:F1: not tried yet\n"
 
 
@@ -83,7 +83,7 @@ def test_retry_while_smtp_is_down_then_up_sends_each_message_once(store, db_url,
     down = opsaudit("outbox", "retry", "--store", db_url)
 
     assert down.returncode == 1
-    assert down.stderr == f"opsaudit: error: 2 messages could not be sent through 127.0.0.1:{smtp_env}\n"
+    assert down.stderr == f"opsaudit: error: 2 messages not sent through 127.0.0.1:{smtp_env}\n"
     lines = down.stdout.splitlines()
     assert [line.split()[:2] for line in lines] == [["waiting", f"#{m}"] for m in ids]
     assert "attempt 1 failed, next try 20" in lines[0] and "cannot connect: Connection refused" in lines[0]

@@ -51,7 +51,7 @@ def outbox_list(
                       _time(when, settings.tz), ", ".join(a.email for a in m.recipients), m.subject,
                       m.last_error or "")
     console().print(table)
-    typer.echo(f"{len(messages)} messages")
+    typer.echo(_messages(len(messages)))
     if not settings.smtp_host and any(m.status == "pending" for m in messages):
         typer.echo("OPSAUDIT_SMTP_HOST is not set: pending mail stays in the outbox")
 
@@ -97,10 +97,14 @@ def outbox_retry(
                  if m.attempts else "not tried yet")
         typer.echo(f"waiting  #{m.id} {m.kind}: {m.subject}: {state}")
     if not report.attempted:
-        raise OpsauditError(f"OPSAUDIT_SMTP_HOST is not set: {len(report.waiting)} messages wait in the outbox")
+        raise OpsauditError(f"OPSAUDIT_SMTP_HOST is not set: {_messages(len(report.waiting))} in the outbox")
     if not report.complete:
-        raise OpsauditError(f"{len(report.retrying) + len(report.failed)} messages could not be sent "
+        raise OpsauditError(f"{_messages(len(report.retrying) + len(report.failed))} not sent "
                             f"through {report.server}")
+
+
+def _messages(count: int) -> str:
+    return f"{count} message" if count == 1 else f"{count} messages"
 
 
 def _time(moment, zone: tzinfo) -> str:
