@@ -20,6 +20,7 @@ import sqlalchemy as sa
 
 from opsaudit.config.models import Recipient as ConfiguredRecipient
 from opsaudit.config.models import Recipients
+from opsaudit.errors import SourceError
 from opsaudit.reports.outbox import Address, is_address
 from opsaudit.settings import Settings
 from opsaudit.source import Source, missing_tables
@@ -106,42 +107,29 @@ class Directory:
         missing = missing_tables(source, ("staff", "departments"))
         notes = tuple(f"{source.physical_name(name)}: missing table: recipients by role from it are unknown"
                       for name in sorted(missing))
-        people: dict[str, Person] = {}
-        departments: dict[str, Department] = {}
-        with source.engine.connect() as conn:
-            if "staff" not in missing:
-                s = source.table("staff")
-                query = sa.select(s.c.staff_id, s.c.name, s.c.department_id, s.c.role, s.c.email, s.c.active)
-                for row in conn.execute(query.order_by(s.c.staff_id)):
-                    email = row.email.strip() if row.email and row.email.strip() else None
-                    people[row.staff_id] = Person(row.staff_id, row.name, row.department_id, row.role, email,
-                                                  bool(row.active))
-            if "departments" not in missing:
-                d = source.table("departments")
-                for row in conn.execute(sa.select(d.c.department_id, d.c.parent_id, d.c.head_id)):
-                    departments[row.department_id] = Department(row.department_id, row.parent_id, row.head_id)
+        people = {} if "staff" in missing else _read_staff(source)
+        departments = {} if "departments" in missing else _read_departments(source)
         return cls(people, departments, settings.operations_department, settings.audit_lead, notes)
 
     def _active(self, role: str, department_id: str | None = None) -> tuple[Person, ...]:
+        """The active people with role (in department_id), in staff_id order."""
         return tuple(p for p in self.people.values() if p.active and p.role == role
                      and (department_id is None or p.department_id == department_id))
 
     def operations_manager(self) -> Person | None:
-        managers = sorted(self._active("manager", self.operations_department), key=lambda p: p.staff_id)
-        return managers[0] if managers else None
+        return next(iter(self._active("manager", self.operations_department)), None)
 
     def deputies(self) -> tuple[Person, ...]:
-        return tuple(sorted(self._active("deputy_manager", self.operations_department), key=lambda p: p.staff_id))
+        return self._active("deputy_manager", self.operations_department)
 
     def executives(self) -> tuple[Person, ...]:
-        return tuple(sorted(self._active("executive"), key=lambda p: p.staff_id))
+        return self._active("executive")
 
     def audit_lead(self) -> Person | None:
         """OPSAUDIT_AUDIT_LEAD when set (even if that person is unusable: the notes will say so)."""
         if self.audit_lead_id is not None:
             return self.people.get(self.audit_lead_id)
-        auditors = sorted(self._active("auditor", self.operations_department), key=lambda p: p.staff_id)
-        return auditors[0] if auditors else None
+        return next(iter(self._active("auditor", self.operations_department)), None)
 
     def operations_departments(self) -> set[str]:
         """The operations department and every department under it."""
@@ -158,6 +146,32 @@ class Directory:
     def operations_staff(self) -> tuple[Person, ...]:
         departments = self.operations_departments()
         return tuple(p for p in self.people.values() if p.active and p.department_id in departments)
+
+
+def _read_staff(source: Source) -> dict[str, Person]:
+    """Every person of the staff table, in staff_id order."""
+    s = source.table("staff")
+    query = sa.select(s.c.staff_id, s.c.name, s.c.department_id, s.c.role, s.c.email, s.c.active)
+    people: dict[str, Person] = {}
+    for row in _read(source, "staff", query.order_by(s.c.staff_id)):
+        email = row.email.strip() if row.email and row.email.strip() else None
+        people[row.staff_id] = Person(row.staff_id, row.name, row.department_id, row.role, email, bool(row.active))
+    return people
+
+
+def _read_departments(source: Source) -> dict[str, Department]:
+    d = source.table("departments")
+    rows = _read(source, "departments", sa.select(d.c.department_id, d.c.parent_id, d.c.head_id))
+    return {row.department_id: Department(row.department_id, row.parent_id, row.head_id) for row in rows}
+
+
+def _read(source: Source, table: str, query: sa.Select) -> list[sa.Row]:
+    try:
+        with source.engine.connect() as conn:
+            return list(conn.execute(query))
+    except sa.exc.SQLAlchemyError as exc:
+        reason = str(getattr(exc, "orig", exc)).strip().splitlines()[0]
+        raise SourceError(f"{source.physical_name(table)}: cannot read the recipients: {reason}") from None
 
 
 @dataclass

@@ -173,3 +173,11 @@ def test_the_source_mapping_is_honoured(engine):
     directory = Directory.load(Source(engine, mapping), load_settings())
     result = resolve(directory, roles=[Role.OPERATIONS_MANAGER])
     assert result.addresses == (Address("lina@example.com", "李娜", "E1"),)
+
+
+def test_an_unreadable_mapped_staff_table_is_one_clear_error(engine):
+    from opsaudit.errors import SourceError
+
+    mapping = SourceMapping(tables={"staff": TableSource(select="SELECT * FROM no_such_hr_table")})
+    with pytest.raises(SourceError, match=r"^staff \(mapped SELECT\): cannot read the recipients: "):
+        Directory.load(Source(engine, mapping), load_settings())
