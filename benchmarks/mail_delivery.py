@@ -20,6 +20,7 @@ from contextlib import contextmanager
 from pathlib import Path
 
 import sqlalchemy as sa
+from audit_scaling import ensure_database  # this folder is on sys.path when a benchmark runs
 from sqlalchemy.engine import make_url
 
 from opsaudit.db import create_engine
@@ -60,12 +61,8 @@ def smtp_sink(port: int) -> Iterator[None]:
 def private_schema(url: str) -> Iterator[str]:
     """A URL whose connections use a new schema of the PostgreSQL database (created if missing),
     dropped afterwards, so the benchmark never touches other tables."""
+    ensure_database(url)
     parsed = make_url(url)
-    admin = sa.create_engine(parsed.set(database="postgres"), isolation_level="AUTOCOMMIT")
-    with admin.connect() as conn:
-        if not conn.execute(sa.text("SELECT 1 FROM pg_database WHERE datname = :n"), {"n": parsed.database}).scalar():
-            conn.execute(sa.text(f'CREATE DATABASE "{parsed.database}"'))
-    admin.dispose()
     schema = f"mail_bench_{uuid.uuid4().hex[:8]}"
     owner = sa.create_engine(parsed)
     with owner.begin() as conn:
