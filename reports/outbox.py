@@ -23,7 +23,6 @@ from opsaudit.store.schema import outbox
 from opsaudit.store.times import from_db, to_db, utcnow
 
 PENDING, SENDING, SENT, FAILED = "pending", "sending", "sent", "failed"
-STATUSES = (PENDING, SENDING, SENT, FAILED)
 Kind = Literal["report", "alert", "notice"]
 KINDS: tuple[str, ...] = ("report", "alert", "notice")
 
@@ -170,11 +169,6 @@ def list_mail(conn: Connection, *, status: str | None = None, ids: Iterable[int]
     if ids is not None:
         query = query.where(outbox.c.id.in_(list(ids)))
     return [MailSummary.from_row(row) for row in conn.execute(query).mappings()]
-
-
-def count_by_status(conn: Connection) -> dict[str, int]:
-    rows = conn.execute(sa.select(outbox.c.status, sa.func.count()).group_by(outbox.c.status)).all()
-    return {status: count for status, count in rows}
 
 
 def due(conn: Connection, now: datetime) -> list[int]:
