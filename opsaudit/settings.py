@@ -49,6 +49,13 @@ class Settings(BaseSettings):
     smtp_starttls: bool = False
     smtp_ssl: bool = False
     smtp_from: str = "opsaudit@localhost"
+    smtp_timeout: float = Field(30, gt=0, description="Seconds to wait on the SMTP server for each step.")
+    smtp_ca_file: Path | None = Field(None, description="CA bundle (PEM) trusted for the SMTP server's "
+                                                        "certificate instead of the system's.")
+    mail_retry_base: int = Field(60, ge=1, description="Seconds before the first retry of a failed send; "
+                                                       "each further retry waits twice as long.")
+    mail_retry_cap: int = Field(4 * 3600, ge=1, description="Longest wait between two retries, in seconds.")
+    mail_max_attempts: int = Field(12, ge=1, description="Attempts before a message is marked failed.")
     output_dir: Path = Field(Path("./out"), description="Reports and review sheets.")
     config_dir: Path = Field(Path("./config"), description="YAML overriding the shipped defaults.")
     operations_department: str = Field("OPS", min_length=1)

@@ -1,0 +1,125 @@
+"""`opsaudit outbox list` and `opsaudit outbox retry`, run as a user would, against a real SMTP server."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from datetime import UTC, datetime
+
+import pytest
+
+from opsaudit.reports import outbox
+from opsaudit.reports.outbox import Address, OutgoingMail
+from opsaudit.store.migrate import upgrade
+from tests.smtp import free_port, smtp_server
+
+CREATED = datetime(2026, 11, 2, 1, 0, tzinfo=UTC)
+
+
+def opsaudit(*args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([sys.executable, "-m", "opsaudit", *args], capture_output=True, text=True, timeout=120)
+
+
+@pytest.fixture
+def store(engine):
+    upgrade(engine)
+    return engine
+
+
+def enqueue(engine, key: str, **changes) -> int:
+    values = dict(dedupe_key=key, kind="alert", recipients=(Address("s003@example.com", "王伟", "S003"),),
+                  subject=f"重大问题 {key}", body_text="正文")
+    with engine.begin() as conn:
+        return outbox.enqueue(conn, OutgoingMail(**(values | changes)), now=CREATED)
+
+
+@pytest.fixture
+def smtp_env(monkeypatch) -> int:
+    """OPSAUDIT_SMTP_* pointing at a free local port, where nothing listens until a test starts a server."""
+    port = free_port()
+    monkeypatch.setenv("OPSAUDIT_SMTP_HOST", "127.0.0.1")
+    monkeypatch.setenv("OPSAUDIT_SMTP_PORT", str(port))
+    monkeypatch.setenv("OPSAUDIT_SMTP_FROM", "audit@example.com")
+    monkeypatch.setenv("OPSAUDIT_TIMEZONE", "Asia/Shanghai")
+    return port
+
+
+def test_help():
+    for args in (["outbox"], ["outbox", "list"], ["outbox", "retry"]):
+        result = opsaudit(*args, "--help")
+        assert result.returncode == 0 and "Usage" in result.stdout, result.stderr
+
+
+def test_list_shows_what_waits_as_json_and_as_a_table(store, db_url):
+    first, second = enqueue(store, "alert:F1"), enqueue(store, "report:R1", kind="report")
+
+    listed = opsaudit("outbox", "list", "--format", "json", "--store", db_url)
+
+    assert listed.returncode == 0, listed.stderr
+    rows = json.loads(listed.stdout)
+    assert [(r["id"], r["kind"], r["status"], r["attempts"]) for r in rows] == [
+        (first, "alert", "pending", 0), (second, "report", "pending", 0)]
+    assert rows[0]["recipients"] == [{"email": "s003@example.com", "name": "王伟", "staff_id": "S003"}]
+    assert rows[0]["created_at"] == "2026-11-02T09:00:00+08:00" and rows[0]["subject"] == "重大问题 alert:F1"
+    sent = opsaudit("outbox", "list", "--status", "sent", "--format", "json", "--store", db_url)
+    assert json.loads(sent.stdout) == []
+    table = opsaudit("outbox", "list", "--store", db_url)
+    assert table.returncode == 0 and "2 messages" in table.stdout
+    assert "OPSAUDIT_SMTP_HOST is not set: pending mail stays in the outbox" in table.stdout
+
+
+def test_retry_without_an_smtp_host_says_so_and_keeps_the_mail(store, db_url):
+    message = enqueue(store, "alert:F1")
+    result = opsaudit("outbox", "retry", "--store", db_url)
+    assert result.returncode == 1
+    assert result.stderr == "opsaudit: error: OPSAUDIT_SMTP_HOST is not set: 1 message in the outbox\n"
+    assert result.stdout == f"waiting  #{message} alert: 重大问题 alert:F1: not tried yet\n"
+
+
+def test_retry_while_smtp_is_down_then_up_sends_each_message_once(store, db_url, smtp_env):
+    ids = [enqueue(store, f"alert:F{i}") for i in range(2)]
+
+    down = opsaudit("outbox", "retry", "--store", db_url)
+
+    assert down.returncode == 1
+    assert down.stderr == f"opsaudit: error: 2 messages not sent through 127.0.0.1:{smtp_env}\n"
+    lines = down.stdout.splitlines()
+    assert [line.split()[:2] for line in lines] == [["waiting", f"#{m}"] for m in ids]
+    assert "attempt 1 failed, next try 20" in lines[0] and "cannot connect: Connection refused" in lines[0]
+
+    with smtp_server(smtp_env) as mailbox:
+        up = opsaudit("outbox", "retry", "--store", db_url)  # a person retries at once: backoff or not
+        again = opsaudit("outbox", "retry", "--store", db_url)
+
+    assert up.returncode == 0, up.stderr
+    assert up.stdout.splitlines() == [f"sent     #{m} alert: 重大问题 alert:F{i} → s003@example.com"
+                                      for i, m in enumerate(ids)]
+    assert again.returncode == 0 and again.stdout == ""
+    assert len(mailbox.received) == 2
+
+
+def test_retry_requeues_failed_messages_first(store, db_url, smtp_env):
+    failed, pending = enqueue(store, "alert:F1"), enqueue(store, "alert:F2")
+    with store.begin() as conn:
+        outbox.claim(conn, failed, CREATED)
+        outbox.mark_attempt_failed(conn, failed, "550 5.1.1 no such user", retry_at=None)
+
+    with smtp_server(smtp_env) as mailbox:
+        only = opsaudit("outbox", "retry", "--id", str(pending), "--store", db_url)
+        result = opsaudit("outbox", "retry", "--store", db_url)
+
+    assert only.stdout.splitlines() == [f"sent     #{pending} alert: 重大问题 alert:F2 → s003@example.com"]
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.splitlines() == [f"requeued #{failed}",
+                                          f"sent     #{failed} alert: 重大问题 alert:F1 → s003@example.com"]
+    assert len(mailbox.received) == 2
+    sent_again = opsaudit("outbox", "retry", "--id", str(failed), "--store", db_url)
+    assert sent_again.returncode == 0 and sent_again.stdout == f"#{failed} is sent: left as it is\n"
+
+
+def test_bad_usage_exits_2(store, db_url):
+    assert opsaudit("outbox", "list", "--status", "lost", "--store", db_url).returncode == 2
+    assert opsaudit("outbox", "list", "--format", "csv", "--store", db_url).returncode == 2
+    unknown = opsaudit("outbox", "retry", "--id", "99", "--store", db_url)
+    assert unknown.returncode == 2 and "no message #99 in the outbox" in unknown.stderr
