@@ -175,7 +175,7 @@ def build_checks(table: str, columns: tuple[str, ...], *, rules: DataQualityRule
                           time_order=enabled("dq.time_order"), reference=enabled("dq.reference"),
                           types=enabled("dq.type") and dialect == "sqlite",
                           not_after=now if enabled("dq.range") else None,
-                          future_allowed=future)
+                          future_allowed=future, freshness=enabled("dq.freshness"))
     checks += widened
     if enabled("dq.freshness"):
         checks += _freshness(table, have, period, now, rules.rules.freshness.freshness_days)
@@ -229,7 +229,8 @@ def _unique(table: str, have: set[str], batch: Select) -> list[Check]:
 
 def widen(table: str, have: set[str], batch: Select, references: Mapping[str, FromClause],
           unique_targets: frozenset[str], *, dialect: str, time_order: bool, reference: bool, types: bool,
-          not_after: datetime | None, future_allowed: tuple[str, ...] = ()) -> tuple[Select, list[Check]]:
+          not_after: datetime | None, future_allowed: tuple[str, ...] = (),
+          freshness: bool = False) -> tuple[Select, list[Check]]:
     """The batch with one computed column per time-order, future, type and reference check, and
     those checks.
 
@@ -284,6 +285,10 @@ def widen(table: str, have: set[str], batch: Select, references: Mapping[str, Fr
                                 rows.c[column])).label(label))
         checks.append(Check("dq.reference", table, (column,), gxe.ExpectColumnValuesToBeNull(column=label),
                             "index", {"references": f"{target}.{target_column}"}))
+    fresh = FRESHNESS_COLUMNS.get(table)
+    if freshness and fresh in have:
+        # The newest readable timestamp: text in a SQLite column must not pass for the newest row.
+        columns.append(sa.case((_valid(rows.c[fresh], dialect), rows.c[fresh])).label(f"dq_fresh_{fresh}"))
     if not columns:
         return batch, []
     return sa.select(rows, *columns).select_from(joined), checks
@@ -297,6 +302,6 @@ def _freshness(table: str, have: set[str], period: Period, now: datetime, days: 
         return []
     # For a period still running, "the end" is now: a feed cannot be fresher than the clock.
     cutoff = min(period.end, now) - timedelta(days=days)
-    expectation = gxe.ExpectColumnMaxToBeBetween(column=column, min_value=cutoff)
+    expectation = gxe.ExpectColumnMaxToBeBetween(column=f"dq_fresh_{column}", min_value=cutoff)
     return [Check("dq.freshness", table, (column,), expectation, "none",
                   {"newest_not_before": cutoff.isoformat(sep=" "), "freshness_days": days})]

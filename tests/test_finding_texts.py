@@ -128,6 +128,7 @@ SAMPLES: list[tuple[str, str, dict[str, Any]]] = [
                                   "min": 0}),
     ("dq.range", "table_column", {**DQ, "max": 100}),
     ("dq.range", "table_column", DQ),
+    ("dq.type", "table_column", {**DQ, "expected": "ts"}),
     ("dq.unique", "table_column", {**DQ, "table": "reported_metrics", "column": "report_id+metric+department_id",
                                    "entity_id": "reported_metrics.report_id+metric+department_id"}),
     ("dq.reference", "table_column", {**DQ, "column": "agent_id", "entity_id": "tickets.agent_id",

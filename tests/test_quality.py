@@ -311,3 +311,36 @@ def test_results_read_well_in_both_languages(engine) -> None:
     assert bad.evidence["text"]["en"] == {"title": "Value out of range or in the future",
                                           "description": "tickets.satisfaction: 1 of 30 rows (3.33%) fail the check."}
     assert bad.evidence["text"]["zh-CN"]["description"].startswith("tickets.satisfaction：30 行中有 1 行")
+
+
+def test_undated_and_unreadable_timestamps_are_findings_in_every_audit_of_the_table(engine) -> None:
+    """300 tickets without an opening time, and (where the database lets it be stored) text in a
+    timestamp: both are data-quality findings, not a population that silently shrinks."""
+    as_text = engine.dialect.name == "sqlite"   # only SQLite keeps text in a timestamp column
+    raw = sa.Table("tickets", sa.MetaData(), *(
+        sa.Column(c.name, sa.Text if as_text and isinstance(c.type, sa.DateTime) else c.type, nullable=True)
+        for c in T["tickets"].columns))
+    metadata.create_all(engine, tables=[T["departments"], T["staff"]])
+    raw.create(engine)
+    rows = [ticket(n) for n in range(1, 41)] + [ticket(n, opened_at=None) for n in range(100, 400)]
+    if as_text:
+        rows += [ticket(n, first_response_at="yesterday") for n in range(500, 504)]
+        rows += [ticket(504, opened_at="yesterday")]
+        rows = [{k: v.isoformat(sep=" ") if isinstance(v, datetime) else v for k, v in row.items()} for row in rows]
+    with engine.begin() as conn:
+        conn.execute(raw.insert(), rows)
+    source = load(engine, [], create=False)
+
+    results = run_data_quality(source, ["tickets"], JANUARY, now=NOW)
+
+    found = failed(results)
+    undated = found[("dq.not_null", "tickets.opened_at")]
+    assert undated.evidence["unexpected_count"] == 300 and undated.severity is Severity.MAJOR
+    if engine.dialect.name == "sqlite":
+        typed = found[("dq.type", "tickets.first_response_at")]
+        assert typed.evidence["sample_ids"] == ["T0500", "T0501", "T0502", "T0503"]
+        assert found[("dq.type", "tickets.opened_at")].evidence["sample_ids"] == ["T0504"]
+        assert {r.population for r in results if r.entity_id.startswith("tickets.")} == {345}
+    # Another period's audit of the same table sees the undated rows too, until they are fixed.
+    february = run_data_quality(source, ["tickets"], month(2026, 2), now=datetime(2026, 3, 1))
+    assert failed(february)[("dq.not_null", "tickets.opened_at")].evidence["unexpected_count"] == 300
