@@ -24,7 +24,6 @@ from opsaudit.checks.metrics import Aggregate, MetricContext, Records, load_buil
 from opsaudit.checks.results import CheckResult, Outcome, ResultSet, Severity
 from opsaudit.checks.spec import Rule
 from opsaudit.checks.sqlfuncs import compile_sql
-from opsaudit.checks.text import finding_text
 from opsaudit.errors import SourceError
 from opsaudit.periods import Period
 from opsaudit.source import Source
@@ -42,15 +41,6 @@ class Directory:
     department_names: Mapping[str, str] = field(default_factory=dict)
     department_heads: Mapping[str, str | None] = field(default_factory=dict)
     staff_names: Mapping[str, str] = field(default_factory=dict)
-
-    def label(self, entity_type: str, entity_id: str) -> str:
-        if entity_type == "department":
-            return f"{self.department_names.get(entity_id, entity_id)} ({entity_id})"
-        if entity_type == "agent":
-            return f"{self.staff_names.get(entity_id, entity_id)} ({entity_id})"
-        if entity_type == COMPANY:
-            return "Company"
-        return entity_id
 
     def head_of(self, department_id: str | None) -> str | None:
         return self.department_heads.get(department_id) if department_id else None
@@ -307,14 +297,13 @@ def _judge(m: Measurement, computation: Computation) -> CheckResult:
         "target": rule.target, "population": m.population, "numerator": m.numerator,
         "denominator": m.denominator, "failures": m.failures, "unit": rule.unit, "op": rule.op,
         "gap": round(observed - rule.target, 6) if observed is not None and rule.target is not None else None,
-        "label": directory.label(m.entity_type, m.entity_id), "entity_id": m.entity_id,
+        "entity_id": m.entity_id,
     }
     if m.entity_type == "agent":
         facts |= {"agent_id": m.entity_id, "agent_name": directory.staff_names.get(m.entity_id)}
     evidence = {"population": m.population, "counts": {"numerator": m.numerator, "denominator": m.denominator,
                                                        "failures": m.failures},
-                "sample_ids": [], "rule_version": rule.version, "unit": rule.unit, "op": rule.op,
-                "text": finding_text(rule, facts)}
+                "sample_ids": [], "rule_version": rule.version, "unit": rule.unit, "op": rule.op}
     if outcome is Outcome.FAILED:
         evidence |= computation.queries[(rule.rule_id, m.entity_type)].for_entity(m.entity_id)
     return CheckResult(rule.rule_id, rule.area, m.entity_type, m.entity_id, outcome, severity,
@@ -356,7 +345,6 @@ def _judge_records(m: Measurement, computation: Computation) -> CheckResult:
     evidence = {"population": m.population, "counts": {"records": len(m.rows)},
                 "sample_ids": ([m.entity_id] + related)[:SAMPLE_LIMIT], "rule_version": rule.version,
                 "facts": {k: v for k, v in facts.items() if k != "rows"},
-                "text": finding_text(rule, {**worst_row, "entity_id": m.entity_id}),
                 **computation.queries[(rule.rule_id, rule.entity_type)].for_entity(m.entity_id)}
     owner = worst_row.get("owner_id") or directory.head_of(m.department_id)
     return CheckResult(rule.rule_id, rule.area, m.entity_type, m.entity_id, Outcome.FAILED,

@@ -86,38 +86,9 @@ def run_data_quality(source: Source, tables: Sequence[str], period: Period, *, n
         with gx_batches(source.engine) as batches:
             for plan in plans:
                 per_table[plan.table] += _validate(batches, plan, source.engine, dq_bands, sample_limit)
-    return [_with_text(result, rules) for results in per_table.values() for result in results]
-
-
-# What a person reads about a dq problem; the reason, when there is one, says more than the share.
-_REASONS = {
-    "missing table": ("the table is missing from the source", "数据源中缺少该表"),
-    "no rows": ("the table has no rows for the period", "该表在本期没有数据"),
-    "missing column": ("the column is missing from the source", "数据源中缺少该字段"),
-    "missing referenced table": ("the table it references is missing", "所引用的表缺失"),
-}
-
-
-def _with_text(result: CheckResult, rules: DataQualityRules) -> CheckResult:
-    """The result with its title and description in both report languages, and the rule version."""
-    title = rules.rules.rule(result.rule_id).title
-    reason = _REASONS.get(result.facts.get("reason", ""))
-    count = result.evidence.get("unexpected_count")
-    if reason is not None:
-        english, chinese = f"{result.entity_id}: {reason[0]}.", f"{result.entity_id}：{reason[1]}。"
-    elif count is not None and result.population:
-        share = count / result.population
-        english = f"{result.entity_id}: {count:,} of {result.population:,} rows ({share:.2%}) fail the check."
-        chinese = f"{result.entity_id}：{result.population:,} 行中有 {count:,} 行（{share:.2%}）未通过检查。"
-    elif result.outcome is Outcome.FAILED:
-        newest = result.facts.get("newest") or "—"
-        english = f"{result.entity_id}: the newest row is from {newest}, too long before the period ended."
-        chinese = f"{result.entity_id}：最新数据时间为 {newest}，距期末过久。"
-    else:
-        english, chinese = f"{result.entity_id}: passed.", f"{result.entity_id}：通过。"
-    text = {"en": {"title": title.en, "description": english},
-            "zh-CN": {"title": title.zh_cn, "description": chinese}}
-    return replace(result, evidence={**result.evidence, "text": text, "rule_version": RULE_VERSION})
+    return [replace(result, facts={**result.facts, "period": period.label},
+                    evidence={**result.evidence, "rule_version": RULE_VERSION})
+            for results in per_table.values() for result in results]
 
 
 def _prepare(source: Source, name: str, period: Period, now: datetime, rules: DataQualityRules,
@@ -125,7 +96,7 @@ def _prepare(source: Source, name: str, period: Period, now: datetime, rules: Da
     """The findings known without GX (missing table or columns, no rows) and the table's plan."""
     columns = columns_of(name)
     if columns is None:
-        return [_table_finding(name, "missing table", {"source": source.physical_name(name)})], None
+        return [_table_finding(name, "missing_table", {"source": source.physical_name(name)})], None
     findings = [_missing_column(source, name, c.name) for c in metadata.tables[name].columns
                 if c.name not in columns]
     statement = batch_select(source, name, period, columns_of)
@@ -138,7 +109,7 @@ def _prepare(source: Source, name: str, period: Period, now: datetime, rules: Da
     if rows == 0:
         # A quarter without plan adjustments is normal; a feed that stopped, or an empty table, is not.
         if name in FRESHNESS_COLUMNS or _count(source.engine, sa.select(source.table(name))) == 0:
-            return [*findings, _table_finding(name, "no rows", {"query": sql}, population=0)], None
+            return [*findings, _table_finding(name, "no_rows", {"query": sql}, population=0)], None
         return findings, None
     references, unresolvable = _referenced_tables(source, name, columns, columns_of)
     if rules.rules.enabled("dq.reference"):
@@ -251,7 +222,7 @@ def _grade(check: Check, outcome: ExpectationValidationResult, plan: _TablePlan,
     share = unexpected / rows
     return _result(
         check, Outcome.FAILED, dq_severity(share, bands), observed=share, population=rows,
-        facts={"unexpected_count": unexpected, **check.facts},
+        facts={"unexpected_count": unexpected, "population": rows, "share": share, **check.facts},
         evidence={"expectation": expectation, "unexpected_count": unexpected, "unexpected_share": share,
                   "sample_ids": _sample_ids(check, outcome.result, plan.keys)[:sample_limit], "query": sql})
 
@@ -338,11 +309,11 @@ def _table_finding(table: str, reason: str, evidence: dict[str, Any],
 
 def _missing_column(source: Source, table: str, column: str) -> CheckResult:
     where = f"{source.physical_name(table)}.{source.source_column(table, column)}"
-    facts = {"table": table, "column": column, "reason": "missing column"}
+    facts = {"table": table, "column": column, "reason": "missing_column"}
     return _major("dq.not_null", f"{table}.{column}", facts, {"source": where})
 
 
 def _unresolvable(table: str, column: str, target: str) -> CheckResult:
     """A reference whose target table or key column is missing: no value can resolve."""
-    facts = {"table": table, "column": column, "references": target, "reason": "missing referenced table"}
+    facts = {"table": table, "column": column, "references": target, "reason": "missing_referenced_table"}
     return _major("dq.reference", f"{table}.{column}", facts)

@@ -24,13 +24,7 @@ class Strict(BaseModel):
     model_config = ConfigDict(frozen=True, extra="forbid")
 
 
-class Title(Strict):
-    en: str = Field(min_length=1)
-    zh_cn: str = Field(alias="zh-CN", min_length=1)
-
-
 class DqRule(Strict):
-    title: Title
     enabled: bool = True
 
 
@@ -115,13 +109,13 @@ def with_overrides(rules: DataQualityRules, overrides: Mapping[str, RuleOverride
         current = rules.rules.rule(rule_id)
         update: dict[str, object] = {} if override.enabled is None else {"enabled": override.enabled}
         for key, value in override.params.items():
-            if key not in type(current).model_fields or key in ("title", "enabled"):
+            if key not in type(current).model_fields or key == "enabled":
                 raise ConfigError(f"{where}: rules.{rule_id}.params.{key}: unknown parameter")
             update[key] = value
         try:
             changed[rule_id] = type(current).model_validate({**current.model_dump(by_alias=True), **update})
         except ValidationError as exc:
-            raise ConfigError(_one_line(f"{where}: rules.{rule_id}.params", exc).replace(": title", "")) from None
+            raise ConfigError(_one_line(f"{where}: rules.{rule_id}.params", exc)) from None
     if not changed:
         return rules
     merged = {rule_id: changed.get(rule_id, rules.rules.rule(rule_id)) for rule_id in RULE_IDS}

@@ -194,7 +194,8 @@ def _in_set(table: str, have: set[str]) -> list[Check]:
 
     # SQL compares case-sensitively, so 'Phone' is out of the lower-case set, as the contract says.
     return [Check("dq.in_set", table, (column,),
-                  gxe.ExpectColumnValuesToBeInSet(column=column, value_set=list(values)), "index")
+                  gxe.ExpectColumnValuesToBeInSet(column=column, value_set=list(values)), "index",
+                  {"value_set": list(values)})
             for (name, column), values in ENUMS.items() if name == table and column in have]
 
 

@@ -60,14 +60,6 @@ class Escalation(Strict):
     when: dict[str, Condition]
 
 
-class Text(Strict):
-    en: str
-    zh_CN: str = Field(alias="zh-CN")
-
-    def get(self, language: str) -> str:
-        return self.zh_CN if language == "zh-CN" else self.en
-
-
 class EntitySpec(Strict):
     """How one rule judges one entity type; unset fields come from the rule."""
 
@@ -84,14 +76,12 @@ class EntitySpec(Strict):
     severity: Severity | None = None
     escalate: tuple[Escalation, ...] | None = None
     params: dict[str, ParamValue] = Field(default_factory=dict)
-    description: Text | None = None
 
 
 class RuleSpec(EntitySpec):
     """One rule of the catalogue (audit-rules.md section 4)."""
 
     version: int = Field(ge=1)
-    title: Text
     entities: dict[str, EntitySpec]
 
 
@@ -122,8 +112,6 @@ class Rule:
     escalate: tuple[Escalation, ...]
     params: dict[str, ParamValue]
     audits: tuple[str, ...] | None
-    title: Text
-    description: Text
 
     @property
     def is_aggregate(self) -> bool:
@@ -204,8 +192,7 @@ def resolve_rule(area: str, rule_id: str, spec: RuleSpec, entity_type: str, enti
         min_population=pick("min_population") or (default_min if kind != "record" else 1),
         max_severity=pick("max_severity") or (thresholds.agent_max_severity if entity_type == "agent" else "major"),
         severity=pick("severity") or "general", escalate=pick("escalate") or (),
-        params=params, audits=pick("audits"), title=spec.title,
-        description=pick("description") or spec.title,
+        params=params, audits=pick("audits"),
     )
 
 

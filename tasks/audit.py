@@ -18,7 +18,7 @@ from prefect.runtime import flow_run
 
 from opsaudit.audit import AuditContext, build_context, operations_manager, preflight
 from opsaudit.checks import engine
-from opsaudit.checks.results import Outcome, ResultSet
+from opsaudit.checks.results import CheckResult, Outcome, ResultSet
 from opsaudit.config.loader import display_path
 from opsaudit.settings import load_settings
 from opsaudit.source import missing_tables
@@ -109,8 +109,7 @@ def record_findings(context: AuditContext, run: RunInfo, results: ResultSet, ava
         summary = findings_store.record_findings(
             conn, run, results, found_at=utcnow().astimezone(context.settings.tz),
             deadlines=thresholds.deadlines, recurrence_periods=thresholds.recurrence_periods,
-            language=context.settings.language, config_hash=context.config.digest(),
-            zone=context.settings.tz)
+            config_hash=context.config.digest(), zone=context.settings.tz)
     counts = {"results": stored, **asdict(summary)}
     get_run_logger().info("findings: %s", counts)
     return counts
@@ -144,12 +143,22 @@ def hand_over_to_reporting(context: AuditContext, run: RunInfo, results: ResultS
             "department_id": r.department_id, "outcome": r.outcome.value,
             "severity": r.severity.value if r.severity else None, "observed": r.observed, "target": r.target,
             "population": r.population, "rollup": bool(r.facts.get("rollup")),
-            "text": r.evidence.get("text"), "sample_ids": r.evidence.get("sample_ids", []),
+            "text": _text(r, context.settings.language), "sample_ids": r.evidence.get("sample_ids", []),
         }) for r in results],
     }
     path = folder / "results.json"
     path.write_text(json.dumps(payload, ensure_ascii=False, indent=2), encoding="utf-8")
     return path
+
+
+def _text(result: CheckResult, language: str) -> dict[str, str] | None:
+    """A problem's title and description in the report language; other results need none."""
+    from opsaudit.i18n import render_finding
+
+    if not result.is_problem or result.facts.get("rollup"):
+        return None
+    text = render_finding(result.rule_id, result.entity_type, {**result.facts, "entity_id": result.entity_id}, language)
+    return {"title": text.title, "description": text.description}
 
 
 @task(cache_policy=NO_CACHE, retries=2, retry_delay_seconds=5)

@@ -138,11 +138,10 @@ SAMPLES: list[tuple[str, str, dict[str, Any]]] = [
                                       "newest": "2026-09-12 18:40:00", "newest_not_before": "2026-09-28 00:00:00",
                                       "freshness_days": 2}),
     *[("dq.freshness", "table_column", {**EVERY, "table": "plans", "entity_id": "plans.*", "reason": reason})
-      for reason in ("missing_table", "no_rows", "unreadable")],
+      for reason in ("missing_table", "no_rows")],
     ("dq.not_null", "table_column", {**DQ, "reason": "missing_column"}),
     ("dq.reference", "table_column", {**DQ, "column": "agent_id", "entity_id": "tickets.agent_id",
                                       "references": "staff.staff_id", "reason": "missing_referenced_table"}),
-    ("dq.in_set", "table_column", {**DQ, "reason": "check_error"}),
 ]
 
 
@@ -260,7 +259,3 @@ def test_an_unknown_rule_is_a_clear_error():
     with pytest.raises(UnknownRuleError, match="no description for a ticket"):
         render_finding("cs.satisfaction_rate", "ticket", RATE, ZH)
 
-
-def test_reasons_written_with_spaces_read_like_the_snake_case_ones():
-    spaced = render_finding("dq.freshness", "table_column", {"table": "plans", "reason": "missing table"}, ZH)
-    assert spaced == FindingText("数据表缺失", "数据源中缺少计划表（plans），本期无法对其进行稽查。")

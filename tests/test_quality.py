@@ -221,9 +221,9 @@ def test_missing_and_empty_tables_are_major_and_never_raise(engine) -> None:
     results = run_data_quality(source, ["tickets", "qa_reviews", "departments"], JANUARY, now=NOW)
 
     assert [(r.entity_id, r.rule_id, r.severity, r.facts["reason"]) for r in results] == [
-        ("tickets.*", "dq.freshness", Severity.MAJOR, "no rows"),
-        ("qa_reviews.*", "dq.freshness", Severity.MAJOR, "missing table"),
-        ("departments.*", "dq.freshness", Severity.MAJOR, "no rows"),
+        ("tickets.*", "dq.freshness", Severity.MAJOR, "no_rows"),
+        ("qa_reviews.*", "dq.freshness", Severity.MAJOR, "missing_table"),
+        ("departments.*", "dq.freshness", Severity.MAJOR, "no_rows"),
     ]
 
 
@@ -239,9 +239,9 @@ def test_a_missing_column_is_major_and_the_rest_is_still_checked(engine) -> None
     found = failed(run_data_quality(source, ["tickets"], JANUARY, now=NOW))
 
     missing = found[("dq.not_null", "tickets.satisfaction")]
-    assert missing.severity is Severity.MAJOR and missing.facts["reason"] == "missing column"
+    assert missing.severity is Severity.MAJOR and missing.facts["reason"] == "missing_column"
     # departments and staff are missing too: the references cannot resolve
-    assert found[("dq.reference", "tickets.department_id")].facts["reason"] == "missing referenced table"
+    assert found[("dq.reference", "tickets.department_id")].facts["reason"] == "missing_referenced_table"
     assert found[("dq.in_set", "tickets.channel")].evidence["sample_ids"] == ["T0005"]
 
 
@@ -249,7 +249,7 @@ def test_the_shipped_rules_load() -> None:
     rules = load_rules()
     assert rules.rules.freshness.freshness_days == 2
     assert "tasks.due_at" in rules.rules.range.future_allowed
-    assert rules.rules.rule("dq.unique").title.zh_cn
+    assert rules.rules.enabled("dq.unique")
 
 
 @pytest.mark.parametrize(("rule_id", "change", "message"), [
@@ -300,17 +300,23 @@ def test_a_quiet_period_of_an_occasional_table_is_not_a_finding(engine) -> None:
     with engine.begin() as conn:
         conn.execute(T["plan_adjustments"].delete())
     (empty,) = run_data_quality(Source(engine), ["plan_adjustments"], JANUARY, now=NOW)
-    assert (empty.entity_id, empty.severity, empty.facts["reason"]) == ("plan_adjustments.*", Severity.MAJOR, "no rows")
+    assert (empty.entity_id, empty.severity, empty.facts["reason"]) == ("plan_adjustments.*", Severity.MAJOR, "no_rows")
 
 
 def test_results_read_well_in_both_languages(engine) -> None:
+    from opsaudit.i18n import render_finding
+
     rows = [ticket(n) for n in range(1, 30)] + [ticket(30, satisfaction=7)]
     results = run_data_quality(load(engine, rows), ["tickets"], JANUARY, now=NOW)
     bad = failed(results)[("dq.range", "tickets.satisfaction")]
     assert bad.evidence["rule_version"] == 1
-    assert bad.evidence["text"]["en"] == {"title": "Value out of range or in the future",
-                                          "description": "tickets.satisfaction: 1 of 30 rows (3.33%) fail the check."}
-    assert bad.evidence["text"]["zh-CN"]["description"].startswith("tickets.satisfaction：30 行中有 1 行")
+    english = render_finding(bad.rule_id, bad.entity_type, {**bad.facts, "entity_id": bad.entity_id}, "en")
+    chinese = render_finding(bad.rule_id, bad.entity_type, {**bad.facts, "entity_id": bad.entity_id}, "zh-CN")
+    assert english.description == ("The satisfaction rating column of the tickets table "
+                                   "(tickets.satisfaction) holds a value outside 1 to 5 in 1 of 30 rows in the "
+                                   "period (3.3%).")
+    assert chinese.description == ("工单表的“满意度评分”字段（tickets.satisfaction）有1行的数值不在1至5之间，"
+                                   "占本期30行的3.3%。")
 
 
 def test_undated_and_unreadable_timestamps_are_findings_in_every_audit_of_the_table(engine) -> None:

@@ -50,13 +50,15 @@ def test_store_refuses_use_before_init(engine):
 def failed(entity: str, severity: Severity = Severity.IMPORTANT, observed: float = 0.82) -> CheckResult:
     return CheckResult("cs.satisfaction_rate", "customer_service", "department", entity, Outcome.FAILED, severity,
                        department_id=entity, owner_id="S001", observed=observed, target=0.9, population=412,
-                       evidence={"query": "SELECT 1", "sample_ids": ["T1"],
-                                 "text": {"en": {"title": "Satisfaction", "description": "low"}}})
+                       facts={"period": "2026-10", "department_id": entity, "department_name": f"Dept {entity}",
+                              "observed": observed, "target": 0.9, "population": 412, "failures": 74,
+                              "gap": round(observed - 0.9, 6), "unit": "rate", "op": "at_least"},
+                       evidence={"query": "SELECT 1", "sample_ids": ["T1"]})
 
 
 def record(conn, run, results, found_at=FOUND):
     return store_findings.record_findings(conn, run, results, found_at=found_at, deadlines=Deadlines(),
-                                          recurrence_periods=2, language="en", config_hash="abc", zone=ZONE)
+                                          recurrence_periods=2, config_hash="abc", zone=ZONE)
 
 
 def new_run(conn, label="2026-10"):

@@ -183,7 +183,7 @@ def _no_variant(_facts: Mapping[str, Any]) -> str | None:
 
 def _reason(facts: Mapping[str, Any]) -> str | None:
     reason = facts.get("reason")
-    return str(reason).replace(" ", "_") if reason else None
+    return str(reason) if reason else None
 
 
 def _submitted(facts: Mapping[str, Any]) -> str:

@@ -21,14 +21,28 @@ FINDING_KEYS = (
 SEVERITY_ORDER = {"major": 0, "important": 1, "general": 2}
 
 
-def finding_json(row: RowMapping, zone: tzinfo) -> dict[str, Any]:
-    """A finding exactly as interface.md shows it; instants in OPSAUDIT_TIMEZONE."""
+def finding_json(row: RowMapping, zone: tzinfo, language: str = "zh-CN") -> dict[str, Any]:
+    """A finding exactly as interface.md shows it; instants in OPSAUDIT_TIMEZONE, title and
+    description rendered from its facts in `language`."""
     values = dict(row)
+    values["title"], values["description"] = finding_text(row, language)
     for name in ("found_at", "due_at"):
         moment = from_db(values[name], zone)
         values[name] = moment.isoformat(timespec="seconds") if moment else None
     values["recurring"] = bool(values["recurring"])
     return {key: values[key] for key in FINDING_KEYS}
+
+
+def finding_text(row: RowMapping, language: str) -> tuple[str, str]:
+    """The finding's title and description in `language`. A finding stored before facts were kept
+    (store revision 0001) has only the texts it was stored with."""
+    from opsaudit.i18n import render_finding
+
+    if row["facts"] is None:
+        return row["title"] or row["rule_id"], row["description"] or ""
+    text = render_finding(row["rule_id"], row["entity_type"], {**row["facts"], "entity_id": row["entity_id"]},
+                          language)
+    return text.title, text.description
 
 
 def list_findings(conn: Connection, *, status: str | None = None, severity: str | None = None,

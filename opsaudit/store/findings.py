@@ -88,8 +88,7 @@ class _Batch:
 
 
 def record_findings(conn: Connection, run: RunInfo, results: Sequence[CheckResult], *, found_at: datetime,
-                    deadlines: Deadlines, recurrence_periods: int, language: str,
-                    config_hash: str, zone: tzinfo) -> RecordSummary:
+                    deadlines: Deadlines, recurrence_periods: int, config_hash: str, zone: tzinfo) -> RecordSummary:
     """Insert new findings and update known ones, in a constant number of statements."""
     problems = _unique(result for result in results if is_finding(result))
     if not problems:
@@ -100,7 +99,7 @@ def record_findings(conn: Connection, run: RunInfo, results: Sequence[CheckResul
     batch = _Batch([], [], [], {"raised": 0, "updated": 0, "unchanged": 0, "recurring": 0})
     for result in problems:
         key = (result.rule_id, result.entity_type, result.entity_id)
-        values = _finding_values(result, run, language, config_hash)
+        values = _finding_values(result, run, config_hash)
         existing = by_period.get(key) or (still_open.get(key) if result.entity_type in RECORD_ENTITIES else None)
         if existing is None:
             _insert(batch, run, result, values, previous.get(key), found_at, deadlines)
@@ -149,13 +148,13 @@ def _closed_recently(conn: Connection, run: RunInfo, rule_ids: list[str], window
     return {(row.rule_id, row.entity_type, row.entity_id): row.id for row in rows}
 
 
-def _finding_values(result: CheckResult, run: RunInfo, language: str, config_hash: str) -> dict[str, Any]:
-    text = result.evidence.get("text", {}).get(language, {})
-    evidence = {**_jsonable({k: v for k, v in result.evidence.items() if k != "text"}), "config_hash": config_hash}
+def _finding_values(result: CheckResult, run: RunInfo, config_hash: str) -> dict[str, Any]:
+    """What a finding stores: figures and facts, no texts; those are rendered in the reader's
+    language when the finding is read."""
+    evidence = {**_jsonable(result.evidence), "config_hash": config_hash}
     return {
         "audit": run.audit, "audit_run_id": run.id, "area": result.area,
-        "department_id": result.department_id, "title": text.get("title", result.rule_id),
-        "description": text.get("description", ""), "observed": result.observed, "target": result.target,
+        "department_id": result.department_id, "observed": result.observed, "target": result.target,
         "population": result.population, "evidence": evidence, "owner_id": result.owner_id,
         "severity": Severity(result.severity).value, "facts": _jsonable(result.facts),
         "last_period": run.period.label,
