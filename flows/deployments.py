@@ -8,7 +8,9 @@ is checked with the cron parser Prefect's own scheduler uses, in OPSAUDIT_TIMEZO
 from __future__ import annotations
 
 import asyncio
+import signal
 from collections.abc import Mapping, Sequence
+from contextlib import suppress
 from dataclasses import dataclass, field
 from datetime import datetime
 from importlib import import_module
@@ -147,11 +149,25 @@ def runner_deployment(deployment: Deployment) -> RunnerDeployment:
 
 
 def serve(deployments: Sequence[Deployment]) -> None:
-    """Register the deployments with the Prefect API in use and run them on schedule until interrupted.
+    """Register the deployments with the Prefect API in use and run them on schedule until
+    Ctrl-C or SIGTERM.
 
-    Prefect's runner pauses their schedules when it stops, so a shared server does not pile up
-    runs nobody picks up; the next `serve` resumes them.
+    Either signal stops the runner the same clean way: its running flows are cancelled and the
+    schedules paused, so a shared server does not pile up runs nobody picks up (the next `serve`
+    resumes them).
     """
-    from prefect import serve as prefect_serve
+    from prefect.runner import Runner
 
-    prefect_serve(*(runner_deployment(d) for d in deployments), print_starting_message=False)
+    class StopOnSigterm(Runner):
+        def handle_sigterm(self, *_: Any) -> None:
+            # Prefect's own handler calls the async stop() from inside the loop and never awaits
+            # it; Ctrl-C's path (cancel the loop's main task) unwinds the runner properly.
+            signal.raise_signal(signal.SIGINT)
+
+    # A shell that starts a command in the background makes it ignore SIGINT: take it back.
+    signal.signal(signal.SIGINT, signal.default_int_handler)
+    runner = StopOnSigterm(pause_on_shutdown=True)
+    for deployment in deployments:
+        runner.add_deployment(runner_deployment(deployment))
+    with suppress(KeyboardInterrupt):
+        asyncio.run(runner.start())

@@ -56,6 +56,8 @@ def schedules(format: Annotated[ScheduleFormat, typer.Option("--format")] = Sche
 def _require_free_port(port: int) -> None:
     """A clear line when the UI port is taken, instead of the server's start-up failure."""
     with closing(socket.socket(socket.AF_INET, socket.SOCK_STREAM)) as sock:
+        # As the server binds: connections of a server that just stopped (TIME_WAIT) do not count.
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         try:
             sock.bind(("127.0.0.1", port))
         except OSError:
