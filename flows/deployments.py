@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import signal
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from contextlib import suppress
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -148,9 +148,9 @@ def runner_deployment(deployment: Deployment) -> RunnerDeployment:
         tags=list(deployment.tags), entrypoint_type=EntrypointType.MODULE_PATH)
 
 
-def serve(deployments: Sequence[Deployment]) -> None:
-    """Register the deployments with the Prefect API in use and run them on schedule until
-    Ctrl-C or SIGTERM.
+def serve(deployments: Sequence[Deployment], on_registered: Callable[[], None] = lambda: None) -> None:
+    """Register the deployments with the Prefect API in use, call `on_registered`, and run them on
+    schedule until Ctrl-C or SIGTERM.
 
     Either signal stops the runner the same clean way: its running flows are cancelled and the
     schedules paused, so a shared server does not pile up runs nobody picks up (the next `serve`
@@ -169,5 +169,6 @@ def serve(deployments: Sequence[Deployment]) -> None:
     runner = StopOnSigterm(pause_on_shutdown=True)
     for deployment in deployments:
         runner.add_deployment(runner_deployment(deployment))
+    on_registered()
     with suppress(KeyboardInterrupt):
         asyncio.run(runner.start())

@@ -94,6 +94,6 @@ def serve(
 
         typer.echo(f"Prefect UI: {PREFECT_UI_URL.value() or api_url} (API {api_url})")
         _print_schedules(specs, datetime.now(settings.tz))
-        typer.echo(f"serving {len(specs)} deployments; press Ctrl-C to stop")
-        serve_deployments(specs)
+        serve_deployments(specs, on_registered=lambda: typer.echo(
+            f"{len(specs)} deployments registered and served; press Ctrl-C to stop"))
     typer.echo("stopped")
