@@ -7,6 +7,7 @@ import json
 import subprocess
 import sys
 from datetime import date, datetime, timedelta
+from pathlib import Path
 from zoneinfo import ZoneInfo
 
 import pytest
@@ -146,3 +147,22 @@ def test_a_run_with_a_broken_calendar_is_named_by_its_scheduled_date(tmp_path):
     (tmp_path / "config").mkdir()
     (tmp_path / "config" / "audits.yaml").write_text("audits: [not, a, mapping]\n")
     assert run_name("cs-monthly", None, datetime(2026, 11, 1, 8)) == "cs-monthly 2026-11-01"
+
+
+def test_prefect_yaml_deploys_the_same_calendar_to_the_work_pool():
+    """prefect.yaml for workers mirrors what `opsaudit serve` registers with the shipped defaults."""
+    import yaml
+
+    from opsaudit.flows.deployments import runner_deployment
+
+    project = yaml.safe_load((Path(__file__).resolve().parent.parent / "prefect.yaml").read_text())
+    assert project["pull"] == []   # workers import the installed package
+    in_yaml = {d["name"]: d for d in project["deployments"]}
+    specs = registered()
+    assert list(in_yaml) == list(specs)
+    for name, spec in specs.items():
+        deployment = in_yaml[name]
+        assert deployment["entrypoint"] == runner_deployment(spec).entrypoint
+        assert deployment["schedules"] == [{"cron": spec.cron, "timezone": spec.timezone}]
+        assert tuple(deployment["tags"]) == spec.tags
+        assert deployment["work_pool"]["name"] == "opsaudit"
