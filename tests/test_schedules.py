@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import json
+import socket
 import subprocess
 import sys
 from datetime import date, datetime, timedelta
@@ -166,3 +167,21 @@ def test_prefect_yaml_deploys_the_same_calendar_to_the_work_pool():
         assert deployment["schedules"] == [{"cron": spec.cron, "timezone": spec.timezone}]
         assert tuple(deployment["tags"]) == spec.tags
         assert deployment["work_pool"]["name"] == "opsaudit"
+
+
+def test_serve_refuses_to_start_without_a_store_or_on_a_taken_port(tmp_path):
+    """Mistakes are one line before any server starts, not a daemon whose every run fails."""
+    database = f"sqlite:///{tmp_path / 'ops.db'}"
+    no_store = opsaudit("serve", "--db", database)
+    assert no_store.returncode == 1 and len(no_store.stderr.strip().splitlines()) == 1
+    assert no_store.stderr.startswith("opsaudit: error: ") and "init" in no_store.stderr
+    assert opsaudit("serve", "--port", "0").returncode == 2
+    assert opsaudit("init", "--db", database).returncode == 0
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        refused = opsaudit("serve", "--db", database, "--port", str(port))
+    assert refused.returncode == 1
+    assert refused.stderr.strip() == (f"opsaudit: error: port {port} on 127.0.0.1 is in use: choose another with "
+                                      "--port, or set PREFECT_API_URL to serve against a running Prefect server")

@@ -74,8 +74,9 @@ def serve(
 ) -> None:
     """Register every deployment with its schedule and run them until stopped (Ctrl-C).
 
-    Without PREFECT_API_URL, a local Prefect server with its UI runs on 127.0.0.1:PORT and stops
-    with this command; with it, the deployments are served against that server.
+    Without PREFECT_API_URL: a local Prefect server with its UI on 127.0.0.1:PORT, stopped with it.
+
+    With PREFECT_API_URL: the deployments are served against that server (PORT is not used).
     """
     from opsaudit.db import check_reachable, create_engine
     from opsaudit.flows.deployments import serve as serve_deployments
