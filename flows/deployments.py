@@ -10,7 +10,6 @@ from __future__ import annotations
 import asyncio
 import signal
 from collections.abc import Callable, Mapping, Sequence
-from contextlib import suppress
 from dataclasses import dataclass, field
 from datetime import datetime
 from importlib import import_module
@@ -25,6 +24,7 @@ from opsaudit.settings import Settings
 if TYPE_CHECKING:
     from prefect import Flow
     from prefect.deployments.runner import RunnerDeployment
+    from prefect.runner import Runner
 
 
 @dataclass(frozen=True)
@@ -98,8 +98,7 @@ def cron_of(entry: Entry, config: Config, timezone: str) -> str | None:
     """The entry's validated cron from config/audits.yaml, or None for an on-demand flow."""
     if entry.cron_key is None:
         return None
-    files = config.files.get("audits", ())
-    where = f"{_origin(files, entry.cron_key) if files else 'audits.yaml'}: {entry.cron_key}"
+    where = f"{_origin(config.files['audits'], entry.cron_key)}: {entry.cron_key}"
     cron = _lookup(config.audits.model_dump(mode="json"), entry.cron_key)
     if not isinstance(cron, str) or not cron.strip():
         raise ConfigError(f"{where}: a cron expression is required")
@@ -148,27 +147,41 @@ def runner_deployment(deployment: Deployment) -> RunnerDeployment:
         tags=list(deployment.tags), entrypoint_type=EntrypointType.MODULE_PATH)
 
 
+async def _serve_until_stopped(runner: Runner) -> None:
+    """Run the runner until SIGINT, then cancel its flow runs gracefully and stop it.
+
+    Cancelling the event loop instead (what Ctrl-C does to `prefect.serve`) kills in-flight flow
+    runs with SIGKILL: they stay Running in Prefect and their audit runs are never closed. Asked
+    to cancel, a run is told so and gets SIGTERM: Prefect records it Cancelled, the flow records
+    its audit run interrupted.
+    """
+    import anyio
+
+    stop = asyncio.Event()
+    asyncio.get_running_loop().add_signal_handler(signal.SIGINT, stop.set)
+    async with anyio.create_task_group() as group:
+        group.start_soon(runner.start)
+        await stop.wait()
+        await runner.astop()
+
+
 def serve(deployments: Sequence[Deployment], on_registered: Callable[[], None] = lambda: None) -> None:
     """Register the deployments with the Prefect API in use, call `on_registered`, and run them on
     schedule until Ctrl-C or SIGTERM.
 
-    Either signal stops the runner the same clean way: its running flows are cancelled and the
-    schedules paused, so a shared server does not pile up runs nobody picks up (the next `serve`
-    resumes them).
+    Stopping cancels the flow runs in progress and pauses the schedules, so that a shared server
+    does not pile up runs nobody picks up (the next `serve` resumes them).
     """
     from prefect.runner import Runner
 
     class StopOnSigterm(Runner):
         def handle_sigterm(self, *_: Any) -> None:
             # Prefect's own handler calls the async stop() from inside the loop and never awaits
-            # it; Ctrl-C's path (cancel the loop's main task) unwinds the runner properly.
+            # it: take the Ctrl-C path instead.
             signal.raise_signal(signal.SIGINT)
 
-    # A shell that starts a command in the background makes it ignore SIGINT: take it back.
-    signal.signal(signal.SIGINT, signal.default_int_handler)
     runner = StopOnSigterm(pause_on_shutdown=True)
     for deployment in deployments:
         runner.add_deployment(runner_deployment(deployment))
     on_registered()
-    with suppress(KeyboardInterrupt):
-        asyncio.run(runner.start())
+    asyncio.run(_serve_until_stopped(runner))

@@ -43,12 +43,31 @@ def read_deployments(api_url: str) -> dict[str, object]:
         return {d.name: d for d in client.read_deployments(limit=100, sort=DeploymentSort.NAME_ASC)}
 
 
-def run_and_wait(api_url: str, name: str, **options: object):
+def run_and_wait(api_url: str, name: str, timeout: float = RUN_TIMEOUT):
+    """Run a deployment on the server at api_url; timeout 0 returns once the run is created."""
     from prefect.deployments import run_deployment
     from prefect.settings import PREFECT_API_URL, temporary_settings
 
     with temporary_settings(updates={PREFECT_API_URL: api_url}):
-        return run_deployment(name, timeout=RUN_TIMEOUT, poll_interval=2, **options)
+        return run_deployment(name, timeout=timeout, poll_interval=2)
+
+
+def wait_for_status(database: str, audit: str, status: str, timeout: float = RUN_TIMEOUT) -> str | None:
+    """Wait until the audit's latest run in the store has `status`; its error."""
+    engine = sa.create_engine(database)
+    deadline = time.monotonic() + timeout
+    query = (sa.select(audit_runs.c.status, audit_runs.c.error).where(audit_runs.c.audit == audit)
+             .order_by(audit_runs.c.started_at.desc()).limit(1))
+    try:
+        while True:
+            with engine.connect() as conn:
+                row = conn.execute(query).first()
+            if row is not None and row.status == status or time.monotonic() >= deadline:
+                assert row is not None and row.status == status, row
+                return row.error
+            time.sleep(0.5)
+    finally:
+        engine.dispose()
 
 
 def descendants(pid: int) -> set[int]:
@@ -202,9 +221,13 @@ def test_serve_runs_the_calendar_on_its_own_server_and_stops_cleanly(tmp_path):
         last_month = previous("month", datetime.now(ZoneInfo("Asia/Shanghai")).replace(tzinfo=None))
         assert flow_run.name == f"cs-monthly {last_month.label}"
 
+        # Stopped in the middle of an audit, serve cancels it: the store records it interrupted.
+        run_and_wait(api_url, "data-quarterly/data-quarterly", timeout=0)
+        wait_for_status(database, "data-quarterly", "running")
         started = descendants(process.pid)
-        assert started, "serve started no local Prefect server"
+        assert [pid for pid in started if b"uvicorn" in command_line(pid)], "serve started no Prefect server"
         output = stop(process, log)
     assert output.rstrip().endswith("stopped")
     assert not listening(port)
     assert not [pid for pid in started if alive(pid)]
+    assert wait_for_status(database, "data-quarterly", "interrupted", timeout=0) == "interrupted (Ctrl-C or SIGTERM)"
