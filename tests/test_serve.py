@@ -175,6 +175,26 @@ def test_a_deployment_run_through_the_api_audits_the_period_before_its_schedule(
 
 
 @pytest.mark.usefixtures("prefect_harness")
+def test_a_run_started_by_calling_the_flow_is_named_and_tagged_the_same(tmp_path, monkeypatch):
+    """`opsaudit run` calls the flow: no deployment gives it tags, the flow's hook does."""
+    from prefect import get_client
+
+    from opsaudit.flows.audits import execution_monthly
+
+    database = f"sqlite:///{tmp_path / 'ops.db'}"
+    monkeypatch.setenv("OPSAUDIT_DATABASE_URL", database)
+    engine = sa.create_engine(database)
+    small_company(engine)
+    upgrade(engine)
+    state = execution_monthly(now=datetime(2026, 11, 1, 9), return_state=True)
+    with get_client(sync_client=True) as client:
+        flow_run = client.read_flow_run(state.state_details.flow_run_id)
+    assert flow_run.state.is_completed()
+    assert flow_run.name == "execution-monthly 2026-10"
+    assert "area:execution" in flow_run.tags
+
+
+@pytest.mark.usefixtures("prefect_harness")
 def test_serve_uses_the_server_prefect_api_url_names(tmp_path):
     from prefect.settings import PREFECT_API_URL
 
