@@ -7,6 +7,7 @@ from typing import Any
 
 from prefect import flow
 
+from opsaudit.flows.labels import audit_run_name, tag_run_with_areas
 from opsaudit.tasks import audit as steps
 from opsaudit.tasks.sampling import draw_quality_sample
 
@@ -39,27 +40,31 @@ def run_periodic_audit(audit: str, period: str | None, now: datetime | None) -> 
     return summary
 
 
-@flow(name="cs-weekly", description="Weekly customer-service quality sampling (previous ISO week).")
+# Readable run names and area tags on the dashboard, for runs started any way.
+ON_DASHBOARD: dict[str, Any] = {"flow_run_name": audit_run_name, "on_running": [tag_run_with_areas]}
+
+
+@flow(name="cs-weekly", description="Weekly customer-service quality sampling (previous ISO week).", **ON_DASHBOARD)
 def cs_weekly(period: str | None = None, now: datetime | None = None) -> dict[str, Any]:
     return run_periodic_audit("cs-weekly", period, now)
 
 
-@flow(name="cs-monthly", description="Monthly customer-service evaluation (previous month).")
+@flow(name="cs-monthly", description="Monthly customer-service evaluation (previous month).", **ON_DASHBOARD)
 def cs_monthly(period: str | None = None, now: datetime | None = None) -> dict[str, Any]:
     return run_periodic_audit("cs-monthly", period, now)
 
 
-@flow(name="execution-monthly", description="Monthly execution audit (previous month).")
+@flow(name="execution-monthly", description="Monthly execution audit (previous month).", **ON_DASHBOARD)
 def execution_monthly(period: str | None = None, now: datetime | None = None) -> dict[str, Any]:
     return run_periodic_audit("execution-monthly", period, now)
 
 
-@flow(name="planning-quarterly", description="Quarterly planning audit (previous quarter).")
+@flow(name="planning-quarterly", description="Quarterly planning audit (previous quarter).", **ON_DASHBOARD)
 def planning_quarterly(period: str | None = None, now: datetime | None = None) -> dict[str, Any]:
     return run_periodic_audit("planning-quarterly", period, now)
 
 
-@flow(name="data-quarterly", description="Quarterly data-analysis audit, data quality on every table.")
+@flow(name="data-quarterly", description="Quarterly data-analysis audit, data quality on every table.", **ON_DASHBOARD)
 def data_quarterly(period: str | None = None, now: datetime | None = None) -> dict[str, Any]:
     return run_periodic_audit("data-quarterly", period, now)
 

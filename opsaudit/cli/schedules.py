@@ -1,0 +1,100 @@
+"""`opsaudit schedules` and `opsaudit serve`: the deployments on the regulation's calendar."""
+
+from __future__ import annotations
+
+import json
+import socket
+from contextlib import closing
+from datetime import datetime
+from enum import StrEnum
+from typing import Annotated
+
+import typer
+
+from opsaudit.cli.app import DbOption, StoreOption, app, console, open_store, quiet_prefect, settings_for
+from opsaudit.errors import OpsauditError
+
+
+class ScheduleFormat(StrEnum):
+    table = "table"
+    json = "json"
+
+
+def _registered(settings):
+    """The deployments from the registry, on the configured calendar."""
+    from opsaudit.config.loader import load_config
+    from opsaudit.flows.deployments import deployments
+
+    return deployments(settings, load_config(settings.config_dir))
+
+
+def _print_schedules(specs, now: datetime) -> None:
+    from rich.table import Table
+
+    from opsaudit.flows.deployments import fire_times
+
+    table = Table("deployment", "audit", "cron", "timezone", "next run", "tags", "parameters")
+    for spec in specs:
+        upcoming = fire_times(spec, now, count=1)
+        table.add_row(spec.name, spec.audit, spec.cron or "on demand", spec.timezone,
+                      f"{upcoming[0]:%Y-%m-%d %a %H:%M}" if upcoming else "—", ", ".join(spec.tags),
+                      json.dumps(dict(spec.parameters), ensure_ascii=False) if spec.parameters else "")
+    console().print(table)
+
+
+@app.command()
+def schedules(format: Annotated[ScheduleFormat, typer.Option("--format")] = ScheduleFormat.table) -> None:
+    """The deployments and their schedules, as `opsaudit serve` registers them."""
+    settings = settings_for()
+    specs = _registered(settings)
+    if format is ScheduleFormat.json:
+        typer.echo(json.dumps([spec.as_json() for spec in specs], ensure_ascii=False, indent=2))
+    else:
+        _print_schedules(specs, datetime.now(settings.tz))
+
+
+def _require_free_port(port: int) -> None:
+    """A clear line when the UI port is taken, instead of the server's start-up failure."""
+    with closing(socket.socket(socket.AF_INET, socket.SOCK_STREAM)) as sock:
+        # As the server binds: connections of a server that just stopped (TIME_WAIT) do not count.
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            sock.bind(("127.0.0.1", port))
+        except OSError:
+            raise OpsauditError(f"port {port} on 127.0.0.1 is in use: choose another with --port, "
+                                "or set PREFECT_API_URL to serve against a running Prefect server") from None
+
+
+@app.command()
+def serve(
+    port: Annotated[int, typer.Option("--port", min=1, max=65535,
+                                      help="Port of the local Prefect server and its UI.")] = 4200,
+    db: DbOption = None,
+    store: StoreOption = None,
+) -> None:
+    """Register every deployment with its schedule and run them until stopped (Ctrl-C).
+
+    Without PREFECT_API_URL: a local Prefect server with its UI on 127.0.0.1:PORT, stopped with it.
+
+    With PREFECT_API_URL: the deployments are served against that server (PORT is not used).
+    """
+    from opsaudit.db import check_reachable, create_engine
+    from opsaudit.flows.deployments import serve as serve_deployments
+    from opsaudit.flows.server import configured_api_url, prefect_api
+
+    quiet_prefect()
+    settings = settings_for(db, store)
+    specs = _registered(settings)
+    # A daemon whose every run fails is worse than one that does not start: check what runs need.
+    check_reachable(create_engine(settings.database, purpose="database"), purpose="database")
+    open_store(settings)
+    if not configured_api_url():
+        _require_free_port(port)
+    with prefect_api(port=port, full=True) as api_url:
+        from prefect.settings import PREFECT_UI_URL
+
+        typer.echo(f"Prefect UI: {PREFECT_UI_URL.value() or api_url} (API {api_url})")
+        _print_schedules(specs, datetime.now(settings.tz))
+        serve_deployments(specs, on_registered=lambda: typer.echo(
+            f"{len(specs)} deployments registered and served; press Ctrl-C to stop"))
+    typer.echo("stopped")
