@@ -170,15 +170,21 @@ def _execute(conn: Connection, statement: sa.Executable, tables: Iterable[str]) 
         raise SourceError(f"query on {', '.join(sorted(set(tables)))} failed: {reason}") from None
 
 
-def _aggregate_columns(agg: Aggregate, index: int | str) -> list[Any]:
+_SHORT_NAMES = ("p", "n", "d", "f")
+_EVIDENCE_NAMES = ("population", "numerator", "denominator", "failures")
+
+
+def _aggregate_columns(agg: Aggregate, index: int | None = None) -> list[Any]:
     """population, numerator, denominator and failing records of one metric, as FILTER aggregates:
-    the database skips the rows outside the population cheaply."""
-    population = sa.func.count().filter(agg.population)
-    numerator = sa.func.coalesce(sa.func.sum(agg.numerator).filter(agg.population), 0)
+    the database skips the rows outside the population cheaply. Numbered (p0, n0, ...) in the
+    grouped query; named in full in the evidence an auditor reruns."""
+    population = _where(sa.func.count(), agg.population)
+    numerator = sa.func.coalesce(_where(sa.func.sum(agg.numerator), agg.population), 0)
     denominator = population if _is_one(agg.denominator) else \
-        sa.func.coalesce(sa.func.sum(agg.denominator).filter(agg.population), 0)
-    return [population.label(f"p{index}"), numerator.label(f"n{index}"), denominator.label(f"d{index}"),
-            sa.func.count().filter(agg.offending).label(f"f{index}")]
+        sa.func.coalesce(_where(sa.func.sum(agg.denominator), agg.population), 0)
+    names = _EVIDENCE_NAMES if index is None else [f"{short}{index}" for short in _SHORT_NAMES]
+    columns = (population, numerator, denominator, sa.func.count().filter(agg.offending))
+    return [column.label(name) for column, name in zip(columns, names, strict=True)]
 
 
 def _measure_aggregates(conn: Connection, group: list[tuple[Rule, Aggregate]]) -> list[Measurement]:
@@ -226,6 +232,11 @@ def _measure_aggregates(conn: Connection, group: list[tuple[Rule, Aggregate]]) -
     return measurements
 
 
+def _where(aggregate: Any, condition: Any) -> Any:
+    """The aggregate over the rows where `condition` holds; over all rows when it always does."""
+    return aggregate if isinstance(condition, sa.sql.elements.True_) else aggregate.filter(condition)
+
+
 def _signature(rule: Rule) -> tuple[Any, ...]:
     return rule.metric, tuple(sorted(rule.params.items())), rule.op, rule.target
 
@@ -240,7 +251,7 @@ def _aggregate_queries(rule: Rule, agg: Aggregate, dialect: sa.Dialect, *, compa
     where = [agg.window]
     if not company:
         where.append(agg.entities[rule.entity_type] == sa.literal(_ENTITY_MARKER))
-    figures = sa.select(*_aggregate_columns(agg, "")).select_from(agg.from_).where(*where)
+    figures = sa.select(*_aggregate_columns(agg)).select_from(agg.from_).where(*where)
     records = (sa.select(agg.record_id.label("record_id"), *agg.samples).select_from(agg.from_)
                .where(*where, agg.offending).order_by(agg.record_id))
     return EvidenceQueries(compile_sql(figures, dialect), compile_sql(records, dialect))

@@ -49,6 +49,7 @@ def test_the_audits_find_every_planted_problem(db_url, engine, monkeypatch, cloc
         unplanted[key[0]].append(key[1:])
     assert not missed, f"planted problems the audits missed, by rule: {dict(missed)}"
     assert not unplanted, f"findings on healthy data, by rule: {dict(unplanted)}"
+    _read_in_both_languages(engine)
     rules = {key[0] for key in planted}
     assert {r for r in rules if not r.startswith("dq.")} >= {
         "cs.satisfaction_rate", "cs.complaint_satisfaction_rate", "cs.handling_rate", "cs.revisit_rate",
@@ -74,3 +75,24 @@ def test_opsaudit_demo_needs_no_setup_and_writes_its_output(tmp_path):
     listed = subprocess.run([sys.executable, "-m", "opsaudit", "findings", "list", "--format", "json"],
                             capture_output=True, text=True, timeout=120)
     assert listed.returncode == 0 and len(json.loads(listed.stdout)) > 20
+
+
+def _read_in_both_languages(engine: sa.Engine) -> None:
+    """Every real finding reads in Chinese without an English word, and in English without Chinese
+    (ids and names, which are data, excepted), and no figure is left unfilled."""
+    from test_finding_texts import CJK, LATIN, _without_data
+
+    from opsaudit.store.finding_views import finding_text
+
+    with engine.connect() as conn:
+        rows = conn.execute(sa.select(findings)).mappings().all()
+    assert rows
+    for row in rows:
+        facts = {**row["facts"], "entity_id": row["entity_id"]}
+        chinese, english = (finding_text(row, language) for language in ("zh-CN", "en"))
+        for title, description in (chinese, english):
+            assert title and description and "{" not in description and "—" not in description, description
+        for text in chinese:
+            assert LATIN.findall(_without_data(text, facts, row["rule_id"])) == [], (row["rule_id"], text)
+        for text in english:
+            assert CJK.findall(_without_data(text, facts, row["rule_id"])) == [], (row["rule_id"], text)

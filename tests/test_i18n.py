@@ -150,6 +150,7 @@ def test_unknown_keys_and_languages_are_clear_errors(monkeypatch):
     (46, "days", "46天", "46 days"),
     (1, "days", "1天", "1 day"),
     (3.5, "days", "3.5天", "3.5 days"),
+    (46.25, "whole_days", "46天", "46 days"),
     ("2026-09-15T00:00:00", "date", "2026-09-15", "Sep 15, 2026"),
     ("2026-09-15 14:30:00", "date", "2026-09-15", "Sep 15, 2026"),
     (datetime(2026, 9, 15, 14, 30), "datetime", "2026-09-15 14:30", "Sep 15, 2026, 14:30"),

@@ -17,6 +17,7 @@ from typing import Annotated
 import typer
 
 from opsaudit.errors import OpsauditError, UsageError
+from opsaudit.i18n.catalogue import Language
 
 try:  # typer 0.26 and newer carry their own copy of click
     from typer._click.exceptions import NoArgsIsHelpError as NoArgsIsHelp
@@ -25,6 +26,20 @@ except ImportError:
     from click.exceptions import NoArgsIsHelpError as NoArgsIsHelp
     from click.exceptions import UsageError as ClickUsageError
 
+def _flags_as_flags() -> None:
+    """typer 0.29 shows a flag's type beside it (`--debug <bool>`), as if it took a value; a flag
+    takes none, so its help shows none."""
+    from typer.core import TyperOption
+
+    shown = TyperOption.display_type_rich
+
+    def display_type_rich(self: TyperOption, ctx: object) -> str | None:
+        return None if self.is_flag else shown(self, ctx)
+
+    TyperOption.display_type_rich = display_type_rich  # type: ignore[method-assign]
+
+
+_flags_as_flags()
 app = typer.Typer(no_args_is_help=True, add_completion=False, pretty_exceptions_enable=False,
                   help="Automated operations audits: the audit regulation enforced on every record.")
 
@@ -34,14 +49,30 @@ StoreOption = Annotated[str | None, typer.Option("--store", help="SQLAlchemy URL
                                                  show_default=False)]
 
 
+LangOption = Annotated[Language | None, typer.Option(
+    "--lang", help="Language of what is printed (default OPSAUDIT_LANGUAGE).", show_default=False)]
+
+
 class Format(StrEnum):
     table = "table"
     json = "json"
     csv = "csv"
 
 
+def _show_version(value: bool) -> None:
+    if value:
+        from opsaudit import __version__
+
+        typer.echo(f"opsaudit {__version__}")
+        raise typer.Exit()
+
+
 @app.callback()
-def _options(debug: Annotated[bool, typer.Option("--debug", help="Show tracebacks on errors.")] = False) -> None:
+def _options(
+    debug: Annotated[bool, typer.Option("--debug", help="Show tracebacks on errors.")] = False,
+    version: Annotated[bool, typer.Option("--version", help="Show the version and exit.", is_eager=True,
+                                          callback=_show_version)] = False,
+) -> None:
     """Run `opsaudit COMMAND --help` for each command's options."""
 
 
@@ -76,10 +107,14 @@ def quiet_prefect() -> None:
 
 
 def console():
-    """A console as wide as the terminal, or 160 columns when output goes to a file or pipe."""
+    """A console as wide as the terminal; when output goes to a file or pipe, as wide as COLUMNS
+    says, or 160 columns."""
     from rich.console import Console
 
-    return Console() if sys.stdout.isatty() else Console(width=160)
+    if sys.stdout.isatty():
+        return Console()
+    columns = os.environ.get("COLUMNS", "")
+    return Console(width=int(columns) if columns.isdigit() else 160)
 
 
 def open_store(settings):

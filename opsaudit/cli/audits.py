@@ -10,7 +10,7 @@ from typing import Annotated, Any
 
 import typer
 
-from opsaudit.cli.app import DbOption, StoreOption, app, console, parse_now, quiet_prefect, settings_for
+from opsaudit.cli.app import DbOption, LangOption, StoreOption, app, console, parse_now, quiet_prefect, settings_for
 from opsaudit.errors import OpsauditError
 
 
@@ -125,12 +125,15 @@ def demo(
     now: Annotated[str | None, typer.Option("--now", help="Fix the clock (ISO timestamp).",
                                             show_default=False)] = None,
     seed: Annotated[int, typer.Option("--seed", help="Seed of the demo data.")] = 20261101,
+    lang: LangOption = None,
 ) -> None:
     """Build a demo company in the embedded database and run every periodic audit on it."""
     from opsaudit.db import store_engine
+    from opsaudit.i18n import resolve_language, text
     from opsaudit.store.migrate import upgrade
 
     quiet_prefect()
+    language = resolve_language(lang.value if lang else None)
     settings = settings_for()
     # The demo is for the embedded database only, whatever OPSAUDIT_DATABASE_URL points at.
     settings = settings_for(settings.embedded_database, settings.embedded_database)
@@ -141,10 +144,9 @@ def demo(
 
     with prefect_api():
         rows = [_run_flow(audit.value, None, clock) for audit in PeriodicAudit]
-    _print_run_table(rows)
-    planted = len(summary.planted)
-    typer.echo(f"\n{planted} problems were planted in the demo data (see {settings.output_dir / 'demo'}); "
-               f"output written to {settings.output_dir}")
+    _print_run_table(rows, language)
+    typer.echo("\n" + text("cli.demo.planted", language, count=len(summary.planted),
+                           path=str(settings.output_dir / "demo" / "planted.json"), output=str(settings.output_dir)))
 
 
 def _run_flow(audit: str, period: str | None, now: datetime | None) -> dict[str, Any]:
@@ -153,16 +155,26 @@ def _run_flow(audit: str, period: str | None, now: datetime | None) -> dict[str,
     return PERIODIC_FLOWS[audit](period=period, now=now)
 
 
-def _print_run_table(rows: list[dict[str, Any]]) -> None:
+def _print_run_table(rows: list[dict[str, Any]], language: str) -> None:
+    """What each audit found, in words and figures a manager reads: warnings count the company's
+    results too, and a rerun shows its findings as unchanged rather than nothing."""
     from rich.table import Table
 
-    table = Table("audit", "period", "passed", "warnings", "insufficient", "problems (g/i/m)", "findings new/updated")
+    from opsaudit.i18n import format_value, text
+
+    columns = ("audit", "period", "passed", "warning", "insufficient", "problems", "findings")
+    table = Table(*(text(f"cli.run.{column}", language) for column in columns))
     for row in rows:
         outcomes, problems, found = row["outcomes"], row["problems"], row["findings"]
-        table.add_row(row["audit"], row["period"], str(outcomes.get("passed", 0)), str(outcomes.get("warning", 0)),
-                      str(outcomes.get("insufficient_data", 0)),
-                      f"{problems.get('general', 0)}/{problems.get('important', 0)}/{problems.get('major', 0)}",
-                      f"{found['raised']}/{found['updated']}")
+
+        def count(value: int) -> str:
+            return format_value(value, "count", language)
+
+        table.add_row(format_value(row["audit"], "enum.audit", language),
+                      format_value(row["period"], "period", language), count(outcomes.get("passed", 0)),
+                      count(outcomes.get("warning", 0)), count(outcomes.get("insufficient_data", 0)),
+                      "/".join(count(problems.get(s, 0)) for s in ("general", "important", "major")),
+                      "/".join(count(found.get(k, 0)) for k in ("raised", "updated", "unchanged")))
     console().print(table)
 
 
@@ -173,17 +185,21 @@ def run(
                                                show_default=False)] = None,
     now: Annotated[str | None, typer.Option("--now", help="Fix the clock (ISO timestamp).",
                                             show_default=False)] = None,
+    lang: LangOption = None,
     db: DbOption = None,
     store: StoreOption = None,
 ) -> None:
     """Run one audit now, through its Prefect flow."""
+    from opsaudit.i18n import resolve_language, text
+
     quiet_prefect()
     settings = settings_for(db, store)
+    language = resolve_language(lang.value if lang else None)
     clock = parse_now(now, settings.tz)
     _preflight(settings, audit.value, period, clock)
     from opsaudit.flows.server import prefect_api
 
     with prefect_api():
         result = _run_flow(audit.value, period, clock)
-    _print_run_table([result])
-    typer.echo(f"audit run {result['audit_run_id']}; results in {result['output']}")
+    _print_run_table([result], language)
+    typer.echo(text("cli.run.done", language, run=result["audit_run_id"], path=result["output"]))

@@ -7,15 +7,10 @@ from typing import Annotated
 
 import typer
 
-from opsaudit.cli.app import DbOption, app, settings_for
-from opsaudit.i18n import Language
+from opsaudit.cli.app import DbOption, LangOption, app, settings_for
 
 qa_app = typer.Typer(no_args_is_help=True, help="Customer-service quality review sheets.")
 app.add_typer(qa_app, name="qa")
-
-LangOption = Annotated[Language | None, typer.Option(
-    "--lang", help="Language of the messages (default OPSAUDIT_LANGUAGE).", show_default=False)]
-
 
 @qa_app.command("import")
 def qa_import(

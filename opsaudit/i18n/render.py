@@ -158,6 +158,11 @@ def days(value: Any, language: str) -> str:
     return render(message(key, language), language, {"value": _decimal(amount, "#,##0.#", language)})
 
 
+def whole_days(value: Any, language: str) -> str:
+    """Days late, counted in whole days as people count lateness: 46.2 days is 46天 / 46 days."""
+    return days(math.floor(_number(value)), language)
+
+
 def moment(value: Any) -> datetime:
     """A datetime from a datetime, a date or an ISO string (`2026-09-15T00:00:00` or with a space)."""
     if isinstance(value, datetime):
@@ -216,6 +221,7 @@ FORMATTERS: dict[str, Formatter] = {
     "score": score,
     "hours": hours,
     "days": days,
+    "whole_days": whole_days,
     "date": date_text,
     "datetime": datetime_text,
     "period": period_text,

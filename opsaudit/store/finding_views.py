@@ -1,8 +1,10 @@
-"""Reading findings back: filters, the interface's JSON shape, and a finding's history."""
+"""Reading findings back: filters, sorting and limits done in SQL, the interface's JSON shape with
+texts rendered in the reader's language, and a finding's history."""
 
 from __future__ import annotations
 
-from datetime import tzinfo
+from dataclasses import dataclass
+from datetime import datetime, tzinfo
 from typing import Any
 
 import sqlalchemy as sa
@@ -10,7 +12,7 @@ from sqlalchemy.engine import Connection, RowMapping
 
 from opsaudit.errors import InputError
 from opsaudit.store.schema import finding_events, findings
-from opsaudit.store.times import from_db
+from opsaudit.store.times import from_db, to_db
 
 # interface.md, "JSON of a finding": these keys, in this order.
 FINDING_KEYS = (
@@ -18,7 +20,53 @@ FINDING_KEYS = (
     "severity", "status", "title", "description", "observed", "target", "population", "evidence",
     "found_at", "due_at", "owner_id", "recurring",
 )
-SEVERITY_ORDER = {"major": 0, "important": 1, "general": 2}
+SEVERITIES = ("major", "important", "general")
+STATUSES = ("open", "plan_submitted", "plan_approved", "in_progress", "submitted", "verified", "closed")
+CLOSED = "closed"
+# --sort: what each key orders by; the most severe first breaks every tie.
+_SEVERITY_RANK = sa.case(*((findings.c.severity == s, i) for i, s in enumerate(SEVERITIES)), else_=len(SEVERITIES))
+SORTS: dict[str, tuple[Any, ...]] = {
+    "severity": (_SEVERITY_RANK, findings.c.due_at),
+    "due": (findings.c.due_at, _SEVERITY_RANK),
+    "found": (findings.c.found_at.desc(), _SEVERITY_RANK),
+    "period": (findings.c.period.desc(), _SEVERITY_RANK),
+    "department": (findings.c.department_id, _SEVERITY_RANK),
+    "owner": (findings.c.owner_id, _SEVERITY_RANK),
+    "rule": (findings.c.rule_id, _SEVERITY_RANK),
+}
+
+
+@dataclass(frozen=True)
+class FindingFilter:
+    """What `findings list` asks for; every value already validated. `overdue_at`: only findings
+    past their deadline at that instant and not closed."""
+
+    status: str | None = None
+    severity: str | None = None
+    area: str | None = None
+    audit: str | None = None
+    audit_run: str | None = None
+    department: str | None = None
+    owner: str | None = None
+    rule: str | None = None
+    period: str | None = None
+    overdue_at: datetime | None = None
+    recurring: bool = False
+
+    def where(self) -> list[sa.ColumnElement[bool]]:
+        conditions = [findings.c[column] == value for column, value in (
+            ("status", self.status), ("severity", self.severity), ("area", self.area), ("audit", self.audit),
+            ("audit_run_id", self.audit_run), ("department_id", self.department), ("owner_id", self.owner),
+            ("period", self.period)) if value]
+        if self.rule:
+            # A rule id, or the start of one ending with a dot: `cs.` is every customer-service rule.
+            conditions.append(findings.c.rule_id.startswith(self.rule) if self.rule.endswith(".")
+                              else findings.c.rule_id == self.rule)
+        if self.overdue_at is not None:
+            conditions += [findings.c.due_at < to_db(self.overdue_at), findings.c.status != CLOSED]
+        if self.recurring:
+            conditions.append(findings.c.recurring.is_(True))
+        return conditions
 
 
 def finding_json(row: RowMapping, zone: tzinfo, language: str = "zh-CN") -> dict[str, Any]:
@@ -27,10 +75,15 @@ def finding_json(row: RowMapping, zone: tzinfo, language: str = "zh-CN") -> dict
     values = dict(row)
     values["title"], values["description"] = finding_text(row, language)
     for name in ("found_at", "due_at"):
-        moment = from_db(values[name], zone)
-        values[name] = moment.isoformat(timespec="seconds") if moment else None
+        values[name] = instant(values[name], zone)
     values["recurring"] = bool(values["recurring"])
     return {key: values[key] for key in FINDING_KEYS}
+
+
+def instant(moment: datetime | None, zone: tzinfo) -> str | None:
+    """A stored instant as ISO 8601 in `zone`."""
+    local = from_db(moment, zone)
+    return local.isoformat(timespec="seconds") if local else None
 
 
 def finding_text(row: RowMapping, language: str) -> tuple[str, str]:
@@ -45,21 +98,35 @@ def finding_text(row: RowMapping, language: str) -> tuple[str, str]:
     return text.title, text.description
 
 
-def list_findings(conn: Connection, *, status: str | None = None, severity: str | None = None,
-                  area: str | None = None, audit_run: str | None = None) -> list[RowMapping]:
-    query = sa.select(findings)
-    for column, value in (("status", status), ("severity", severity), ("area", area),
-                          ("audit_run_id", audit_run)):
-        if value:
-            query = query.where(findings.c[column] == value)
-    rows = conn.execute(query).mappings().all()
-    return sorted(rows, key=lambda r: (SEVERITY_ORDER.get(r["severity"], 9), r["period"], r["rule_id"],
-                                       r["entity_id"]))
+def list_findings(conn: Connection, where: FindingFilter | None = None, *, sort: str = "severity",
+                  limit: int | None = None) -> list[RowMapping]:
+    """The findings that match, in the order asked, at most `limit` of them."""
+    query = sa.select(findings).where(*(where or FindingFilter()).where())
+    query = query.order_by(*SORTS[sort], findings.c.period, findings.c.rule_id, findings.c.entity_id)
+    if limit is not None:
+        query = query.limit(limit)
+    return list(conn.execute(query).mappings())
+
+
+def count_findings(conn: Connection, where: FindingFilter | None = None) -> int:
+    return int(conn.execute(sa.select(sa.func.count()).select_from(findings)
+                            .where(*(where or FindingFilter()).where())).scalar_one())
+
+
+def resolve_run(conn: Connection, prefix: str) -> str:
+    """The audit run id that `prefix` starts, as `findings show` takes a prefix of a finding's id."""
+    found = conn.execute(sa.select(findings.c.audit_run_id).where(findings.c.audit_run_id.startswith(prefix))
+                         .distinct().limit(2)).scalars().all()
+    if not found:
+        raise InputError(f"audit run {prefix}: no findings of such a run")
+    if len(found) > 1:
+        raise InputError(f"audit run {prefix}: the prefix matches several runs; give more of the id")
+    return found[0]
 
 
 def get_finding(conn: Connection, finding_id: str) -> RowMapping:
     """One finding by id or by an unambiguous prefix of it."""
-    rows = conn.execute(sa.select(findings).where(findings.c.id.like(f"{finding_id}%")).limit(2)).mappings().all()
+    rows = conn.execute(sa.select(findings).where(findings.c.id.startswith(finding_id)).limit(2)).mappings().all()
     if not rows:
         raise InputError(f"finding {finding_id}: no such finding")
     if len(rows) > 1:
@@ -67,7 +134,15 @@ def get_finding(conn: Connection, finding_id: str) -> RowMapping:
     return rows[0]
 
 
+EVENT_KEYS = ("at", "actor", "action", "from_status", "to_status", "note", "evidence")
+
+
 def events_of(conn: Connection, finding_id: str, zone: tzinfo) -> list[dict[str, Any]]:
+    """The finding's history, oldest first: interface.md's event keys (EVENT_KEYS), then the run
+    that wrote it and the event's data, for people."""
     rows = conn.execute(sa.select(finding_events).where(finding_events.c.finding_id == finding_id)
                         .order_by(finding_events.c.id)).mappings().all()
-    return [{**dict(row), "at": from_db(row["at"], zone).isoformat(timespec="seconds")} for row in rows]
+    return [{"at": instant(row["at"], zone), "actor": row["actor"], "action": row["action"],
+             "from_status": row["from_status"], "to_status": row["to_status"], "note": row["note"],
+             "evidence": (row["data"] or {}).get("evidence"), "audit_run_id": row["audit_run_id"],
+             "data": row["data"]} for row in rows]

@@ -1,0 +1,173 @@
+"""`findings show` as text: one finding laid out for a manager and for the auditor who checks it.
+
+Every label comes from the message catalogue; figures, dates, enumerations and periods are
+formatted for the reader's language.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import typer
+from sqlalchemy.engine import RowMapping
+
+from opsaudit.cli.app import console
+from opsaudit.cli.findings import named
+from opsaudit.i18n import format_value, has_message, text
+
+# The contract tables a sample's columns come from, in the order they are looked up.
+SAMPLE_TABLES = ("tickets", "qa_reviews", "tasks", "plan_targets", "plans", "analysis_reports")
+# Sample columns that hold an enumeration, and which.
+SAMPLE_ENUMS = {"channel": "channel", "kind": "ticket_kind", "priority": "priority"}
+
+
+def print_finding(values: dict[str, Any], row: RowMapping, events: list[dict[str, Any]], handling: str,
+                  language: str) -> None:
+    out = console()
+    facts = row["facts"] or {}
+    out.print(text("cli.show.heading", language, id=values["id"]), style="bold", highlight=False)
+    out.print(" · ".join(_state(values, language)), highlight=False)
+    out.print()
+    _section(text("cli.show.what", language), [values["title"], values["description"],
+                                              *_figures(values, facts, language)])
+    _fields(values, row, handling, language)
+    _evidence(values, language)
+    _history(events, language)
+
+
+def _section(heading: str, lines: list[str]) -> None:
+    out = console()
+    out.print(heading, style="bold", highlight=False)
+    for line in lines:
+        out.print(f"  {line}", highlight=False, markup=False)
+    out.print()
+
+
+def _state(values: dict[str, Any], language: str) -> list[str]:
+    state = [values["severity_label"], values["status_label"], format_value(values["period"], "period", language)]
+    if values["recurring"]:
+        state.append(text("field.recurring", language))
+    return state
+
+
+def _figures(values: dict[str, Any], facts: dict[str, Any], language: str) -> list[str]:
+    """Observed against target, the gap, how many were checked and failed: for the rate and score rules."""
+    if values["observed"] is None or values["target"] is None or values["area"] == "data_quality":
+        return []  # a record has no rate; a data-quality share is in its description already
+    unit = facts.get("unit", "rate")
+    shown = "score" if unit == "score" else "percent"
+    gap = abs(values["observed"] - values["target"])
+    gap_text = format_value(gap, "score", language) if unit == "score" else \
+        text("cli.show.gap_points", language, value=gap)
+    return [text("cli.show.figures", language, observed=format_value(values["observed"], shown, language),
+                 target=format_value(values["target"], shown, language), gap=gap_text,
+                 population=values["population"], failures=values["failures"])]
+
+
+def _pair(label: str, value: Any, language: str) -> str:
+    return f"{label}：{value}" if language == "zh-CN" else f"{label}: {value}"
+
+
+def _fields(values: dict[str, Any], row: RowMapping, handling: str, language: str) -> None:
+    audit_name = format_value(row["audit"], "enum.audit", language)
+    audit = text("label.named", language, name=audit_name, id=row["audit"])
+    entity = f"{format_value(row['entity_type'], 'enum.entity_type', language)} {row['entity_id']}"
+    fields = [("audit", audit), ("rule", row["rule_id"]), ("entity", entity),
+              ("department", named(values["department_name"], values["department_id"], language)),
+              ("owner", named(values["owner_name"], values["owner_id"], language)),
+              ("found_at", format_value(values["found_at"], "datetime", language)),
+              ("plan_due_at", format_value(values["plan_due_at"], "date", language) if values["plan_due_at"] else None),
+              ("due_at", format_value(values["due_at"], "date", language)), ("handling", handling),
+              ("audit_run", row["audit_run_id"])]
+    out = console()
+    for key, value in fields:
+        if value:
+            out.print(_pair(text(f"field.{key}", language), value, language), highlight=False, markup=False)
+    out.print()
+
+
+def _evidence(values: dict[str, Any], language: str) -> None:
+    evidence = values["evidence"] or {}
+    out = console()
+    out.print(text("field.evidence", language), style="bold", highlight=False)
+    queries = [("field.query", evidence.get("query"))]
+    if evidence.get("records_query") != evidence.get("query"):
+        queries.append(("cli.show.records_query", evidence.get("records_query")))
+    for label, sql in queries:
+        if sql:
+            out.print(f"  {text(label, language)}", highlight=False)
+            # The SQL as it is, to copy and rerun: never wrapped or styled.
+            typer.echo("    " + sql.replace("\n", "\n    "))
+    samples = evidence.get("samples") or []
+    if samples:
+        out.print(f"  {text('cli.show.samples', language, count=len(samples))}", highlight=False)
+        for sample in samples:
+            # The finding's own agent or department says nothing new beside each of its records.
+            shown = {key: value for key, value in sample.items() if value != values["entity_id"]}
+            out.print(f"    {sample_line(shown, language)}", highlight=False, markup=False)
+    elif evidence.get("sample_ids"):
+        ids = format_value(evidence["sample_ids"], "list", language)
+        out.print("  " + _pair(text("field.samples", language), ids, language), highlight=False, markup=False)
+    out.print()
+
+
+def sample_line(sample: dict[str, Any], language: str) -> str:
+    """A failing record with its labelled values: `T0001  渠道：电话；受理时间：2026-10-03 09:00`."""
+    separator = "；" if language == "zh-CN" else "; "
+    parts = [_pair(_column_label(key, language), _sample_value(key, value, language), language)
+             for key, value in sample.items() if key != "sample_id"]
+    return f"{sample['sample_id']}  {separator.join(parts)}"
+
+
+def _column_label(column: str, language: str) -> str:
+    for table in SAMPLE_TABLES:
+        key = f"contract.column.{table}.{column}"
+        if has_message(key, language):
+            return text(key, language)
+    return column
+
+
+def _sample_value(column: str, value: Any, language: str) -> str:
+    if value is None:
+        return format_value(None, "text", language)
+    if column in SAMPLE_ENUMS:
+        return format_value(value, f"enum.{SAMPLE_ENUMS[column]}", language)
+    if column == "status":
+        for enum in ("ticket_status", "task_status"):
+            if has_message(f"enum.{enum}.{value}", language):
+                return format_value(value, f"enum.{enum}", language)
+    if column.endswith("_at"):
+        return format_value(value, "datetime", language)
+    if isinstance(value, bool):
+        return format_value(value, "enum.yes_no", language)
+    if isinstance(value, (int, float)):
+        return format_value(value, "number", language)
+    return str(value)
+
+
+def _history(events: list[dict[str, Any]], language: str) -> None:
+    out = console()
+    out.print(text("cli.show.history", language), style="bold", highlight=False)
+    for event in events:
+        actor = text("cli.show.system", language) if event["actor"] == "system" else event["actor"]
+        action = format_value(event["action"], "enum.action", language)
+        change = f" → {format_value(event['to_status'], 'enum.finding_status', language)}" \
+            if event["to_status"] and event["to_status"] != event["from_status"] else ""
+        detail = _changes(event, language) or event["note"] or ""
+        when = format_value(event["at"], "datetime", language)
+        out.print(f"  {when}  {actor}  {action}{change}  {detail}".rstrip(), highlight=False, markup=False)
+
+
+def _changes(event: dict[str, Any], language: str) -> str:
+    """What a recheck changed, in words: 问题等级由一般问题变为重大问题."""
+    data = event.get("data") or {}
+    if event["action"] != "rechecked":
+        return ""
+    separator = "；" if language == "zh-CN" else "; "
+    formats = {"severity": "enum.severity", "observed": "number", "population": "count"}
+    parts = [text("cli.show.change", language, field=text(f"field.{name}", language),
+                  old=format_value(change["from"], formats[name], language),
+                  new=format_value(change["to"], formats[name], language))
+             for name, change in data.items() if name in formats and isinstance(change, dict)]
+    seen = text("cli.show.period_seen", language, period=data["period"]) if data.get("period") else ""
+    return text("cli.show.rechecked", language, changes=separator.join(parts)) + seen if parts else ""
