@@ -57,6 +57,7 @@ def load(url: str, tickets: int) -> None:
 
 def run_audit(url: str, out: Path) -> tuple[float, int]:
     """Wall time and peak RSS (bytes) of one `opsaudit run cs-monthly` process."""
+    (out / "no-config").mkdir(parents=True, exist_ok=True)
     env = {**os.environ, "OPSAUDIT_DATABASE_URL": url, "OPSAUDIT_OUTPUT_DIR": str(out),
            "OPSAUDIT_CONFIG_DIR": str(out / "no-config")}
     command = [str(Path(sys.executable).with_name("opsaudit")), "run", "cs-monthly", "--now", AS_OF.isoformat()]

@@ -1,0 +1,97 @@
+"""The engine at a real company's scale: the statements an audit sends depend on its rules, never
+on how many findings it records; and thousands of results pass between Prefect tasks as one object."""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+
+import pytest
+import sqlalchemy as sa
+
+from opsaudit.checks.results import CheckResult, Outcome, ResultSet
+from opsaudit.contract import departments, metadata, staff, tickets
+from opsaudit.store.migrate import upgrade
+from opsaudit.store.schema import findings
+
+OCTOBER = datetime(2026, 10, 1)
+AGENTS = 500
+
+
+def contact_centre(engine: sa.Engine, failing: int) -> None:
+    """500 agents in 5 departments, 20 rated tickets each; the first `failing` agents have half
+    of theirs unsatisfied, everyone else none."""
+    metadata.create_all(engine, tables=[departments, staff, tickets])
+    heads = [{"staff_id": f"M{d}", "name": f"Head {d}", "department_id": f"D{d}", "role": "manager", "email": None,
+              "active": True} for d in range(5)]
+    ops = {"staff_id": "M-OPS", "name": "Operations manager", "department_id": "OPS", "role": "manager",
+           "email": None, "active": True}
+    agents = [{"staff_id": f"A{i:03d}", "name": f"Agent {i}", "department_id": f"D{i % 5}", "role": "agent",
+               "email": None, "active": True} for i in range(AGENTS)]
+    rows = []
+    for i in range(AGENTS):
+        for n in range(20):
+            opened = OCTOBER + timedelta(minutes=1 + (i * 20 + n) * 4.3)   # the whole month, fresh to its end
+            rows.append({"ticket_id": f"T{i:03d}-{n:02d}", "kind": "consultation", "channel": "phone",
+                         "department_id": f"D{i % 5}", "agent_id": f"A{i:03d}", "opened_at": opened,
+                         "first_response_at": opened + timedelta(minutes=5), "resolved_at": opened + timedelta(hours=2),
+                         "closed_at": None, "status": "resolved", "satisfaction": 2 if i < failing and n < 10 else 5,
+                         "revisited_at": opened + timedelta(days=1), "reopened_count": 0})
+    with engine.begin() as conn:
+        conn.execute(departments.insert(), [{"department_id": "OPS", "name": "Operations", "parent_id": None,
+                                             "head_id": "M-OPS"}] +
+                     [{"department_id": f"D{d}", "name": f"Service {d}", "parent_id": "OPS", "head_id": f"M{d}"}
+                      for d in range(5)])
+        conn.execute(staff.insert(), [ops, *heads, *agents])
+        conn.execute(tickets.insert(), rows)
+    upgrade(engine)
+
+
+@pytest.mark.usefixtures("prefect_harness")
+def test_an_audit_sends_the_same_statements_for_one_failing_agent_or_five_hundred(db_url, engine, monkeypatch,
+                                                                                   tmp_path):
+    from opsaudit.flows.audits import cs_monthly
+
+    # Only the agents are judged, so that the departments pass or fail alike in both companies.
+    (tmp_path / "config" / "thresholds.yaml").write_text(
+        "rules:\n  cs.satisfaction_rate:\n    entities:\n      department: {enabled: false}\n", encoding="utf-8")
+    monkeypatch.setenv("OPSAUDIT_DATABASE_URL", db_url)
+    counted: list[int] = []
+    for failing in (1, AGENTS):
+        with engine.begin() as conn:
+            for table in ("oa_finding_events", "oa_findings", "oa_check_results", "oa_audit_runs", "tickets",
+                          "staff", "departments"):
+                if sa.inspect(conn).has_table(table):
+                    conn.execute(sa.text(f"DELETE FROM {table}"))
+        contact_centre(engine, failing)
+        statements: list[str] = []
+
+        def count(*args, statements=statements) -> None:
+            statements.append(args[2])
+
+        sa.event.listen(sa.engine.Engine, "before_cursor_execute", count)
+        try:
+            summary = cs_monthly(period="2026-10", now=datetime(2026, 11, 2, 9))
+        finally:
+            sa.event.remove(sa.engine.Engine, "before_cursor_execute", count)
+        with engine.connect() as conn:
+            raised = conn.execute(sa.select(sa.func.count()).select_from(findings)
+                                  .where(findings.c.entity_type == "agent")).scalar_one()
+        assert raised == failing and summary["problems"]["important"] >= failing
+        counted.append(len(statements))
+    assert counted[0] == counted[1]
+
+
+def test_prefect_passes_a_result_set_as_one_object():
+    """Prefect walks lists and dataclasses given to a task object by object; a ResultSet it does not
+    enter, however many results it holds, and the dashboard reads what it is."""
+    from prefect.utilities.collections import visit_collection
+
+    results = ResultSet(CheckResult("cs.satisfaction_rate", "customer_service", "agent", f"A{i}", Outcome.PASSED)
+                        for i in range(4000))
+    visited: list[object] = []
+    visit_collection(results, visit_fn=visited.append, return_data=False)
+    assert visited == [results]
+    assert repr(results) == "ResultSet(4,000 results: 4,000 passed)"
+    listed: list[object] = []
+    visit_collection(list(results), visit_fn=listed.append, return_data=False)
+    assert len(listed) > 4000   # what a plain list of results costs instead
