@@ -113,14 +113,21 @@ def set_run_seed(conn: Connection, run_id: str, seed: int, parameters: dict[str,
                  .values(seed=seed, parameters={**current, "sampling": parameters}))
 
 
+# The evidence a finding keeps for the auditor; a result of the run needs only its figures.
+_FINDING_EVIDENCE = ("query", "records_query", "samples", "sample_ids", "facts")
+
+
 def save_results(conn: Connection, run_id: str, results: Sequence[CheckResult]) -> int:
-    """Store every result of the run (passes, warnings, failures, insufficient data)."""
+    """Store every result of the run (passes, warnings, failures, insufficient data): its figures
+    and facts, for the reports' KPI tables; a failure's queries and samples are its finding's."""
     conn.execute(check_results.delete().where(check_results.c.audit_run_id == run_id))
     rows = [{
         "audit_run_id": run_id, "rule_id": r.rule_id, "area": r.area, "entity_type": r.entity_type,
         "entity_id": r.entity_id, "department_id": r.department_id, "outcome": r.outcome.value,
         "severity": r.severity.value if r.severity else None, "observed": r.observed, "target": r.target,
-        "population": r.population, "details": {"facts": _jsonable(r.facts), "evidence": _jsonable(r.evidence)},
+        "population": r.population,
+        "details": {"facts": _jsonable(r.facts),
+                    "evidence": _jsonable({k: v for k, v in r.evidence.items() if k not in _FINDING_EVIDENCE})},
     } for r in _unique(results)]
     if rows:
         conn.execute(check_results.insert(), rows)
