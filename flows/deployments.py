@@ -13,11 +13,9 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from importlib import import_module
-from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from opsaudit.config.loader import Config, display_path, read_yaml
-from opsaudit.errors import ConfigError
+from opsaudit.config.loader import Config
 from opsaudit.flows.labels import area_tags
 from opsaudit.settings import Settings
 
@@ -73,36 +71,12 @@ def _lookup(data: Any, key: str) -> Any:
     return data
 
 
-def _origin(files: Sequence[Path], key: str) -> str:
-    """The configuration file that set `key`: a company's override, else the shipped default."""
-    for path in reversed(files):
-        if _lookup(read_yaml(path), key) is not None:
-            return display_path(path)
-    return display_path(files[0])
-
-
-def validate_cron(cron: str, timezone: str, where: str) -> str:
-    """`cron` when Prefect's scheduler accepts it; otherwise a ConfigError naming `where`."""
-    from prefect.client.schemas.schedules import CronSchedule
-    from pydantic import ValidationError
-
-    try:
-        CronSchedule(cron=cron, timezone=timezone)
-    except ValidationError:
-        raise ConfigError(f"{where}: {cron!r} is not a valid cron expression (five fields: minute hour "
-                          "day-of-month month day-of-week, e.g. '0 8 * * 1')") from None
-    return cron
-
-
-def cron_of(entry: Entry, config: Config, timezone: str) -> str | None:
-    """The entry's validated cron from config/audits.yaml, or None for an on-demand flow."""
+def cron_of(entry: Entry, config: Config) -> str | None:
+    """The entry's cron from config/audits.yaml (validated when the file was read), or None for an
+    on-demand flow."""
     if entry.cron_key is None:
         return None
-    where = f"{_origin(config.files['audits'], entry.cron_key)}: {entry.cron_key}"
-    cron = _lookup(config.audits.model_dump(mode="json"), entry.cron_key)
-    if not isinstance(cron, str) or not cron.strip():
-        raise ConfigError(f"{where}: a cron expression is required")
-    return validate_cron(cron.strip(), timezone, where)
+    return _lookup(config.audits.model_dump(mode="json"), entry.cron_key)
 
 
 def deployments(settings: Settings, config: Config, registry: Sequence[Entry] = REGISTRY) -> list[Deployment]:
@@ -113,7 +87,7 @@ def deployments(settings: Settings, config: Config, registry: Sequence[Entry] = 
         plan = plans.get(entry.audit)  # type: ignore[call-overload]
         tags = (entry.kind, *area_tags(plan.areas if plan is not None else ()))
         result.append(Deployment(name=entry.audit, audit=entry.audit, flow=entry.flow,
-                                 cron=cron_of(entry, config, settings.timezone), timezone=settings.timezone,
+                                 cron=cron_of(entry, config), timezone=settings.timezone,
                                  parameters=dict(entry.parameters), tags=tags))
     return result
 

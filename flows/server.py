@@ -15,6 +15,7 @@ import socket
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from collections.abc import Iterator
 from contextlib import closing, contextmanager, suppress
@@ -119,16 +120,29 @@ def local_server(*, port: int | None = None, full: bool = False, timeout: float 
         log.unlink(missing_ok=True)
 
 
+def _import_great_expectations() -> None:
+    import great_expectations  # noqa: F401 - only to have it imported
+
+
 @contextmanager
 def prefect_api(*, port: int | None = None, full: bool = False) -> Iterator[str]:
-    """The API to run flows against: PREFECT_API_URL when set, else a local server for this block."""
+    """The API to run flows against: PREFECT_API_URL when set, else a local server for this block.
+
+    Great Expectations takes seconds to import: it is imported while the local server starts,
+    instead of after, in the audit's first data-quality step. The import is joined before the
+    block runs, so no two threads ever import at once.
+    """
     configured = configured_api_url()
     if configured:
         yield configured
         return
+    import httpx  # noqa: F401 - the health checks' import, done before the other thread starts
     from prefect.settings import PREFECT_API_URL, temporary_settings
 
+    importing = threading.Thread(target=_import_great_expectations, name="import-gx", daemon=True)
+    importing.start()
     with local_server(port=port, full=full) as url, temporary_settings(updates={PREFECT_API_URL: url}):
+        importing.join()
         try:
             yield url
         finally:

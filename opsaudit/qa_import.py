@@ -32,7 +32,7 @@ from opsaudit.i18n import resolve_language, text
 from opsaudit.periods import parse_period
 from opsaudit.reports.review_sheet import column_for_header, period_of, review_sheet_titles
 from opsaudit.settings import load_settings
-from opsaudit.source import Source
+from opsaudit.source import Source, missing_tables
 
 REQUIRED = ("review_id", "ticket_id", "reviewer_id", "reviewed_at", "attitude_score", "resolution_score",
             "compliant")
@@ -116,6 +116,10 @@ def header(column: str, language: str) -> str:
     return text(f"review_sheet.column.{column}", language)
 
 
+# The tables an import reads (the reviewed tickets and the reviewers) and the one it writes.
+QA_TABLES = ("tickets", "staff", "qa_reviews")
+
+
 def import_review_sheet(engine: Engine, path: Path, *, source: Source | None = None,
                         language: str | None = None) -> ImportSummary:
     """Import the reviewed rows of a sheet into qa_reviews of `engine`, in one transaction.
@@ -126,6 +130,10 @@ def import_review_sheet(engine: Engine, path: Path, *, source: Source | None = N
     """
     language = resolve_language(language)
     source = source or Source(engine, SourceMapping())
+    absent = missing_tables(source, QA_TABLES)
+    if absent:
+        raise SourceError(f"database: {', '.join(source.physical_name(t) for t in sorted(absent))}: missing table "
+                          f"(qa import reads {', '.join(QA_TABLES[:-1])} and writes qa_reviews)")
     tz = load_settings().tz
     now = datetime.now(tz).replace(tzinfo=None, microsecond=0)
     word, rows = _read(path, language)

@@ -65,7 +65,7 @@ def test_opsaudit_demo_needs_no_setup_and_writes_its_output(tmp_path):
     result = subprocess.run([sys.executable, "-m", "opsaudit", "demo", "--now", AS_OF.isoformat()],
                             capture_output=True, text=True, timeout=600)
     assert result.returncode == 0, result.stderr
-    assert "problems were planted" in result.stdout
+    assert "演示数据中共埋设" in result.stdout and "稽查输出已写入" in result.stdout
     out = tmp_path / "out"
     assert json.loads((out / "demo" / "planted.json").read_text())["planted"]
     for audit, period in (("cs-weekly", "2026-W46"), ("cs-monthly", "2026-10"), ("execution-monthly", "2026-10"),

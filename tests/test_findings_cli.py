@@ -79,9 +79,35 @@ def sixty(tmp_path, monkeypatch) -> str:
     return url
 
 
-def cli(*args: str, columns: int = 80) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([sys.executable, "-m", "opsaudit", *args], capture_output=True, text=True, timeout=300,
-                          env={**os.environ, "COLUMNS": str(columns)})
+def cli(*args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([sys.executable, "-m", "opsaudit", *args], capture_output=True, text=True, timeout=300)
+
+
+def on_a_terminal(*args: str, columns: int = 80) -> str:
+    """What a person sees running the command in a terminal `columns` wide (a pseudo-terminal)."""
+    import fcntl
+    import pty
+    import struct
+    import termios
+
+    leader, follower = pty.openpty()
+    fcntl.ioctl(follower, termios.TIOCSWINSZ, struct.pack("HHHH", 50, columns, 0, 0))
+    process = subprocess.Popen([sys.executable, "-m", "opsaudit", *args], stdout=follower, stderr=subprocess.PIPE,
+                               env={**os.environ, "NO_COLOR": "1", "TERM": "dumb"})
+    os.close(follower)
+    chunks = []
+    while True:
+        try:
+            chunk = os.read(leader, 65536)
+        except OSError:   # the terminal closed: the command is done
+            break
+        if not chunk:
+            break
+        chunks.append(chunk)
+    process.wait(timeout=300)
+    os.close(leader)
+    assert process.returncode == 0, process.stderr.read()
+    return b"".join(chunks).decode("utf-8").replace("\r\n", "\n")
 
 
 def ids(url: str, **where: str) -> list[str]:
@@ -94,13 +120,12 @@ def ids(url: str, **where: str) -> list[str]:
 
 
 def test_the_list_fits_80_columns_and_never_cuts_an_id(sixty):
-    result = cli("findings", "list", "--limit", "0")
-    assert result.returncode == 0, result.stderr
-    lines = result.stdout.splitlines()
+    shown = on_a_terminal("findings", "list", "--limit", "0")
+    lines = shown.splitlines()
     assert max(cell_len(line.rstrip()) for line in lines) <= 80
-    assert all(finding_id in result.stdout for finding_id in ids(sixty))
+    assert all(finding_id in shown for finding_id in ids(sixty))
     assert lines[-1] == "共60条稽查发现。"
-    assert "重大问题 · 待整改 · 2026年10月" in result.stdout and "责任人主管1（H01）" in result.stdout
+    assert "重大问题 · 待整改 · 2026年10月" in shown and "责任人主管1（H01）" in shown
 
 
 def test_filters_accept_codes_and_chinese_names_and_refuse_anything_else(sixty):
@@ -168,14 +193,14 @@ def test_six_thousand_findings_list_in_pages_and_export_whole(tmp_path, monkeypa
     url = f"sqlite:///{tmp_path / 'big.db'}"
     company(url, 6000)
     monkeypatch.setenv("OPSAUDIT_DATABASE_URL", url)
-    table = cli("findings", "list")
-    assert table.stdout.splitlines()[-1] == "显示前100条，共6,000条；可按部门、责任人、规则、期间等筛选。"
-    assert max(cell_len(line.rstrip()) for line in table.stdout.splitlines()) <= 80
+    table = on_a_terminal("findings", "list")
+    assert table.splitlines()[-1] == "显示前100条，共6,000条；可按部门、责任人、规则、期间等筛选。"
+    assert max(cell_len(line.rstrip()) for line in table.splitlines()) <= 80
     assert len(json.loads(cli("findings", "list", "--format", "json").stdout)) == 6000
 
 
 def test_version_and_flags_in_the_help(tmp_path):
     assert cli("--version").stdout.startswith("opsaudit ")
-    help_text = cli("findings", "list", "--help", columns=120).stdout
+    help_text = cli("findings", "list", "--help").stdout
     assert "--overdue" in help_text and "<bool>" not in help_text
     assert Path(tmp_path).is_dir()

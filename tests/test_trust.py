@@ -106,6 +106,15 @@ def _lost_version(folder: Path, _company: Path) -> None:
     engine.dispose()
 
 
+def _empty_database_and_a_filled_sheet(folder: Path, _company: Path) -> None:
+    sa.create_engine(f"sqlite:///{folder / 'empty.db'}").connect().close()
+    (folder / "sheet.csv").write_text(
+        "review_id,ticket_id,department_id,agent_id,channel,kind,opened_at,reviewer_id,reviewed_at,"
+        "attitude_score,resolution_score,compliant,notes\n"
+        "QA-2026-W46-0001,T1,CS1,S020,phone,consultation,2026-11-10 09:00:00,S004,2026-11-17 10:00:00,"
+        "80,80,yes,\n", encoding="utf-8")
+
+
 THRESHOLDS = "config/thresholds.yaml"
 AUDITS = "config/audits.yaml"
 SOURCE = "config/source.yaml"
@@ -222,6 +231,10 @@ CASES = [
          files={SOURCE: "tables:\n  staff:\n    select: SELECT nothing FROM nowhere\n"}),
     Case("unknown finding", ("findings", "show", "nosuchid"), 1, "finding nosuchid: no such finding"),
     Case("QA sheet that is not there", ("qa", "import", "{folder}/missing.xlsx"), 1, "missing.xlsx"),
+    Case("QA import into a database without the contract tables",
+         ("qa", "import", "{folder}/sheet.csv", "--db", "sqlite:///{folder}/empty.db"), 1,
+         "qa_reviews, staff, tickets: missing table (qa import reads tickets, staff and writes qa_reviews)",
+         prepare=_empty_database_and_a_filled_sheet),
 ]
 
 

@@ -107,14 +107,10 @@ def quiet_prefect() -> None:
 
 
 def console():
-    """A console as wide as the terminal; when output goes to a file or pipe, as wide as COLUMNS
-    says, or 160 columns."""
+    """A console as wide as the terminal, or 160 columns when output goes to a file or pipe."""
     from rich.console import Console
 
-    if sys.stdout.isatty():
-        return Console()
-    columns = os.environ.get("COLUMNS", "")
-    return Console(width=int(columns) if columns.isdigit() else 160)
+    return Console() if sys.stdout.isatty() else Console(width=160)
 
 
 def open_store(settings):
