@@ -44,6 +44,8 @@ REGISTRY: tuple[Entry, ...] = (
     Entry("execution-monthly", "opsaudit.flows.audits:execution_monthly", "audits.execution-monthly.cron"),
     Entry("planning-quarterly", "opsaudit.flows.audits:planning_quarterly", "audits.planning-quarterly.cron"),
     Entry("data-quarterly", "opsaudit.flows.audits:data_quarterly", "audits.data-quarterly.cron"),
+    Entry("rectification-tracking", "opsaudit.flows.rectification:rectification_tracking",
+          "rectification_tracking.cron", kind="tracking"),
 )
 
 

@@ -135,3 +135,27 @@ def _setup(lang: Language | None, db: str | None, store: str | None):
     language = resolve_language(lang.value if lang else None)
     return settings, language, load_directory(settings, settings.load_config())
 
+
+
+def run_tracking(settings: Any, period: str | None, now: datetime | None) -> None:
+    """`opsaudit run rectification-tracking [--now TS]`: the daily flow, once, through Prefect."""
+    from opsaudit.cli.app import quiet_prefect
+    from opsaudit.tracking import prepare_run
+
+    if period is not None:
+        raise typer.BadParameter("rectification-tracking tracks every open finding; it takes no period",
+                                 param_hint="--period")
+    prepare_run(settings, now)  # one clear line for a bad store or directory, before Prefect starts
+    quiet_prefect()
+    from opsaudit.flows.rectification import rectification_tracking
+    from opsaudit.flows.server import prefect_api
+
+    with prefect_api():
+        result = rectification_tracking(now=now)
+    mail = result["mail"]
+    delivery = (f"{len(mail['sent'])} sent, {len(mail['retrying']) + len(mail['failed'])} not sent"
+                if mail["attempted"] else "kept in the outbox (OPSAUDIT_SMTP_HOST is not set)")
+    report = f"progress report of {result['progress_report']} enqueued" if result["progress_report"] \
+        else "no progress report due"
+    typer.echo(f"rectification tracking at {result['now']}: {result['reminded']} reminded, {result['escalated']} "
+               f"escalated, {report}; mail {delivery}, {len(mail['waiting'])} waiting")
