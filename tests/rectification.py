@@ -55,9 +55,10 @@ def directory(engine: sa.Engine) -> Directory:
 
 
 def problem(entity: str = "CS1", severity: str = "general", *, owner: str = "O1", rule: str = "cs.satisfaction_rate",
-            department: str | None = None) -> CheckResult:
-    """A failed department result of `rule` on `entity`, owned by `owner`."""
-    department = department or entity
+            department: str | None = "") -> CheckResult:
+    """A failed department result of `rule` on `entity` (in department `entity` unless given; None:
+    in none, as a company result), owned by `owner`."""
+    department = entity if department == "" else department
     return CheckResult(rule, "customer_service", "department", entity, Outcome.FAILED, Severity(severity),
                        department_id=department, owner_id=owner, observed=0.8, target=0.9, population=100,
                        facts={"period": "2026-10", "department_id": department, "department_name": department,
