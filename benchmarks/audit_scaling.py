@@ -43,8 +43,9 @@ def ensure_database(url: str) -> None:
 def load(url: str, tickets: int) -> None:
     engine = create_engine(url)
     with engine.begin() as conn:
-        conn.execute(sa.text("DROP TABLE IF EXISTS oa_finding_events, oa_findings, oa_check_results, oa_samples, "
-                             "oa_reports, oa_outbox, oa_audit_runs, oa_alembic_version CASCADE"))
+        conn.execute(sa.text("DROP TABLE IF EXISTS oa_finding_events, oa_finding_notices, oa_major_handling, "
+                             "oa_findings, oa_check_results, oa_samples, oa_reports, oa_outbox, oa_audit_runs, "
+                             "oa_alembic_version CASCADE"))
         conn.execute(sa.text("DROP FUNCTION IF EXISTS oa_refuse_change() CASCADE"))
     started = time.perf_counter()
     build_demo(engine, as_of=AS_OF, total_tickets=tickets)

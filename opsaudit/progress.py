@@ -112,7 +112,7 @@ def send_progress_report(conn: Connection, directory: Directory, weekday: int, *
     roles = [Role.OPERATIONS_MANAGER] + ([Role.EXECUTIVE] if report.majors else [])
     recipients = resolve(directory, roles=roles)
     groups = recipients.by_language(language)
+    writer = mails.Writer(directory, zone, report.handling)
     for mail_language, addresses in groups.items():
-        outbox.enqueue(conn, mails.progress_mail(report, addresses, mail_language, zone, directory,
-                                                 f"{prefix}{mail_language}"), now=now)
+        outbox.enqueue(conn, writer.progress(report, addresses, mail_language, f"{prefix}{mail_language}"), now=now)
     return (report.week if groups else None), len(groups)

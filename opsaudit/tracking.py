@@ -34,7 +34,7 @@ from opsaudit.config.models import RectificationTracking
 from opsaudit.db import check_reachable, source_engine, store_engine
 from opsaudit.errors import StoreError
 from opsaudit.reports import outbox
-from opsaudit.reports.recipients import Directory, Recipient, Role, resolve
+from opsaudit.reports.recipients import Directory, Recipient, RecipientList, Role, resolve
 from opsaudit.settings import Settings
 from opsaudit.source import Source
 from opsaudit.store.findings import OPEN, event_row
@@ -150,22 +150,36 @@ def claim(conn: Connection, steps: Sequence[Step], now: datetime) -> list[Step]:
     return [step for step in steps if (step.finding["id"], step.key) in claimed]
 
 
-def who_to_tell(step: Step, directory: Directory) -> Notice:
-    """The owner for a reminder; for an escalation the level's people, with the owner in copy.
+class Audience:
+    """Who is told of each step: the owner for a reminder; for an escalation the level's people,
+    with the owner in copy. A level's people are looked up once per department and run.
 
     A finding without a department (a company or data-quality finding) is the operations
     department's: its head is told at the first level.
     """
-    owner = step.finding["owner_id"]
-    named = {owner: "owner"} if owner else {}
-    if step.level is None:
-        found = resolve(directory, named=named)
-    else:
-        role = {Level.DEPARTMENT_HEAD: Role.DEPARTMENT_HEAD, Level.OPERATIONS_MANAGER: Role.OPERATIONS_MANAGER,
-                Level.EXECUTIVES: Role.EXECUTIVE}[step.level]
-        department = step.finding["department_id"] or directory.operations_department
-        found = resolve(directory, roles=[role], departments=[department], named=named)
-    return Notice(step, found.recipients, found.notes)
+
+    ROLES = {Level.DEPARTMENT_HEAD: Role.DEPARTMENT_HEAD, Level.OPERATIONS_MANAGER: Role.OPERATIONS_MANAGER,
+             Level.EXECUTIVES: Role.EXECUTIVE}
+
+    def __init__(self, directory: Directory) -> None:
+        self.directory = directory
+        self._levels: dict[tuple[Level, str], RecipientList] = {}
+
+    def notice(self, step: Step) -> Notice:
+        owner = step.finding["owner_id"]
+        found = [resolve(self.directory, named={owner: "owner"})] if owner else []
+        if step.level is not None:
+            department = step.finding["department_id"] or self.directory.operations_department
+            key = (step.level, department)
+            if key not in self._levels:
+                self._levels[key] = resolve(self.directory, roles=[self.ROLES[step.level]], departments=[department])
+            found.insert(0, self._levels[key])
+        recipients: dict[str, Recipient] = {}
+        for part in found:
+            for recipient in part.recipients:
+                recipients.setdefault(recipient.email.lower(), recipient)
+        return Notice(step, tuple(recipients.values()), tuple(dict.fromkeys(note for part in found
+                                                                            for note in part.notes)))
 
 
 def record(conn: Connection, notices: Sequence[Notice], now: datetime, language: str) -> None:
@@ -208,17 +222,19 @@ def track(conn: Connection, directory: Directory, policy: RectificationTracking,
     from opsaudit.reports import rectification as mails
 
     due = [step for finding in candidates(conn, now, policy) for step in steps_due(finding, now, policy, zone)]
-    notices = [who_to_tell(step, directory) for step in claim(conn, due, now)]
+    audience = Audience(directory)
+    notices = [audience.notice(step) for step in claim(conn, due, now)]
     record(conn, notices, now, language)
     majors = major_handling_of(conn, sorted({n.step.finding["id"] for n in notices
                                              if n.step.finding["severity"] == "major"}))
+    writer = mails.Writer(directory, zone, majors)
     messages = 0
     for kind, chosen in (("reminder", [n for n in notices if n.step.level is None]),
                          ("escalation", [n for n in notices if n.step.level is not None])):
         for recipient, steps in by_person(chosen).values():
             mail_language = recipient.language or language
-            compose = mails.reminder_mail if kind == "reminder" else mails.escalation_mail
-            mail = compose(steps, recipient.address, mail_language, zone, directory, majors,
+            compose = writer.reminder if kind == "reminder" else writer.escalation
+            mail = compose(steps, recipient.address, mail_language,
                            digest_key(kind, recipient.email, steps, mail_language))
             outbox.enqueue(conn, mail, now=now)
             messages += 1
@@ -255,7 +271,8 @@ def prepare_run(settings: Settings, now: datetime | None = None) -> TrackingRun:
     """The run at `now` (default: the clock), checked before anything is written: the store takes
     writes, the operations department exists with its manager, the directory can be read."""
     config = settings.load_config()
-    clock = (now or datetime.now(settings.tz)).astimezone(settings.tz)
+    # A plain datetime: Prefect's scheduled times are pendulum's, whose arithmetic drops a zoneinfo zone.
+    clock = datetime.fromtimestamp((now or datetime.now(settings.tz)).timestamp(), settings.tz)
     directory = load_directory(settings, config)
     source = Source(source_engine(settings.database, timezone=settings.timezone), config.source,
                     zone=settings.timezone)

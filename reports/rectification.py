@@ -18,8 +18,12 @@ from opsaudit.reports.outbox import Address, OutgoingMail
 from opsaudit.reports.recipients import Directory
 
 if TYPE_CHECKING:
+    from opsaudit.progress import Progress
     from opsaudit.store.lifecycle import MajorHandling
-    from opsaudit.tracking import Progress, Step
+    from opsaudit.tracking import Step
+
+# A mail names at most this many findings and says how many more there are.
+MAIL_ROWS = 100
 
 
 @dataclass
@@ -67,7 +71,8 @@ class Body:
         return "\n".join(lines).rstrip() + "\n"
 
     def html(self) -> str:
-        parts = ['<html><body style="font-family: sans-serif; font-size: 14px; color: #222">']
+        parts = ['<html><head><meta charset="utf-8"></head>'
+                 '<body style="font-family: sans-serif; font-size: 14px; color: #222">']
         for kind, content in self.blocks:
             if kind == "table":
                 header, rows, _ = content
@@ -90,16 +95,12 @@ def _t(key: str, language: str, **values: Any) -> str:
     return text(key, language, **values)
 
 
-def _title(finding: RowMapping, language: str) -> str:
-    """The finding's title with what it is about: 客户满意度未达标（CS1）."""
-    from opsaudit.store.finding_views import finding_text
+def _date(moment: datetime, zone: tzinfo, language: str) -> str:
+    """The local date of an instant; the store gives SQLite's back without its zone (UTC)."""
+    from opsaudit.i18n import format_value
+    from opsaudit.store.times import from_db
 
-    return _t("label.named", language, name=finding_text(finding, language)[0], id=finding["entity_id"])
-
-
-def _person(directory: Directory, staff_id: str | None) -> str:
-    person = directory.people.get(staff_id or "")
-    return person.label() if person else (staff_id or "—")
+    return format_value(from_db(moment, zone), "date", language)
 
 
 def _next_step(finding: RowMapping, language: str) -> str:
@@ -117,132 +118,144 @@ def _mail(key: str, kind: str, address: Address | Sequence[Address], subject: st
                         body_html=body.html())
 
 
-def _subject(kind: str, steps: Sequence[Step], language: str) -> str:
-    count = len({step.finding["id"] for step in steps})
-    if count == 1:
-        return _t(f"rectification.mail.{kind}.subject_one", language, title=_title(steps[0].finding, language))
-    return _t(f"rectification.mail.{kind}.subject_many", language, count=count)
+def _more(body: Body, total: int, shown: int, language: str) -> None:
+    if total > shown:
+        body.paragraph(_t("rectification.progress.more", language, count=total - shown))
 
 
-def reminder_mail(steps: Sequence[Step], address: Address, language: str, zone: tzinfo, directory: Directory,
-                  majors: Mapping[str, MajorHandling], key: str) -> OutgoingMail:
-    """One owner's reminders of a run: each finding, the deadline near, what to do next."""
-    header = [_t("field.title", language), _t("field.severity", language), _t("field.status", language),
-              _t("rectification.column.deadline", language), _t("rectification.column.days_left", language),
-              _t("rectification.column.next", language)]
-    rows = []
-    for step in steps:
-        finding = step.finding
-        deadline = _t("field.plan_due_at" if step.kind == "remind_plan" else "field.due_at", language)
-        left = (_t("rectification.mail.due_today", language) if step.days == 0
-                else _t("rectification.mail.days", language, days=step.days))
-        next_step = (_t("rectification.next.open_plan", language) if step.kind == "remind_plan"
-                     else _next_step(finding, language))
-        rows.append([_title(finding, language), _t(f"enum.severity.{finding['severity']}", language),
-                     _t(f"enum.finding_status.{finding['status']}", language),
-                     f"{deadline} {_date(step.deadline, zone, language)}", left, next_step])
-    body = Body(language).paragraph(_t("rectification.mail.reminder.intro", language,
-                                       name=address.name or address.email))
-    body.table(header, rows)
-    _major_section(body, [step.finding for step in steps], majors, directory, language)
-    return _mail(key, "notice", address, _subject("reminder", steps, language), body, language)
+class Writer:
+    """Writes one tracking run's messages; each finding's title is rendered once per language."""
 
+    def __init__(self, directory: Directory, zone: tzinfo, majors: Mapping[str, MajorHandling]) -> None:
+        self.directory, self.zone, self.majors = directory, zone, majors
+        self._titles: dict[tuple[str, str], str] = {}
 
-def escalation_mail(steps: Sequence[Step], address: Address, language: str, zone: tzinfo, directory: Directory,
-                    majors: Mapping[str, MajorHandling], key: str) -> OutgoingMail:
-    """One person's escalations of a run: each overdue finding, whose it is, and how late."""
-    header = [_t("field.title", language), _t("field.department", language), _t("field.owner", language),
-              _t("field.severity", language), _t("field.status", language), _t("field.due_at", language),
-              _t("rectification.column.days_overdue", language), _t("rectification.column.level", language)]
-    levels: dict[str, list[Step]] = {}
-    for step in steps:  # a person told at several levels of one finding reads it once
-        levels.setdefault(step.finding["id"], []).append(step)
-    rows = []
-    for told in levels.values():
-        finding = told[0].finding
-        rows.append([_title(finding, language), finding["department_id"] or "—",
-                     _person(directory, finding["owner_id"]), _t(f"enum.severity.{finding['severity']}", language),
-                     _t(f"enum.finding_status.{finding['status']}", language), _date(told[0].deadline, zone, language),
-                     _t("rectification.mail.days", language, days=told[0].days),
-                     _t("format.list_separator", language).join(_t(f"rectification.level.{step.level}", language)
-                                                                 for step in told)])
-    owner = all(step.finding["owner_id"] == address.staff_id for step in steps)
-    body = Body(language).paragraph(_t("rectification.mail.escalation.intro_owner" if owner
-                                       else "rectification.mail.escalation.intro", language,
-                                       name=address.name or address.email))
-    body.table(header, rows)
-    _major_section(body, [step.finding for step in steps], majors, directory, language)
-    return _mail(key, "alert", address, _subject("escalation", steps, language), body, language)
+    def title(self, finding: RowMapping, language: str) -> str:
+        """The finding's title with what it is about: 客户满意度未达标（CS1）."""
+        from opsaudit.store.finding_views import finding_text
 
+        key = (finding["id"], language)
+        if key not in self._titles:
+            self._titles[key] = _t("label.named", language, name=finding_text(finding, language)[0],
+                                   id=finding["entity_id"])
+        return self._titles[key]
 
-def progress_mail(report: Progress, addresses: Sequence[Address], language: str, zone: tzinfo, directory: Directory,
-                  key: str) -> OutgoingMail:
-    """The weekly progress report: counts by severity, the longest overdue, what falls due, and
-    every major finding not closed with its special meeting and task force."""
-    from opsaudit.i18n import format_value
+    def person(self, staff_id: str | None) -> str:
+        person = self.directory.people.get(staff_id or "")
+        return person.label() if person else (staff_id or "—")
 
-    severities = ("major", "important", "general")
-    header = ["", *(_t(f"enum.severity.{s}", language) for s in severities), _t("rectification.progress.total",
-                                                                                  language)]
-    counts = [[_t(f"rectification.progress.row.{name}", language),
-               *(format_value(by_severity[s], "count", language) for s in severities),
-               format_value(sum(by_severity.values()), "count", language)]
-              for name, by_severity in report.counts.items()]
-    body = Body(language).paragraph(_t("rectification.progress.intro", language, now=report.now.astimezone(zone)))
-    body.table(header, counts, compact=True)
-    _finding_list(body, "overdue", report.overdue, report, directory, language, zone)
-    _finding_list(body, "due_soon", report.due_soon, report, directory, language, zone)
-    _major_section(body, report.majors, report.handling, directory, language, always=True)
-    subject = _t("rectification.progress.subject", language, week=report.week)
-    return _mail(key, "report", addresses, subject, body, language)
+    def subject(self, kind: str, steps: Sequence[Step], language: str) -> str:
+        count = len({step.finding["id"] for step in steps})
+        if count == 1:
+            return _t(f"rectification.mail.{kind}.subject_one", language, title=self.title(steps[0].finding, language))
+        return _t(f"rectification.mail.{kind}.subject_many", language, count=count)
 
+    def reminder(self, steps: Sequence[Step], address: Address, language: str, key: str) -> OutgoingMail:
+        """One owner's reminders of a run: each finding, the deadline near, what to do next."""
+        header = [_t("field.title", language), _t("field.severity", language), _t("field.status", language),
+                  _t("rectification.column.deadline", language), _t("rectification.column.days_left", language),
+                  _t("rectification.column.next", language)]
+        rows = []
+        for step in steps[:MAIL_ROWS]:
+            finding = step.finding
+            deadline = _t("field.plan_due_at" if step.kind == "remind_plan" else "field.due_at", language)
+            left = (_t("rectification.mail.due_today", language) if step.days == 0
+                    else _t("rectification.mail.days", language, days=step.days))
+            next_step = (_t("rectification.next.open_plan", language) if step.kind == "remind_plan"
+                         else _next_step(finding, language))
+            rows.append([self.title(finding, language), _t(f"enum.severity.{finding['severity']}", language),
+                         _t(f"enum.finding_status.{finding['status']}", language),
+                         f"{deadline} {_date(step.deadline, self.zone, language)}", left, next_step])
+        body = Body(language).paragraph(_t("rectification.mail.reminder.intro", language,
+                                           name=address.name or address.email))
+        body.table(header, rows)
+        _more(body, len(steps), len(rows), language)
+        self.major_section(body, [step.finding for step in steps], language)
+        return _mail(key, "notice", address, self.subject("reminder", steps, language), body, language)
 
-def _finding_list(body: Body, name: str, rows: Sequence[RowMapping], report: Progress, directory: Directory,
-                  language: str, zone: tzinfo) -> None:
-    body.heading(_t(f"rectification.progress.{name}_title", language))
-    if not rows:
-        body.paragraph(_t("rectification.progress.none", language))
-        return
-    header = [_t("field.title", language), _t("field.department", language), _t("field.owner", language),
-              _t("field.severity", language), _t("field.due_at", language),
-              _t("rectification.column.level", language)]
-    body.table(header, [[_title(row, language), row["department_id"] or "—", _person(directory, row["owner_id"]),
-                         _t(f"enum.severity.{row['severity']}", language), _date(row["due_at"], zone, language),
-                         _t(f"rectification.level.{report.escalation[row['id']]}", language)
-                         if row["id"] in report.escalation else "—"] for row in rows])
-    more = sum(report.counts[name].values()) - len(rows)
-    if more > 0:
-        body.paragraph(_t("rectification.progress.more", language, count=more))
+    def escalation(self, steps: Sequence[Step], address: Address, language: str, key: str) -> OutgoingMail:
+        """One person's escalations of a run: each overdue finding, whose it is, how late, who is told."""
+        header = [_t("field.title", language), _t("field.department", language), _t("field.owner", language),
+                  _t("field.severity", language), _t("field.status", language), _t("field.due_at", language),
+                  _t("rectification.column.days_overdue", language), _t("rectification.column.level", language)]
+        levels: dict[str, list[Step]] = {}
+        for step in steps:  # a person told at several levels of one finding reads it once
+            levels.setdefault(step.finding["id"], []).append(step)
+        rows = []
+        for told in list(levels.values())[:MAIL_ROWS]:
+            finding = told[0].finding
+            rows.append([self.title(finding, language), finding["department_id"] or "—",
+                         self.person(finding["owner_id"]), _t(f"enum.severity.{finding['severity']}", language),
+                         _t(f"enum.finding_status.{finding['status']}", language),
+                         _date(told[0].deadline, self.zone, language),
+                         _t("rectification.mail.days", language, days=told[0].days),
+                         _t("format.list_separator", language).join(
+                             _t(f"rectification.level.{step.level}", language) for step in told)])
+        owner = all(step.finding["owner_id"] == address.staff_id for step in steps)
+        body = Body(language).paragraph(_t("rectification.mail.escalation.intro_owner" if owner
+                                           else "rectification.mail.escalation.intro", language,
+                                           name=address.name or address.email))
+        body.table(header, rows)
+        _more(body, len(levels), len(rows), language)
+        self.major_section(body, [step.finding for step in steps], language)
+        return _mail(key, "alert", address, self.subject("escalation", steps, language), body, language)
 
+    def progress(self, report: Progress, addresses: Sequence[Address], language: str, key: str) -> OutgoingMail:
+        """The weekly progress report: counts by severity, the longest overdue, what falls due, and
+        every major finding not closed with its special meeting and task force."""
+        from opsaudit.i18n import format_value
 
-def _major_section(body: Body, rows: Sequence[RowMapping], majors: Mapping[str, MajorHandling],
-                   directory: Directory, language: str, *, always: bool = False) -> None:
-    """The special meeting and the task force of each major finding among `rows`."""
-    major = list({row["id"]: row for row in rows if row["severity"] == "major"}.values())
-    if not major and not always:
-        return
-    body.heading(_t("rectification.major.title", language))
-    if not major:
-        body.paragraph(_t("rectification.progress.none", language))
-        return
-    header = [_t("field.title", language), _t("field.owner", language), _t("field.status", language),
-              _t("rectification.column.meeting", language), _t("rectification.column.task_force", language)]
-    rows_out = []
-    for row in major:
-        handling = majors.get(row["id"])
-        meeting = (_t("rectification.major.meeting", language, date=handling.meeting_on)
-                   if handling and handling.meeting_on else _t("rectification.major.no_meeting", language))
-        team = (_t("rectification.major.task_force", language, lead=_person(directory, handling.task_force_lead),
-                   members=[_person(directory, m) for m in handling.task_force_members])
-                if handling and handling.task_force_lead else _t("rectification.major.no_task_force", language))
-        rows_out.append([_title(row, language), _person(directory, row["owner_id"]),
-                         _t(f"enum.finding_status.{row['status']}", language), meeting, team])
-    body.table(header, rows_out)
+        severities = ("major", "important", "general")
+        header = ["", *(_t(f"enum.severity.{s}", language) for s in severities),
+                  _t("rectification.progress.total", language)]
+        counts = [[_t(f"rectification.progress.row.{name}", language),
+                   *(format_value(by_severity[s], "count", language) for s in severities),
+                   format_value(sum(by_severity.values()), "count", language)]
+                  for name, by_severity in report.counts.items()]
+        body = Body(language).paragraph(_t("rectification.progress.intro", language,
+                                           now=report.now.astimezone(self.zone)))
+        body.table(header, counts, compact=True)
+        for name, rows in (("overdue", report.overdue), ("due_soon", report.due_soon)):
+            self.finding_list(body, name, rows, report, language)
+        self.major_section(body, report.majors, language, always=True)
+        subject = _t("rectification.progress.subject", language, week=report.week)
+        return _mail(key, "report", addresses, subject, body, language)
 
+    def finding_list(self, body: Body, name: str, rows: Sequence[RowMapping], report: Progress,
+                     language: str) -> None:
+        body.heading(_t(f"rectification.progress.{name}_title", language))
+        if not rows:
+            body.paragraph(_t("rectification.progress.none", language))
+            return
+        header = [_t("field.title", language), _t("field.department", language), _t("field.owner", language),
+                  _t("field.severity", language), _t("field.due_at", language),
+                  _t("rectification.column.level", language)]
+        body.table(header, [[self.title(row, language), row["department_id"] or "—", self.person(row["owner_id"]),
+                             _t(f"enum.severity.{row['severity']}", language),
+                             _date(row["due_at"], self.zone, language),
+                             _t(f"rectification.level.{report.escalation[row['id']]}", language)
+                             if row["id"] in report.escalation else "—"] for row in rows])
+        _more(body, sum(report.counts[name].values()), len(rows), language)
 
-def _date(moment: datetime, zone: tzinfo, language: str) -> str:
-    """The local date of an instant; the store gives SQLite's back without its zone (UTC)."""
-    from opsaudit.i18n import format_value
-    from opsaudit.store.times import from_db
-
-    return format_value(from_db(moment, zone), "date", language)
+    def major_section(self, body: Body, rows: Sequence[RowMapping], language: str, *, always: bool = False) -> None:
+        """The special meeting and the task force of each major finding among `rows`."""
+        major = list({row["id"]: row for row in rows if row["severity"] == "major"}.values())
+        if not major and not always:
+            return
+        body.heading(_t("rectification.major.title", language))
+        if not major:
+            body.paragraph(_t("rectification.progress.none", language))
+            return
+        header = [_t("field.title", language), _t("field.owner", language), _t("field.status", language),
+                  _t("rectification.column.meeting", language), _t("rectification.column.task_force", language)]
+        table = []
+        for row in major:
+            handling = self.majors.get(row["id"])
+            meeting = (_t("rectification.major.meeting", language, date=handling.meeting_on)
+                       if handling and handling.meeting_on else _t("rectification.major.no_meeting", language))
+            team = (_t("rectification.major.task_force", language, lead=self.person(handling.task_force_lead),
+                       members=[self.person(m) for m in handling.task_force_members])
+                    if handling and handling.task_force_lead else _t("rectification.major.no_task_force", language))
+            table.append([self.title(row, language), self.person(row["owner_id"]),
+                          _t(f"enum.finding_status.{row['status']}", language), meeting, team])
+        body.table(header, table)

@@ -88,6 +88,19 @@ def test_the_weekly_report_reaches_the_operations_manager_on_monday(store, mailb
     assert weekly == ["整改进展周报：2026年第46周", "整改进展周报：2026年第47周"]
 
 
+def test_a_run_without_a_clock_tracks_at_its_scheduled_time(store):
+    from opsaudit.flows.rectification import rectification_tracking
+
+    [finding] = raise_findings(store, [problem("CS1", "general")], found_at=datetime.now(ZONE) - timedelta(days=20))
+    result = rectification_tracking()
+    assert datetime.fromisoformat(result["now"]) - datetime.now(ZONE) < timedelta(minutes=5)
+    assert (result["reminded"], result["escalated"]) == (0, 1)   # 5 days late: the department's head
+    with store.connect() as conn:
+        steps = conn.execute(sa.select(finding_notices.c.step).where(finding_notices.c.finding_id == finding)
+                             .order_by(finding_notices.c.id)).scalars().all()
+    assert steps == ["escalate:department_head"]
+
+
 def test_opsaudit_run_rectification_tracking_fixes_its_clock(store, monkeypatch):
     from opsaudit.cli import app
 
