@@ -314,3 +314,37 @@ def test_the_command_line_moves_a_finding_and_refuses_in_one_line(store, db_url,
     english = opsaudit("findings", "approve-plan", finding, "--actor", "M1", "--lang", "en", env=env)
     assert english.stdout.strip() == (f"finding {finding[:8]}: approve rectification plan, rectification plan awaiting "
                                       "approval → rectification plan approved (M1 员工M1)")
+
+
+def test_two_people_acting_at_once_cannot_both_move_the_finding(pg_url):
+    """PostgreSQL: the second UPDATE waits for the first, then finds the status changed."""
+    import threading
+    import time
+
+    from opsaudit.db import create_engine
+
+    engine = create_engine(pg_url)
+    company(engine)
+    people = directory(engine)
+    [finding] = raise_findings(engine, [problem(severity="important")])
+    act(engine, people, finding, "submit-plan", "O1")
+    outcome: list[BaseException | None] = []
+
+    def second() -> None:
+        try:
+            act(engine, people, finding, "reject-plan", "M2", note="缺少时间表")
+            outcome.append(None)
+        except Refused as refused:
+            outcome.append(refused)
+
+    with engine.connect() as conn, conn.begin():
+        perform(conn, finding, Request("approve-plan", "M1"), people, now=FOUND)
+        other = threading.Thread(target=second)
+        other.start()
+        time.sleep(1)   # the other transaction now waits on this one's row lock
+    other.join(timeout=30)
+    assert len(outcome) == 1 and isinstance(outcome[0], Refused) and outcome[0].key == "changed"
+    with engine.connect() as conn:
+        assert get_finding(conn, finding)["status"] == "plan_approved"
+        assert [e["action"] for e in history(conn, finding, ZONE)] == ["raised", "submit-plan", "approve-plan"]
+    engine.dispose()

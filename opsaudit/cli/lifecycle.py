@@ -5,13 +5,17 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from datetime import datetime
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
 from opsaudit.cli.app import DbOption, StoreOption, open_store, settings_for
 from opsaudit.cli.findings import findings_app
 from opsaudit.i18n import Language
+
+if TYPE_CHECKING:
+    from opsaudit.reports.recipients import Directory
+    from opsaudit.settings import Settings
 
 IdArgument = Annotated[str, typer.Argument(metavar="ID", help="A finding id (or an unambiguous prefix).")]
 ActorOption = Annotated[str, typer.Option("--actor", help="staff_id of the person taking the action.",
@@ -59,7 +63,7 @@ def _act(action: str, finding_id: str, actor: str, note: str | None, evidence: s
                         from_status=done.from_status, to_status=done.to_status))
 
 
-def _label(directory: Any, staff_id: str | None) -> str | None:
+def _label(directory: Directory, staff_id: str | None) -> str | None:
     person = directory.people.get(staff_id or "")
     return person.label() if person else staff_id
 
@@ -127,7 +131,8 @@ def task_force(
                     members=[_label(directory, member) for member in handling.task_force_members]))
 
 
-def _setup(lang: Language | None, db: str | None, store: str | None):
+def _setup(lang: Language | None, db: str | None, store: str | None) -> tuple[Settings, str, Directory]:
+    """Settings, the language of the messages, and who is who."""
     from opsaudit.i18n import resolve_language
     from opsaudit.store.roles import load_directory
 
@@ -137,16 +142,14 @@ def _setup(lang: Language | None, db: str | None, store: str | None):
 
 
 
-def run_tracking(settings: Any, period: str | None, now: datetime | None) -> None:
+def run_tracking(settings: Settings, period: str | None, now: datetime | None) -> None:
     """`opsaudit run rectification-tracking [--now TS]`: the daily flow, once, through Prefect."""
-    from opsaudit.cli.app import quiet_prefect
     from opsaudit.tracking import prepare_run
 
     if period is not None:
         raise typer.BadParameter("rectification-tracking tracks every open finding; it takes no period",
                                  param_hint="--period")
     prepare_run(settings, now)  # one clear line for a bad store or directory, before Prefect starts
-    quiet_prefect()
     from opsaudit.flows.rectification import rectification_tracking
     from opsaudit.flows.server import prefect_api
 
