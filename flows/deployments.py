@@ -164,6 +164,8 @@ async def _serve_until_stopped(runner: Runner) -> None:
     async with anyio.create_task_group() as group:
         group.start_soon(runner.start)
         await stop.wait()
+        while not runner.started:  # stopped while still starting: its stop needs it started
+            await asyncio.sleep(0.1)
         await runner.astop()
 
 

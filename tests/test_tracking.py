@@ -213,3 +213,16 @@ def test_without_an_open_major_finding_the_report_goes_to_the_operations_manager
     assert [a.email for a in weekly.recipients] == [email("M1")]
     assert weekly.subject == "Weekly rectification progress: week 46 of 2026"
     assert "Major problems under special rectification" in weekly.body_text
+
+
+@pytest.mark.parametrize(("yaml", "message"), [
+    ("escalation_days: {operations_manager: 20}", "rectification_tracking.escalation_days: the ladder climbs"),
+    ("reminder_days: [0]", "rectification_tracking.reminder_days.0: Input should be greater than or equal to 1"),
+    ("progress_report_weekday: 8", "rectification_tracking.progress_report_weekday: Input should be less than"),
+])
+def test_a_mistake_in_the_tracking_config_names_the_file_and_key(tmp_path, yaml, message):
+    from opsaudit.errors import ConfigError
+
+    (tmp_path / "config" / "audits.yaml").write_text(f"rectification_tracking:\n  {yaml}\n")
+    with pytest.raises(ConfigError, match=f"^config/audits.yaml: {message}"):
+        load_config(tmp_path / "config")
