@@ -55,11 +55,12 @@ def build_company(url: str, departments: int, agents: int, tickets: int, seed: i
     """The company's directory and `tickets` tickets of October; returns the load time."""
     from opsaudit.contract import metadata
 
+    from opsaudit.store.schema import VERSION_TABLE
+    from opsaudit.store.schema import metadata as store
+
     engine = sa.create_engine(url)
-    with engine.begin() as conn:
-        conn.execute(sa.text("DROP TABLE IF EXISTS oa_finding_events, oa_findings, oa_check_results, oa_samples, "
-                             "oa_reports, oa_outbox, oa_audit_runs, oa_alembic_version CASCADE"))
-        conn.execute(sa.text("DROP FUNCTION IF EXISTS oa_refuse_change() CASCADE"))
+    with engine.begin() as conn:   # a fresh store: every table of the schema, its triggers with them
+        conn.execute(sa.text(f"DROP TABLE IF EXISTS {', '.join([*store.tables, VERSION_TABLE])} CASCADE"))
     metadata.drop_all(engine)
     metadata.create_all(engine)
     started = time.perf_counter()

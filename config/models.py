@@ -142,12 +142,36 @@ class SpotCheck(Strict):
     areas: tuple[Area, ...] = ("customer_service", "execution", "planning", "data_analysis")
 
 
+class EscalationDays(Strict):
+    """Days after a rectification deadline's date at which each level is told (seed 000 §5.4)."""
+
+    department_head: Count = Field(1, ge=0)
+    operations_manager: Count = Field(7, ge=0)
+    executives: Count = Field(14, ge=0)
+
+    @model_validator(mode="after")
+    def _climbs(self) -> EscalationDays:
+        if not self.department_head <= self.operations_manager <= self.executives:
+            raise ValueError("the ladder climbs: department_head <= operations_manager <= executives")
+        return self
+
+
+class RectificationTracking(Strict):
+    """The daily rectification-tracking flow: reminders, the escalation ladder, the weekly progress report."""
+
+    cron: Cron = "0 8 * * *"
+    reminder_days: tuple[Annotated[Count, Field(ge=1)], ...] = (7, 1)
+    escalation_days: EscalationDays = EscalationDays()
+    progress_report_weekday: Count = Field(1, ge=1, le=7, description="ISO weekday: 1 Monday ... 7 Sunday")
+
+
 class Audits(Strict):
     """config/audits.yaml: the audit calendar of seed 000 section 4."""
 
     audits: dict[AuditName, AuditPlan]
     sampling: Sampling = Sampling()
     spot_check: SpotCheck = SpotCheck()
+    rectification_tracking: RectificationTracking = RectificationTracking()
 
 
 class Recipient(Strict):

@@ -42,6 +42,8 @@ REGISTRY: tuple[Entry, ...] = (
     Entry("execution-monthly", "opsaudit.flows.audits:execution_monthly", "audits.execution-monthly.cron"),
     Entry("planning-quarterly", "opsaudit.flows.audits:planning_quarterly", "audits.planning-quarterly.cron"),
     Entry("data-quarterly", "opsaudit.flows.audits:data_quarterly", "audits.data-quarterly.cron"),
+    Entry("rectification-tracking", "opsaudit.flows.rectification:rectification_tracking",
+          "rectification_tracking.cron", kind="tracking"),
 )
 
 
@@ -136,6 +138,8 @@ async def _serve_until_stopped(runner: Runner) -> None:
     async with anyio.create_task_group() as group:
         group.start_soon(runner.start)
         await stop.wait()
+        while not runner.started:  # stopped while still starting: its stop needs it started
+            await asyncio.sleep(0.1)
         await runner.astop()
 
 

@@ -22,6 +22,17 @@ class PeriodicAudit(StrEnum):
     data_quarterly = "data-quarterly"
 
 
+class RunnableAudit(StrEnum):
+    """What `opsaudit run` runs: the periodic audits and the daily rectification tracking."""
+
+    cs_weekly = "cs-weekly"
+    cs_monthly = "cs-monthly"
+    execution_monthly = "execution-monthly"
+    planning_quarterly = "planning-quarterly"
+    data_quarterly = "data-quarterly"
+    rectification_tracking = "rectification-tracking"
+
+
 def _preflight(settings, audit: str, period: str | None, now: datetime | None) -> None:
     """Check config, period, source, output folder and store before the flow starts: a mistake is one line."""
     from opsaudit.audit import build_context, preflight
@@ -180,7 +191,7 @@ def _print_run_table(rows: list[dict[str, Any]], language: str) -> None:
 
 @app.command()
 def run(
-    audit: Annotated[PeriodicAudit, typer.Argument(help="The audit to run.")],
+    audit: Annotated[RunnableAudit, typer.Argument(help="The audit to run.")],
     period: Annotated[str | None, typer.Option("--period", help="e.g. 2026-10, 2026Q3, 2026-W46.",
                                                show_default=False)] = None,
     now: Annotated[str | None, typer.Option("--now", help="Fix the clock (ISO timestamp).",
@@ -196,6 +207,11 @@ def run(
     settings = settings_for(db, store)
     language = resolve_language(lang.value if lang else None)
     clock = parse_now(now, settings.tz)
+    if audit is RunnableAudit.rectification_tracking:
+        from opsaudit.cli.lifecycle import run_tracking
+
+        run_tracking(settings, period, clock)
+        return
     _preflight(settings, audit.value, period, clock)
     from opsaudit.flows.server import prefect_api
 

@@ -10,6 +10,7 @@ from sqlalchemy import (
     BigInteger,
     Boolean,
     Column,
+    Date,
     DateTime,
     Float,
     ForeignKey,
@@ -120,7 +121,32 @@ finding_events = Table(
     Column("audit_run_id", String(36), nullable=True),
     Column("note", Text, nullable=True),
     Column("data", JSON, nullable=False),
+    Column("evidence", Text, nullable=True, doc="a path or URL given with the action"),
     Index("ix_oa_finding_events_finding", "finding_id"),
+)
+
+# Seed 000 §6.2: a major problem gets a special meeting and a rectification task force.
+major_handling = Table(
+    "oa_major_handling", metadata,
+    Column("finding_id", String(36), ForeignKey("oa_findings.id", ondelete="CASCADE"), primary_key=True),
+    Column("meeting_on", Date, nullable=True),
+    Column("meeting_note", Text, nullable=True),
+    Column("task_force_lead", String(64), nullable=True),
+    Column("task_force_members", JSON, nullable=True, doc="staff_ids, the lead first"),
+    Column("updated_at", DateTime(timezone=True), nullable=False),
+    Column("updated_by", String(64), nullable=False),
+)
+
+# Each reminder and escalation step of a finding's deadline, once: the unique key makes a second
+# tracking run of the day (or a concurrent one) record and send nothing again.
+finding_notices = Table(
+    "oa_finding_notices", metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("finding_id", String(36), ForeignKey("oa_findings.id", ondelete="CASCADE"), nullable=False),
+    Column("step", String(48), nullable=False, doc="e.g. remind:7, remind_plan:1, escalate:executives"),
+    Column("deadline", DateTime(timezone=True), nullable=False),
+    Column("at", DateTime(timezone=True), nullable=False),
+    UniqueConstraint("finding_id", "step", "deadline", name="uq_oa_finding_notices_key"),
 )
 
 samples = Table(

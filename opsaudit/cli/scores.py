@@ -1,0 +1,94 @@
+"""`opsaudit scores`: the month's department and staff scores (seed 000 §7), for HR."""
+
+from __future__ import annotations
+
+import csv
+import json
+import sys
+from datetime import datetime
+from typing import Annotated
+
+import typer
+
+from opsaudit.cli.app import DbOption, Format, StoreOption, app, console, open_store, settings_for
+from opsaudit.i18n import Language
+
+SEVERITIES = ("general", "important", "major")
+CSV_COLUMNS = ("entity_type", "entity_id", "name", "department_id", "score", *SEVERITIES, "overdue", "deducted",
+               "deductions")
+
+
+@app.command()
+def scores(
+    period: Annotated[str | None, typer.Option("--period", help="The month, e.g. 2026-10 (default: last month).",
+                                               show_default=False)] = None,
+    format: Annotated[Format, typer.Option("--format")] = Format.table,
+    lang: Annotated[Language | None, typer.Option("--lang", help="Language of the table and CSV texts "
+                                                  "(default OPSAUDIT_LANGUAGE).", show_default=False)] = None,
+    db: DbOption = None,
+    store: StoreOption = None,
+) -> None:
+    """The month's scores per department and per responsible staff member: start at 100, minus
+    points per problem found and per overdue rectification (config/thresholds.yaml `scoring`)."""
+    from opsaudit import periods
+    from opsaudit.i18n import resolve_language
+    from opsaudit.scores import month, scores_for
+    from opsaudit.store.roles import load_directory
+
+    settings = settings_for(db, store)
+    language = resolve_language(lang.value if lang else None)
+    now = datetime.now(settings.tz)
+    span = month(period) if period else periods.previous("month", now.replace(tzinfo=None))
+    if span.start > now.replace(tzinfo=None):
+        raise typer.BadParameter(f"{span.label} has not begun", param_hint="--period")
+    config = settings.load_config()
+    directory = load_directory(settings, config)
+    with open_store(settings).connect() as conn:
+        results = scores_for(conn, span, scoring=config.thresholds.scoring, zone=settings.tz, now=now,
+                             directory=directory)
+    if format is Format.json:
+        typer.echo(json.dumps([score.as_json(settings.tz) for score in results], ensure_ascii=False, indent=2))
+        return
+    rows = [_row(score, directory, language) for score in results]
+    if format is Format.csv:
+        writer = csv.DictWriter(sys.stdout, fieldnames=CSV_COLUMNS)
+        writer.writeheader()
+        writer.writerows(rows)
+    else:
+        _print_table(rows, span.label, language)
+
+
+def _row(score, directory, language: str) -> dict[str, object]:
+    from opsaudit.i18n import text
+    from opsaudit.scores import describe
+
+    if score.entity_type == "staff":
+        person = directory.people.get(score.entity_id)
+        name = person.name if person else ""
+    else:
+        name = ""
+    return {"entity_type": score.entity_type, "entity_id": score.entity_id, "name": name,
+            "department_id": score.department_id or "", "score": score.score,
+            **{severity: score.count("problem", severity) for severity in SEVERITIES},
+            "overdue": score.count("overdue"), "deducted": sum(d.points for d in score.deductions),
+            "deductions": text("format.list_separator", language).join(describe(d, language)
+                                                                        for d in score.deductions)}
+
+
+def _print_table(rows: list[dict[str, object]], period: str, language: str) -> None:
+    from rich.table import Table
+
+    from opsaudit.i18n import text
+
+    headers = [text(f"scores.column.{name}", language) for name in ("entity_type", "entity_id", "name", "department")]
+    headers += [text("scores.column.score", language), *(text(f"enum.severity.{s}", language) for s in SEVERITIES),
+                text("scores.column.overdue", language), text("scores.column.deducted", language)]
+    table = Table(*headers)
+    for row in rows:
+        table.add_row(text(f"scores.entity.{row['entity_type']}", language), str(row["entity_id"]), str(row["name"]),
+                      str(row["department_id"]), str(row["score"]), *(str(row[s]) for s in SEVERITIES),
+                      str(row["overdue"]), str(row["deducted"]))
+    console().print(table)
+    typer.echo(text("scores.summary", language, period=period,
+                    departments=sum(row["entity_type"] == "department" for row in rows),
+                    staff=sum(row["entity_type"] == "staff" for row in rows)))

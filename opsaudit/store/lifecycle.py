@@ -1,0 +1,300 @@
+"""The rectification lifecycle (interface.md; seed 000 §5.4, §6.2): states, actions, who may.
+
+    open ─submit-plan─▶ plan_submitted ─approve-plan─▶ plan_approved ─start─▶ in_progress
+      ▲  ◀─reject-plan──┘                                               ▲ (a general problem
+      │                                                                 │  may start from open)
+    reopen ◀─ closed ◀─close─ verified ◀─verify─ submitted ◀─submit─────┘ ◀─reject─ submitted
+
+An action is checked (actor, state, role, its inputs) before anything is written; a refusal
+raises `Refused`, one line in the reader's language, and changes nothing. A move is one
+conditional UPDATE (on the status and owner read) and one event, in the caller's transaction, so
+two people acting at once cannot both move the finding from the same state.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass
+from datetime import date, datetime, tzinfo
+from pathlib import Path
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.engine import Connection, RowMapping
+
+from opsaudit.errors import InputError, LifecycleError, UsageError
+from opsaudit.reports.recipients import Directory
+from opsaudit.store.finding_views import get_finding
+from opsaudit.store.findings import CLOSED, OPEN, event_row
+from opsaudit.store.roles import Role, holders, roles_of
+from opsaudit.store.schema import finding_events, findings, major_handling
+from opsaudit.store.times import from_db, to_db
+
+PLAN_SUBMITTED, PLAN_APPROVED = "plan_submitted", "plan_approved"
+IN_PROGRESS, SUBMITTED, VERIFIED = "in_progress", "submitted", "verified"
+STATUSES = (OPEN, PLAN_SUBMITTED, PLAN_APPROVED, IN_PROGRESS, SUBMITTED, VERIFIED, CLOSED)
+# The rectification is the owner's to deliver in these; its deadline runs (reminders, escalation,
+# overdue in the scores) until the owner submits it.
+WITH_OWNER = (OPEN, PLAN_SUBMITTED, PLAN_APPROVED, IN_PROGRESS)
+NOT_CLOSED = STATUSES[:-1]
+
+HEAD_OR_OWNER = (Role.OWNER, Role.DEPARTMENT_HEAD)
+MANAGEMENT = (Role.OPERATIONS_MANAGER, Role.DEPUTY)
+
+
+@dataclass(frozen=True)
+class Action:
+    """One row of interface.md's lifecycle table."""
+
+    name: str
+    sources: tuple[str, ...]
+    target: str | None  # None: the status stays
+    roles: tuple[Role, ...]
+    needs: str | None = None  # the option the action cannot go without: note, evidence or to
+    general_sources: tuple[str, ...] = ()  # further from-states for a general problem
+
+
+ACTIONS: Mapping[str, Action] = {action.name: action for action in (
+    Action("assign", NOT_CLOSED, None, (Role.OPERATIONS_MANAGER, Role.DEPARTMENT_HEAD), needs="to"),
+    Action("submit-plan", (OPEN,), PLAN_SUBMITTED, HEAD_OR_OWNER),
+    Action("approve-plan", (PLAN_SUBMITTED,), PLAN_APPROVED, MANAGEMENT),
+    Action("reject-plan", (PLAN_SUBMITTED,), OPEN, MANAGEMENT, needs="note"),
+    Action("start", (PLAN_APPROVED,), IN_PROGRESS, HEAD_OR_OWNER, general_sources=(OPEN,)),
+    Action("submit", (IN_PROGRESS,), SUBMITTED, HEAD_OR_OWNER, needs="evidence"),
+    Action("reject", (SUBMITTED,), IN_PROGRESS, (Role.AUDITOR,), needs="note"),
+    Action("verify", (SUBMITTED,), VERIFIED, (Role.AUDITOR,)),
+    Action("close", (VERIFIED,), CLOSED, (Role.AUDITOR,)),
+    Action("reopen", (CLOSED,), OPEN, (Role.AUDITOR, Role.OPERATIONS_MANAGER), needs="note"),
+)}
+# Seed 000 §6.2: the operations manager calls the special meeting and sets up the task force.
+SPECIAL_MEETING = Action("special-meeting", NOT_CLOSED, None, MANAGEMENT)
+TASK_FORCE = Action("task-force", NOT_CLOSED, None, MANAGEMENT)
+_URL = re.compile(r"^[A-Za-z][A-Za-z0-9+.-]*://\S+$")
+
+
+class Refused(LifecycleError):
+    """An action that the finding's state, the actor's role or its inputs do not allow."""
+
+    def __init__(self, key: str, language: str, **values: Any) -> None:
+        from opsaudit.i18n import text
+
+        super().__init__(text(f"rectification.refused.{key}", language, **values))
+        self.key = key
+
+
+@dataclass(frozen=True)
+class Request:
+    """What a person asks: an action on a finding, with what the action needs."""
+
+    action: str
+    actor: str
+    note: str | None = None
+    evidence: str | None = None
+    to: str | None = None
+
+
+@dataclass(frozen=True)
+class Transition:
+    """What an action did."""
+
+    finding_id: str
+    action: str
+    actor: str
+    from_status: str
+    to_status: str
+    owner_id: str | None
+    previous_owner_id: str | None
+
+
+def perform(conn: Connection, finding_id: str, request: Request, directory: Directory, *, now: datetime,
+            language: str = "zh-CN") -> Transition:
+    """Carry out `request` on the finding (id or unambiguous prefix) or raise `Refused`."""
+    action = ACTIONS.get(request.action)
+    if action is None:
+        raise UsageError(f"unknown action {request.action!r} (expected one of: {', '.join(ACTIONS)})")
+    check_inputs(action, request)
+    finding = get_finding(conn, finding_id)
+    check_allowed(finding, action, request.actor, directory, language)
+    evidence, evidence_facts = evidence_reference(request.evidence)
+    owner = finding["owner_id"]
+    if request.to is not None:
+        owner = _new_owner(finding, request.to, directory, language)
+    target = action.target or finding["status"]
+    closed_at = to_db(now) if target == CLOSED else None
+    moved = conn.execute(findings.update().where(
+        findings.c.id == finding["id"], findings.c.status == finding["status"],
+        findings.c.owner_id.is_(None) if finding["owner_id"] is None else findings.c.owner_id == finding["owner_id"],
+    ).values(status=target, owner_id=owner, updated_at=to_db(now), closed_at=closed_at))
+    if moved.rowcount != 1:
+        raise Refused("changed", language)
+    data: dict[str, Any] = {"evidence_file": evidence_facts} if evidence_facts else {}
+    if owner != finding["owner_id"]:
+        data["owner"] = {"from": finding["owner_id"], "to": owner}
+    _append(conn, finding["id"], at=now, actor=request.actor, action=action.name, from_status=finding["status"],
+            to_status=target, note=request.note, evidence=evidence, data=data)
+    return Transition(finding["id"], action.name, request.actor, finding["status"], target, owner,
+                      finding["owner_id"])
+
+
+def _append(conn: Connection, finding_id: str, *, evidence: str | None = None, **event: Any) -> None:
+    """One event; a person's action may come with evidence."""
+    conn.execute(finding_events.insert().values(**event_row(finding_id, **event), evidence=evidence))
+
+
+def check_inputs(action: Action, request: Request) -> None:
+    """A UsageError (exit 2) for an input the action cannot go without, or one it does not take."""
+    if action.needs and not (getattr(request, action.needs) or "").strip():
+        raise UsageError(f"{action.name} needs --{action.needs}")
+    if request.to is not None and action.name != "assign":
+        raise UsageError("--to goes with assign")
+
+
+def check_allowed(finding: RowMapping, action: Action, actor: str, directory: Directory, language: str) -> None:
+    """Refuse, naming why, when `actor` may not take `action` on the finding as it stands."""
+    person = directory.people.get(actor)
+    if person is None:
+        raise Refused("unknown_actor", language, action=action.name, actor=actor)
+    if not person.active:
+        raise Refused("inactive_actor", language, action=action.name, actor=person.label())
+    sources = action.sources + (action.general_sources if finding["severity"] == "general" else ())
+    if finding["status"] not in sources:
+        if finding["status"] in action.general_sources:
+            raise Refused("plan_first", language, severity=finding["severity"])
+        allowed = [_status_text(status, language) for status in sources]
+        raise Refused("state", language, action=action.name, status=finding["status"], allowed=allowed)
+    party = {"owner_id": finding["owner_id"], "department_id": finding["department_id"]}
+    if not roles_of(directory, actor, **party) & set(action.roles):
+        raise Refused("role", language, action=action.name, actor=person.label(),
+                      who=who_may(action.roles, directory, language, **party))
+
+
+def who_may(roles: tuple[Role, ...], directory: Directory, language: str, *, owner_id: str | None,
+            department_id: str | None) -> str:
+    """`the owner (S017 王伟) or the head of the department (S010 王芳)`, in `language`."""
+    from opsaudit.i18n import text
+
+    parts = []
+    for role in roles:
+        people = holders(directory, role, owner_id=owner_id, department_id=department_id)
+        role_text = text(f"rectification.role.{role.value}", language)
+        parts.append(text("rectification.who", language, role=role_text, people=[p.label() for p in people])
+                     if people else text("rectification.who_nobody", language, role=role_text))
+    return text("rectification.or", language).join(parts)
+
+
+def _status_text(status: str, language: str) -> str:
+    from opsaudit.i18n import text
+
+    return text(f"enum.finding_status.{status}", language)
+
+
+def _new_owner(finding: RowMapping, staff_id: str, directory: Directory, language: str) -> str:
+    person = directory.people.get(staff_id)
+    if person is None:
+        raise Refused("unknown_owner", language, owner=staff_id)
+    if not person.active:
+        raise Refused("inactive_owner", language, owner=person.label())
+    if staff_id == finding["owner_id"]:
+        raise Refused("same_owner", language, owner=person.label())
+    return staff_id
+
+
+def evidence_reference(given: str | None) -> tuple[str | None, dict[str, Any] | None]:
+    """(what the event keeps, facts about the file): a URL as given; a path made absolute, which
+    must be a readable file, with its size and SHA-256 so that a later change to it shows."""
+    if given is None or not given.strip():
+        return None, None
+    given = given.strip()
+    if _URL.match(given):
+        return given, None
+    path = Path(given).expanduser().resolve()
+    try:
+        digest = hashlib.sha256()
+        with path.open("rb") as handle:
+            for block in iter(lambda: handle.read(1 << 20), b""):
+                digest.update(block)
+    except OSError as exc:
+        raise InputError(f"--evidence {given}: {exc.strerror or exc} (give a readable file or a URL)") from None
+    return str(path), {"bytes": path.stat().st_size, "sha256": digest.hexdigest()}
+
+
+# --- a major finding's special meeting and task force ------------------------------------------
+
+@dataclass(frozen=True)
+class MajorHandling:
+    """A major finding's special meeting and rectification task force, as recorded so far."""
+
+    finding_id: str
+    meeting_on: date | None
+    meeting_note: str | None
+    task_force_lead: str | None
+    task_force_members: tuple[str, ...]
+
+
+def record_special_meeting(conn: Connection, finding_id: str, *, actor: str, held_on: date, note: str | None,
+                           directory: Directory, now: datetime, language: str = "zh-CN") -> MajorHandling:
+    """Record the special meeting on a major finding (seed 000 §6.2)."""
+    finding = _major(conn, finding_id, SPECIAL_MEETING, actor, directory, language)
+    _save_handling(conn, finding["id"], actor, now, meeting_on=held_on, meeting_note=note)
+    _append(conn, finding["id"], at=now, actor=actor, action=SPECIAL_MEETING.name, from_status=finding["status"],
+            to_status=finding["status"], note=note, data={"held_on": held_on.isoformat()})
+    return major_handling_of(conn, [finding["id"]])[finding["id"]]
+
+
+def record_task_force(conn: Connection, finding_id: str, *, actor: str, lead: str, members: tuple[str, ...],
+                      directory: Directory, now: datetime, note: str | None = None,
+                      language: str = "zh-CN") -> MajorHandling:
+    """Record (or replace) a major finding's rectification task force; the lead is a member."""
+    finding = _major(conn, finding_id, TASK_FORCE, actor, directory, language)
+    team = tuple(dict.fromkeys((lead, *members)))
+    for staff_id in team:
+        person = directory.people.get(staff_id)
+        if person is None or not person.active:
+            key = "unknown_member" if person is None else "inactive_member"
+            raise Refused(key, language, member=person.label() if person else staff_id)
+    _save_handling(conn, finding["id"], actor, now, task_force_lead=lead, task_force_members=list(team))
+    _append(conn, finding["id"], at=now, actor=actor, action=TASK_FORCE.name, from_status=finding["status"],
+            to_status=finding["status"], note=note, data={"lead": lead, "members": list(team)})
+    return major_handling_of(conn, [finding["id"]])[finding["id"]]
+
+
+def _major(conn: Connection, finding_id: str, action: Action, actor: str, directory: Directory,
+           language: str) -> RowMapping:
+    finding = get_finding(conn, finding_id)
+    if finding["severity"] != "major":
+        raise Refused("not_major", language, severity=finding["severity"])
+    check_allowed(finding, action, actor, directory, language)
+    return finding
+
+
+def _save_handling(conn: Connection, finding_id: str, actor: str, now: datetime, **values: Any) -> None:
+    stamp = {"updated_at": to_db(now), "updated_by": actor}
+    updated = conn.execute(major_handling.update().where(major_handling.c.finding_id == finding_id)
+                           .values(**values, **stamp))
+    if updated.rowcount == 0:
+        conn.execute(major_handling.insert().values(finding_id=finding_id, **values, **stamp))
+
+
+def major_handling_of(conn: Connection, finding_ids: list[str]) -> dict[str, MajorHandling]:
+    """The special meeting and task force recorded for each of the findings that has any."""
+    if not finding_ids:
+        return {}
+    rows = conn.execute(sa.select(major_handling).where(major_handling.c.finding_id.in_(finding_ids))).mappings()
+    return {row["finding_id"]: MajorHandling(row["finding_id"], row["meeting_on"], row["meeting_note"],
+                                             row["task_force_lead"], tuple(row["task_force_members"] or ()))
+            for row in rows}
+
+
+# --- the history ---------------------------------------------------------------------------------
+
+EVENT_KEYS = ("at", "actor", "action", "from_status", "to_status", "note", "evidence")
+
+
+def history(conn: Connection, finding_id: str, zone: tzinfo) -> list[dict[str, Any]]:
+    """The finding's events, oldest first, in interface.md's shape (`findings show --format json`)."""
+    rows = conn.execute(sa.select(finding_events).where(finding_events.c.finding_id == finding_id)
+                        .order_by(finding_events.c.id)).mappings()
+    return [{**{key: row[key] for key in EVENT_KEYS}, "at": from_db(row["at"], zone).isoformat(timespec="seconds")}
+            for row in rows]
