@@ -54,7 +54,6 @@ def ensure_database(url: str) -> None:
 def build_company(url: str, departments: int, agents: int, tickets: int, seed: int = 7) -> float:
     """The company's directory and `tickets` tickets of October; returns the load time."""
     from opsaudit.contract import metadata
-
     from opsaudit.store.schema import VERSION_TABLE
     from opsaudit.store.schema import metadata as store
 
