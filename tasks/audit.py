@@ -25,7 +25,6 @@ from opsaudit.source import missing_tables
 from opsaudit.store import findings as findings_store
 from opsaudit.store import runs
 from opsaudit.store.runs import RunInfo
-from opsaudit.store.times import utcnow
 
 
 @task(cache_policy=NO_CACHE)
@@ -107,7 +106,8 @@ def record_findings(context: AuditContext, run: RunInfo, results: ResultSet, ava
     with context.store.begin() as conn:
         stored = runs.save_results(conn, run.id, results)
         summary = findings_store.record_findings(
-            conn, run, results, found_at=utcnow().astimezone(context.settings.tz),
+            # Found at the audit's clock: --now fixes it for tests and backfills as for the checks.
+            conn, run, results, found_at=context.now.replace(tzinfo=context.settings.tz),
             deadlines=thresholds.deadlines, recurrence_periods=thresholds.recurrence_periods,
             config_hash=context.config.digest(), zone=context.settings.tz)
     counts = {"results": stored, **asdict(summary)}

@@ -12,8 +12,8 @@ import sqlalchemy as sa
 
 from opsaudit.errors import InputError, UsageError
 from opsaudit.store import lifecycle
-from opsaudit.store.finding_views import get_finding, list_findings
-from opsaudit.store.lifecycle import Refused, Request, history, perform
+from opsaudit.store.finding_views import get_finding, history, list_findings
+from opsaudit.store.lifecycle import Refused, Request, perform
 from opsaudit.store.schema import finding_events
 from opsaudit.store.times import from_db
 from tests.rectification import FOUND, ZONE, company, directory, problem, raise_findings, set_status, snapshot

@@ -320,7 +320,7 @@ def findings_show(
     values = readable(row, settings.tz, language, load_names(settings))
     if format is ShowFormat.json:
         values["handling"] = _handling(row, settings, language)
-        values["events"] = [{key: event[key] for key in EVENT_KEYS} for event in events]
+        values["events"] = [{key: event[key] for key in EVENT_KEYS} for event in events]  # interface.md's shape
         typer.echo(json.dumps(values, ensure_ascii=False, indent=2, default=str))
         return
     from opsaudit.cli.finding_text import print_finding

@@ -265,7 +265,10 @@ class TicketGenerator:
         squeeze = rng.uniform(0.05, 0.95, n)
         revisit = np.where(revisit > self.as_of, resolved + ((self.as_of - resolved) * squeeze).astype(np.int64),
                            revisit)
-        no_revisit = (dept == 0) & in_window & (rng.random(n) < NO_REVISIT_CS1)
+        # Not in the day whose revisit window closes at as_of: audited any time that day, the
+        # planted problem reads the same (a ticket there is judged or not by the hour of the audit).
+        deciding_day = (resolved >= self.as_of - 7 * DAY) & (resolved < self.as_of - 6 * DAY)
+        no_revisit = (dept == 0) & in_window & (rng.random(n) < NO_REVISIT_CS1) & ~deciding_day
         has_revisit = has_resolved & ~no_revisit
         closed = np.where(has_revisit, revisit + rng.uniform(600, DAY, n).astype(np.int64),
                           resolved + rng.uniform(DAY, 2 * DAY, n).astype(np.int64))

@@ -144,5 +144,10 @@ def events_of(conn: Connection, finding_id: str, zone: tzinfo) -> list[dict[str,
                         .order_by(finding_events.c.id)).mappings().all()
     return [{"at": instant(row["at"], zone), "actor": row["actor"], "action": row["action"],
              "from_status": row["from_status"], "to_status": row["to_status"], "note": row["note"],
-             "evidence": (row["data"] or {}).get("evidence"), "audit_run_id": row["audit_run_id"],
-             "data": row["data"]} for row in rows]
+             "evidence": row["evidence"], "audit_run_id": row["audit_run_id"], "data": row["data"]}
+            for row in rows]
+
+
+def history(conn: Connection, finding_id: str, zone: tzinfo) -> list[dict[str, Any]]:
+    """The finding's events, oldest first, in interface.md's shape (`findings show --format json`)."""
+    return [{key: event[key] for key in EVENT_KEYS} for event in events_of(conn, finding_id, zone)]

@@ -17,7 +17,7 @@ import hashlib
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass
-from datetime import date, datetime, tzinfo
+from datetime import date, datetime
 from pathlib import Path
 from typing import Any
 
@@ -30,7 +30,7 @@ from opsaudit.store.finding_views import get_finding
 from opsaudit.store.findings import CLOSED, OPEN, event_row
 from opsaudit.store.roles import Role, holders, roles_of
 from opsaudit.store.schema import finding_events, findings, major_handling
-from opsaudit.store.times import from_db, to_db
+from opsaudit.store.times import to_db
 
 PLAN_SUBMITTED, PLAN_APPROVED = "plan_submitted", "plan_approved"
 IN_PROGRESS, SUBMITTED, VERIFIED = "in_progress", "submitted", "verified"
@@ -285,16 +285,3 @@ def major_handling_of(conn: Connection, finding_ids: list[str]) -> dict[str, Maj
     return {row["finding_id"]: MajorHandling(row["finding_id"], row["meeting_on"], row["meeting_note"],
                                              row["task_force_lead"], tuple(row["task_force_members"] or ()))
             for row in rows}
-
-
-# --- the history ---------------------------------------------------------------------------------
-
-EVENT_KEYS = ("at", "actor", "action", "from_status", "to_status", "note", "evidence")
-
-
-def history(conn: Connection, finding_id: str, zone: tzinfo) -> list[dict[str, Any]]:
-    """The finding's events, oldest first, in interface.md's shape (`findings show --format json`)."""
-    rows = conn.execute(sa.select(finding_events).where(finding_events.c.finding_id == finding_id)
-                        .order_by(finding_events.c.id)).mappings()
-    return [{**{key: row[key] for key in EVENT_KEYS}, "at": from_db(row["at"], zone).isoformat(timespec="seconds")}
-            for row in rows]
