@@ -22,7 +22,7 @@ import sqlalchemy as sa
 from test_flows import small_company
 
 from opsaudit.config.loader import load_config
-from opsaudit.flows.deployments import deployments, runner_deployment
+from opsaudit.flows.deployments import REGISTRY, deployments, runner_deployment
 from opsaudit.flows.server import free_port
 from opsaudit.periods import previous
 from opsaudit.settings import load_settings
@@ -232,9 +232,9 @@ def test_serve_runs_the_calendar_on_its_own_server_and_stops_cleanly(tmp_path):
         assert sorted(served) == sorted(row["name"] for row in expected)
         for row in expected:
             deployment = served[row["name"]]
-            assert [(s.schedule.cron, s.schedule.timezone, s.active) for s in deployment.schedules] == [
-                (row["cron"], row["timezone"], True)]
-            assert deployment.entrypoint == f"opsaudit.flows.audits.{row['audit'].replace('-', '_')}"
+            assert [(s.schedule.cron, s.schedule.timezone, s.active) for s in deployment.schedules] == (
+                [(row["cron"], row["timezone"], True)] if row["cron"] else [])
+            assert deployment.entrypoint == next(e.flow for e in REGISTRY if e.audit == row["audit"]).replace(":", ".")
 
         flow_run = run_and_wait(api_url, "cs-monthly/cs-monthly")
         assert flow_run.state.is_completed(), flow_run.state
