@@ -9,10 +9,16 @@ from typing import Any
 from prefect import flow
 
 from opsaudit.audit import AuditContext
+from opsaudit.errors import OpsauditError
 from opsaudit.flows.labels import audit_run_name, tag_run_with_areas
 from opsaudit.tasks import audit as steps
 from opsaudit.tasks.artifacts import publish_artifacts
 from opsaudit.tasks.sampling import draw_quality_sample
+
+
+class AuditFailed(OpsauditError):
+    """An audit run stopped by an error opsaudit did not foresee, named in one line (the dashboard
+    shows a failed run's cause as its state message); the error itself is its __cause__."""
 
 
 def run_periodic_audit(audit: str, period: str | None, now: datetime | None) -> dict[str, Any]:
@@ -43,8 +49,11 @@ def run_audit(context: AuditContext) -> dict[str, Any]:
         # Last, so that the link goes to a report the steps before have written.
         publish_artifacts(context, all_results, summary)
     except Exception as exc:
-        steps.close_run(context, run, status="failed", error=(str(exc).splitlines() or [type(exc).__name__])[0][:2000])
-        raise
+        cause = (str(exc).strip().splitlines() or [type(exc).__name__])[0][:2000]
+        steps.close_run(context, run, status="failed", error=cause)
+        if isinstance(exc, OpsauditError):
+            raise
+        raise AuditFailed(f"{type(exc).__name__}: {cause}") from exc
     except BaseException:
         # Ctrl-C or SIGTERM: record it directly, Prefect is shutting down and runs no more tasks.
         steps.close_run.fn(context, run, status="interrupted", error="interrupted (Ctrl-C or SIGTERM)")
