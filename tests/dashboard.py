@@ -1,9 +1,26 @@
-"""Reading what a run shows on the Prefect dashboard, through the Prefect client (the test harness
-or a server given by URL)."""
+"""For tests that run audits through Prefect: the small company on a SQLite file, a runner for a
+registered deployment, and what a run shows on the dashboard, read through the Prefect client."""
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
+
+import sqlalchemy as sa
+
+
+def sqlite_company(folder: Path, monkeypatch: Any) -> tuple[str, sa.Engine]:
+    """test_flows' small company in `folder`/ops.db with its store, as OPSAUDIT_DATABASE_URL."""
+    from test_flows import small_company
+
+    from opsaudit.store.migrate import upgrade
+
+    database = f"sqlite:///{folder / 'ops.db'}"
+    monkeypatch.setenv("OPSAUDIT_DATABASE_URL", database)
+    engine = sa.create_engine(database)
+    small_company(engine)
+    upgrade(engine)
+    return database, engine
 
 
 def flow_run(flow_run_id: Any) -> Any:

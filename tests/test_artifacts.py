@@ -8,13 +8,12 @@ from pathlib import Path
 
 import pytest
 import sqlalchemy as sa
-from dashboard import artifacts, run_of
-from test_flows import small_company
+from dashboard import artifacts, run_of, sqlite_company
+from test_flows import company  # noqa: F401 - the fixture
 
 from opsaudit.audit import build_context
 from opsaudit.checks.results import CheckResult, Outcome, ResultSet, Severity
 from opsaudit.settings import load_settings
-from opsaudit.store.migrate import upgrade
 from opsaudit.store.schema import audit_runs, findings
 from opsaudit.tasks.artifacts import FINDINGS_SHOWN, KPIS_SHOWN, findings_rows, summary_markdown
 from opsaudit.tasks.audit import IO_RETRIES, passing_failure
@@ -76,16 +75,8 @@ def test_the_summary_counts_problems_and_shows_kpis_against_targets_with_early_w
     assert f"{80 + 1 - KPIS_SHOWN} more KPIs are not listed" in page
 
 
-@pytest.fixture
-def company(db_url, engine, monkeypatch):
-    monkeypatch.setenv("OPSAUDIT_DATABASE_URL", db_url)
-    small_company(engine)
-    upgrade(engine)
-    return engine
-
-
 @pytest.mark.usefixtures("prefect_harness")
-def test_every_run_publishes_its_summary_findings_and_report_link(company, tmp_path):
+def test_every_run_publishes_its_summary_findings_and_report_link(company):  # noqa: F811
     from opsaudit.flows.audits import cs_monthly
 
     state = cs_monthly(period="2026-10", return_state=True)
@@ -121,11 +112,7 @@ def test_a_failed_run_shows_its_cause_in_one_line_after_retrying_its_io(tmp_path
 
     from opsaudit.flows.audits import cs_monthly
 
-    database = f"sqlite:///{tmp_path / 'ops.db'}"
-    monkeypatch.setenv("OPSAUDIT_DATABASE_URL", database)
-    engine = sa.create_engine(database)
-    small_company(engine)
-    upgrade(engine)
+    _, engine = sqlite_company(tmp_path, monkeypatch)
     with engine.begin() as conn:
         conn.execute(sa.text("DROP TABLE oa_finding_events"))   # the store breaks mid-run
 

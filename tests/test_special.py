@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 import sqlalchemy as sa
 from builders import Dataset
-from dashboard import artifacts, flow_run, run_of, serving
+from dashboard import artifacts, flow_run, run_of, serving, sqlite_company
 from test_flows import small_company
 
 from opsaudit.special import SpecialAudit
@@ -191,11 +191,7 @@ def test_a_custom_run_of_the_special_deployment_audits_and_refuses_bad_parameter
 
     from prefect.deployments import run_deployment
 
-    database = f"sqlite:///{tmp_path / 'ops.db'}"
-    monkeypatch.setenv("OPSAUDIT_DATABASE_URL", database)
-    engine = sa.create_engine(database)
-    small_company(engine)
-    upgrade(engine)
+    _, engine = sqlite_company(tmp_path, monkeypatch)
     runner = serving("special")
 
     good = run_deployment("special/special", parameters={"request": request()}, timeout=0)
