@@ -140,3 +140,14 @@ def test_io_retries_back_off_and_spare_errors_opsaudit_diagnosed():
     assert IO_RETRIES["retry_delay_seconds"](3) == [2, 4, 8]
     assert passing_failure(None, None, Failed(data=OSError("connection reset")))
     assert not passing_failure(None, None, Failed(data=SourceError("database: tickets.ticket_id is missing")))
+
+
+def test_every_kpi_has_a_name_in_both_languages():
+    from builders import default_rules
+
+    from opsaudit.i18n import LANGUAGES, has_message
+
+    kpis = {rule.rule_id for rule in default_rules() if rule.is_aggregate}
+    assert len(kpis) == 13
+    assert [(kpi, language) for kpi in sorted(kpis) for language in LANGUAGES
+            if not has_message(f"dashboard.kpi.{kpi}", language)] == []
