@@ -36,19 +36,20 @@ DAYS_PER_MONTH = 365.25 / 12
 
 @dataclass(frozen=True)
 class Frame:
-    """The records of an area a spot check samples: their table, id, and the dates that put a
-    record in the window (any of them)."""
+    """The records of an area a spot check samples: their table, id, the dates that put a record
+    in the window (any of them), and what a record is (an entity type of the findings)."""
 
     table: str
     id_column: str
     dates: tuple[str, ...]
+    entity_type: str
 
 
 FRAMES: dict[str, Frame] = {
-    "customer_service": Frame("tickets", "ticket_id", ("opened_at",)),
-    "execution": Frame("tasks", "task_id", ("due_at", "completed_at")),
-    "planning": Frame("plans", "plan_id", ("due_at", "submitted_at", "approved_at")),
-    "data_analysis": Frame("analysis_reports", "report_id", ("due_at", "submitted_at")),
+    "customer_service": Frame("tickets", "ticket_id", ("opened_at",), "ticket"),
+    "execution": Frame("tasks", "task_id", ("due_at", "completed_at"), "task"),
+    "planning": Frame("plans", "plan_id", ("due_at", "submitted_at", "approved_at"), "plan"),
+    "data_analysis": Frame("analysis_reports", "report_id", ("due_at", "submitted_at"), "report"),
 }
 
 
@@ -70,7 +71,8 @@ class SpotCheckDraw:
 
     def as_json(self) -> dict[str, Any]:
         return {"seed": self.seed, "area": self.area, "department_id": self.department_id,
-                "window": self.window.label, "table": self.table, "population": self.population,
+                "window": self.window.label, "table": self.table,
+                "records": FRAMES[self.area].entity_type, "population": self.population,
                 "sample_size": len(self.sample_ids), "sample_ids": list(self.sample_ids)}
 
 

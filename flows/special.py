@@ -55,6 +55,11 @@ def moment(value: datetime | str | None) -> datetime | None:
                                   "chosen departments, with the stated reason.",
       flow_run_name=special_run_name, on_running=[tag_with_areas], validate_parameters=False)
 def special(request: SpecialAudit, now: datetime | None = None) -> dict[str, Any]:
-    """Run a special audit of the request's areas and departments on its days; its summary."""
+    """Run a special audit of the request's areas and departments on its days; its summary.
+
+    Args:
+        request: the areas, departments, first and last day, and the reason of the special audit.
+        now: fixes the clock (a test, a re-run); the last day must have ended by then.
+    """
     checked = parse_request(request)
     return run_audit(resolve_special(checked, moment(now)))

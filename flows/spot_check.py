@@ -40,7 +40,13 @@ def spot_check_run_name() -> str:
       flow_run_name=spot_check_run_name)
 def spot_check(seed: Seed | None = None, now: datetime | None = None, decide: bool = False) -> dict[str, Any]:
     """Audit a drawn key area, department and sample of records over the last 30 days; with
-    `decide`, only if today's tick says so. Its summary, or `{"audited": false}`."""
+    `decide`, only if today's tick says so. Its summary, or `{"audited": false}`.
+
+    Args:
+        seed: re-perform the draw of this seed (on the window its spot check recorded); none: a new draw.
+        now: fixes the clock: the 30 days before its day are audited.
+        decide: decide at random whether to audit today, as the daily schedule does; off: audit now.
+    """
     if decide and not decide_today():
         return {"audit": AUDIT, "audited": False}
     return {**run_audit(draw_spot_check(seed, now)), "audited": True}

@@ -25,6 +25,11 @@ AUDIT = "spot-check"
 KIND = "spot_check"
 
 
+def reperform_command(seed: int) -> str:
+    """The command that re-performs the draw of `seed`."""
+    return f"opsaudit run spot-check --seed {seed}"
+
+
 def recorded_window(store: Engine, seed: int) -> Period | None:
     """The window of the first spot check that recorded `seed`, if any."""
     with store.connect() as conn:

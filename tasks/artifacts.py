@@ -25,12 +25,13 @@ from prefect.cache_policies import NO_CACHE
 from opsaudit.audit import AuditContext
 from opsaudit.checks.results import CheckResult, Outcome, ResultSet, Severity
 from opsaudit.i18n import format_value, render_finding, text
+from opsaudit.spot_check import reperform_command
+from opsaudit.store.findings import is_finding
 from opsaudit.tasks.audit import IO_RETRIES
 
 FINDINGS_SHOWN = 200
 KPIS_SHOWN = 60
 SEVERITIES = (Severity.MAJOR, Severity.IMPORTANT, Severity.GENERAL)
-RECORDS = {"tickets": "ticket", "tasks": "task", "plans": "plan", "analysis_reports": "report"}
 _MARKDOWN_SPECIAL = re.compile(r"([\\`*_\[\]<>|])")
 
 
@@ -47,10 +48,6 @@ def escaped(value: Any) -> str:
 def sentence(words: str) -> str:
     """Words that start a sentence or a cell, capitalized (English catalogue entries are lowercase)."""
     return words[:1].upper() + words[1:]
-
-
-def is_finding(result: CheckResult) -> bool:
-    return result.is_problem and result.severity is not None and not result.facts.get("rollup")
 
 
 def figure(value: float | None, unit: str | None, language: str) -> str:
@@ -142,9 +139,9 @@ def _scope_facts(summary: Mapping[str, Any], language: str) -> list[tuple[str, s
         draw = summary["draw"]
         drawn = text("dashboard.summary.drawn", language, seed=draw["seed"], area=draw["area"],
                      department=escaped(draw["department_id"]), population=draw["population"],
-                     records=RECORDS[draw["table"]], size=draw["sample_size"])
+                     records=draw["records"], size=draw["sample_size"])
         return [(text("dashboard.summary.draw", language), drawn),
-                (text("dashboard.summary.reperform", language), f"`opsaudit run spot-check --seed {draw['seed']}`")]
+                (text("dashboard.summary.reperform", language), f"`{reperform_command(draw['seed'])}`")]
     return []
 
 

@@ -107,9 +107,6 @@ def test_every_run_publishes_its_summary_findings_and_report_link(company):  # n
 
 @pytest.mark.usefixtures("prefect_harness")
 def test_a_failed_run_shows_its_cause_in_one_line_after_retrying_its_io(tmp_path, monkeypatch):
-    from prefect import get_client
-    from prefect.client.schemas.filters import FlowRunFilter, FlowRunFilterId
-
     from opsaudit.flows.audits import cs_monthly
 
     _, engine = sqlite_company(tmp_path, monkeypatch)
@@ -123,9 +120,7 @@ def test_a_failed_run_shows_its_cause_in_one_line_after_retrying_its_io(tmp_path
     assert run.state.message.endswith("AuditFailed: OperationalError: (sqlite3.OperationalError) no such table: "
                                       "oa_finding_events")
     assert "\n" not in run.state.message
-    with get_client(sync_client=True) as client:
-        task_runs = client.read_task_runs(flow_run_filter=FlowRunFilter(id=FlowRunFilterId(any_=[run.id])))
-    [recording] = [t for t in task_runs if t.name.startswith("record_findings")]
+    [recording] = [t for t in task_runs_of(run.id) if t.name.startswith("record_findings")]
     assert recording.run_count == 1 + IO_RETRIES["retries"] and recording.state.is_failed()
     with engine.connect() as conn:
         status, error = conn.execute(sa.select(audit_runs.c.status, audit_runs.c.error)).one()
@@ -151,3 +146,34 @@ def test_every_kpi_has_a_name_in_both_languages():
     assert len(kpis) == 13
     assert [(kpi, language) for kpi in sorted(kpis) for language in LANGUAGES
             if not has_message(f"dashboard.kpi.{kpi}", language)] == []
+
+
+@pytest.mark.usefixtures("prefect_harness")
+def test_a_period_being_audited_refuses_a_second_run_at_once_in_one_line(tmp_path, monkeypatch):
+    from opsaudit.flows.audits import cs_monthly
+    from opsaudit.periods import parse_period
+    from opsaudit.store import runs
+
+    _, engine = sqlite_company(tmp_path, monkeypatch)
+    with engine.begin() as conn:   # an audit of October running in a live process (this one)
+        running = runs.start_run(conn, audit="cs-monthly", kind="periodic", period=parse_period("2026-10"),
+                                 parameters={}, config_hash="test")
+
+    state = cs_monthly(period="2026-10", return_state=True)
+
+    run = run_of(state)
+    assert run.state.is_failed() and "\n" not in run.state.message
+    assert f"RunInProgress: cs-monthly 2026-10 is already being audited (run {running.id}" in run.state.message
+    [opening] = [t for t in task_runs_of(run.id) if t.name.startswith("open_run")]
+    assert opening.run_count == 1   # not retried: waiting would not free the period
+    with engine.connect() as conn:
+        assert conn.execute(sa.select(audit_runs.c.id, audit_runs.c.status)).all() == [(running.id, "running")]
+        assert conn.execute(sa.select(sa.func.count()).select_from(findings)).scalar() == 0
+
+
+def task_runs_of(flow_run_id) -> list:
+    from prefect import get_client
+    from prefect.client.schemas.filters import FlowRunFilter, FlowRunFilterId
+
+    with get_client(sync_client=True) as client:
+        return client.read_task_runs(flow_run_filter=FlowRunFilter(id=FlowRunFilterId(any_=[flow_run_id])))

@@ -14,8 +14,6 @@ from opsaudit.settings import Settings
 # The special audit's fields as the command line names them.
 OPTIONS = {"areas": "--area", "departments": "--department", "first_day": "--from", "last_day": "--to",
            "reason": "--reason"}
-# The entity type of the records a spot check samples, by table.
-RECORDS = {"tickets": "ticket", "tasks": "task", "plans": "plan", "analysis_reports": "report"}
 
 
 def check_options(audit: str, *, period: str | None, seed: int | None, special: dict[str, Any]) -> None:
@@ -72,12 +70,9 @@ def run_spot_check(settings: Settings, now: datetime | None, seed: int | None) -
 def draw_lines(draw: dict[str, Any], period: str, language: str) -> list[str]:
     """The draw and the command that re-performs it."""
     from opsaudit.i18n import text
+    from opsaudit.spot_check import reperform_command
 
     return [text("audit_run.spot_check.drawn", language, seed=draw["seed"], area=draw["area"],
                  department=draw["department_id"], period=period, population=draw["population"],
-                 records=RECORDS[draw["table"]], size=draw["sample_size"]),
+                 records=draw["records"], size=draw["sample_size"]),
             text("audit_run.spot_check.reperform", language, command=reperform_command(draw["seed"]))]
-
-
-def reperform_command(seed: int) -> str:
-    return f"opsaudit run spot-check --seed {seed}"
