@@ -22,6 +22,7 @@ from sqlalchemy.exc import SQLAlchemyError
 from opsaudit.checks.grading import grade
 from opsaudit.checks.metrics import Aggregate, MetricContext, Records, load_builtin_metrics
 from opsaudit.checks.results import CheckResult, Outcome, ResultSet, Severity
+from opsaudit.checks.scope import EVERYTHING, Scope
 from opsaudit.checks.spec import Rule
 from opsaudit.checks.sqlfuncs import compile_sql
 from opsaudit.errors import SourceError
@@ -122,11 +123,15 @@ def load_directory(source: Source, conn: Connection, available: set[str]) -> Dir
 
 
 def compute(source: Source, rules: Sequence[Rule], period: Period, *, now: datetime, available: set[str],
-            all_rules: Mapping[str, Rule] | None = None) -> Computation:
-    """Run every rule's SQL for `period`; a rule whose tables are missing is measured as such."""
+            all_rules: Mapping[str, Rule] | None = None, scope: Scope = EVERYTHING) -> Computation:
+    """Run every rule's SQL for `period` within `scope`; a rule whose tables are missing is measured as such.
+
+    An audit of some departments has no whole-company results: the sum of those departments
+    is not the company's figure.
+    """
     registry = load_builtin_metrics()
     shared = all_rules or {rule.rule_id: rule for rule in rules}
-    built = {rule: registry[rule.metric](MetricContext(source, period, rule, now, shared)) for rule in rules}
+    built = {rule: registry[rule.metric](MetricContext(source, period, rule, now, shared, scope)) for rule in rules}
     measurements: list[Measurement] = []
     runnable: dict[Rule, Aggregate | Records] = {}
     for rule, metric in built.items():
@@ -141,7 +146,7 @@ def compute(source: Source, rules: Sequence[Rule], period: Period, *, now: datet
     with source.engine.connect() as conn:
         directory = load_directory(source, conn, available)
         for group in _group_aggregates(aggregates).values():
-            measurements.extend(_measure_aggregates(conn, group))
+            measurements.extend(_measure_aggregates(conn, group, company=not scope.departments))
         for rule, metric in runnable.items():
             key = (rule.rule_id, rule.entity_type)
             if isinstance(metric, Records):
@@ -187,11 +192,13 @@ def _aggregate_columns(agg: Aggregate, index: int | None = None) -> list[Any]:
     return [column.label(name) for column, name in zip(columns, names, strict=True)]
 
 
-def _measure_aggregates(conn: Connection, group: list[tuple[Rule, Aggregate]]) -> list[Measurement]:
+def _measure_aggregates(conn: Connection, group: list[tuple[Rule, Aggregate]], *,
+                        company: bool = True) -> list[Measurement]:
     """One grouped query per relation, whatever the entity types: grouped by all of them at once
     (department x agent is a few thousand groups), then rolled up to each entity type here.
     Rules that measure the same thing (a metric judged per department and per agent) share columns.
-    A department rule also gets its company result, judged like any other (audit-rules §3).
+    A department rule also gets its company result, judged like any other (audit-rules §3),
+    unless `company` is false.
     """
     first = group[0][1]
     entity_types = sorted({rule.entity_type for rule, _ in group})
@@ -224,7 +231,7 @@ def _measure_aggregates(conn: Connection, group: list[tuple[Rule, Aggregate]]) -
                                   else department, population, numerator, denominator, failures)
                       for entity, (population, numerator, denominator, failures, department) in sorted(totals.items())]
         measurements.extend(per_entity)
-        if rule.entity_type == "department":
+        if company and rule.entity_type == "department":
             measurements.append(Measurement(
                 rule, COMPANY, COMPANY, None, sum(m.population or 0 for m in per_entity),
                 sum(m.numerator for m in per_entity), sum(m.denominator for m in per_entity),

@@ -138,8 +138,12 @@ class Sampling(Strict):
 
 
 class SpotCheck(Strict):
-    checks_per_month: Count = Field(2, ge=0, le=20)
-    areas: tuple[Area, ...] = ("customer_service", "execution", "planning", "data_analysis")
+    """Unannounced spot checks: a daily tick that audits on random days (seed 000 §4.1)."""
+
+    checks_per_month: Count = Field(2, ge=0, le=20, description="spot checks in an average month")
+    areas: tuple[Area, ...] = Field(("customer_service", "execution", "planning", "data_analysis"), min_length=1,
+                                    description="the key areas a spot check draws from")
+    cron: Cron = Field("0 10 * * *", description="the daily tick that decides whether to audit that day")
 
 
 class EscalationDays(Strict):

@@ -1,4 +1,5 @@
-"""One Prefect flow per periodic audit (seed 000 section 4). Each reads like its list of steps."""
+"""One Prefect flow per periodic audit (seed 000 section 4), and the steps every audit takes once
+it knows what it covers (`run_audit`, shared with the special audit and spot check flows)."""
 
 from __future__ import annotations
 
@@ -7,14 +8,27 @@ from typing import Any
 
 from prefect import flow
 
+from opsaudit.audit import AuditContext
+from opsaudit.errors import OpsauditError
 from opsaudit.flows.labels import audit_run_name, tag_run_with_areas
 from opsaudit.tasks import audit as steps
+from opsaudit.tasks.artifacts import publish_artifacts
 from opsaudit.tasks.sampling import draw_quality_sample
+
+
+class AuditFailed(OpsauditError):
+    """An audit run stopped by an error opsaudit did not foresee, named in one line (the dashboard
+    shows a failed run's cause as its state message); the error itself is its __cause__."""
 
 
 def run_periodic_audit(audit: str, period: str | None, now: datetime | None) -> dict[str, Any]:
     """The shared body of the periodic flows; must run inside a flow."""
-    context = steps.resolve_period(audit, period, now)
+    return run_audit(steps.resolve_period(audit, period, now))
+
+
+def run_audit(context: AuditContext) -> dict[str, Any]:
+    """Open the run, check the data, judge the rules, record findings, hand over to reporting,
+    publish the dashboard's artifacts and close the run; its summary. Must run inside a flow."""
     run = steps.open_run(context)
     try:
         dq_results, available = steps.validate_data(context)
@@ -23,19 +37,27 @@ def run_periodic_audit(audit: str, period: str | None, now: datetime | None) -> 
         results = steps.collect_evidence(context, computation, results)
         all_results = dq_results + results
         counts = steps.record_findings(context, run, all_results, available)
-        sample = draw_quality_sample(context, run) if context.plan.sampling else None
+        sample = draw_quality_sample(context, run) if context.draws_quality_sample else None
         output = steps.hand_over_to_reporting(context, run, all_results, counts)
+        summary = {"audit_run_id": run.id, "audit": context.audit, "kind": context.kind,
+                   "period": context.period.label, **steps.outcome_counts(all_results), "findings": counts,
+                   "output": str(output), **context.parameters}
+        if sample is not None:
+            summary["sample"] = sample
+        if context.seed is not None:
+            summary["seed"] = context.seed
+        # Last, so that the link goes to a report the steps before have written.
+        publish_artifacts(context, all_results, summary)
     except Exception as exc:
-        steps.close_run(context, run, status="failed", error=(str(exc).splitlines() or [type(exc).__name__])[0][:2000])
-        raise
+        cause = (str(exc).strip().splitlines() or [type(exc).__name__])[0][:2000]
+        steps.close_run(context, run, status="failed", error=cause)
+        if isinstance(exc, OpsauditError):
+            raise
+        raise AuditFailed(f"{type(exc).__name__}: {cause}") from exc
     except BaseException:
         # Ctrl-C or SIGTERM: record it directly, Prefect is shutting down and runs no more tasks.
         steps.close_run.fn(context, run, status="interrupted", error="interrupted (Ctrl-C or SIGTERM)")
         raise
-    summary = {"audit_run_id": run.id, "audit": audit, "period": context.period.label,
-               **steps.outcome_counts(all_results), "findings": counts, "output": str(output)}
-    if sample is not None:
-        summary["sample"] = sample
     steps.close_run(context, run, status="succeeded", summary=summary)
     return summary
 

@@ -42,6 +42,10 @@ REGISTRY: tuple[Entry, ...] = (
     Entry("execution-monthly", "opsaudit.flows.audits:execution_monthly", "audits.execution-monthly.cron"),
     Entry("planning-quarterly", "opsaudit.flows.audits:planning_quarterly", "audits.planning-quarterly.cron"),
     Entry("data-quarterly", "opsaudit.flows.audits:data_quarterly", "audits.data-quarterly.cron"),
+    Entry("special", "opsaudit.flows.special:special", kind="special"),
+    # Ticks daily; each tick decides at random whether to audit that day.
+    Entry("spot-check", "opsaudit.flows.spot_check:spot_check", "spot_check.cron", kind="spot_check",
+          parameters={"decide": True}),
     Entry("rectification-tracking", "opsaudit.flows.rectification:rectification_tracking",
           "rectification_tracking.cron", kind="tracking"),
 )

@@ -62,10 +62,15 @@ def tag_run_with_areas(flow: Any, flow_run: Any, state: Any) -> None:
 
     Runs of a deployment already carry its tags; a run started by calling the flow has none.
     """
+    add_tags(flow_run.id, flow_run.tags, area_tags(audit_areas(flow.name)))
+
+
+def add_tags(flow_run_id: Any, current: Iterable[str], tags: Iterable[str]) -> None:
+    """Add `tags` to a flow run whose tags are `current`, unless it has them already."""
     from prefect import get_client
 
-    wanted = set(area_tags(audit_areas(flow.name)))
-    if wanted <= set(flow_run.tags):
+    wanted = set(tags)
+    if wanted <= set(current):
         return
     with get_client(sync_client=True) as client:
-        client.update_flow_run(flow_run.id, tags=sorted(set(flow_run.tags) | wanted))
+        client.update_flow_run(flow_run_id, tags=sorted(set(current) | wanted))

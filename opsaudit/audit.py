@@ -1,22 +1,27 @@
-"""What one audit needs, assembled once: settings, config, rules, period, source and store; and
-the pre-flight that checks all of it before an audit writes anything.
+"""What one audit needs, assembled once: settings, config, rules, period, scope, source and store;
+and the pre-flight that checks all of it before an audit writes anything.
 
+Three kinds of audit (seed 000 §4.1): periodic audits on the calendar of config/audits.yaml, and
+special audits and spot checks, which run chosen areas' rules on a date range within a scope.
 Prefect tasks (tasks/) receive this context; nothing here knows about Prefect.
 """
 
 from __future__ import annotations
 
 import tempfile
-from dataclasses import dataclass
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
 from datetime import datetime
 from functools import cached_property
 from pathlib import Path
+from typing import Any
 
 import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
 from opsaudit import periods
 from opsaudit.checks.metrics import MetricContext, load_builtin_metrics
+from opsaudit.checks.scope import EVERYTHING, Scope
 from opsaudit.checks.spec import Rule, effective_rules
 from opsaudit.config.loader import Config, display_path
 from opsaudit.config.models import AuditPlan
@@ -69,10 +74,32 @@ def resolve_period(settings: Settings, config: Config, audit: str, period: str |
         raise UsageError(f"--period: {exc}") from None
     if parsed.kind != plan.period:
         raise UsageError(f"--period: {audit} audits a {plan.period}, and {period!r} is a {parsed.kind}")
-    if parsed.end > clock:
-        raise UsageError(f"--period: {parsed.label} has not ended yet (it ends {parsed.end:%Y-%m-%d %H:%M} "
-                         f"{settings.timezone}; now is {clock:%Y-%m-%d %H:%M})")
+    problem = not_ended(settings, parsed, clock)
+    if problem:
+        raise UsageError(f"--period: {problem}")
     return parsed
+
+
+def not_ended(settings: Settings, period: Period, clock: datetime) -> str | None:
+    """Why `period` cannot be audited at the naive local time `clock`, or None when it has ended."""
+    if period.end <= clock:
+        return None
+    return (f"{period.label} has not ended yet (it ends {period.end:%Y-%m-%d %H:%M} {settings.timezone}; "
+            f"now is {clock:%Y-%m-%d %H:%M})")
+
+
+def audit_store(settings: Settings) -> Engine:
+    """The audit store, reachable and at the current schema revision."""
+    engine = store_engine(settings.store)
+    check_reachable(engine, purpose="store")
+    require_current(engine)
+    return engine
+
+
+def open_source(settings: Settings, config: Config) -> Source:
+    """The operational database, read-only, with the company's source mapping."""
+    engine = source_engine(settings.database, timezone=settings.timezone)
+    return Source(engine, config.source, zone=settings.timezone)
 
 
 def operations_manager(source: Source, department: str, available: set[str]) -> str | None:
@@ -88,7 +115,11 @@ def operations_manager(source: Source, department: str, available: set[str]) -> 
 
 @dataclass(frozen=True)
 class AuditContext:
-    """One audit run's inputs, resolved."""
+    """One audit run's inputs, resolved.
+
+    `parameters` is what the run records beyond its period and rules (a special audit's reason and
+    scope, a spot check's draw); `seed` the seed of a spot check's draw.
+    """
 
     settings: Settings
     config: Config
@@ -98,26 +129,41 @@ class AuditContext:
     rules: tuple[Rule, ...]
     all_rules: tuple[Rule, ...]
     now: datetime  # naive local time of the run (the clock, or --now)
+    scope: Scope = EVERYTHING
+    parameters: Mapping[str, Any] = field(default_factory=dict)
+    seed: int | None = None
 
     def __repr__(self) -> str:
         # Prefect shows task inputs by their repr: say what the context is, not its every rule.
-        return f"AuditContext({self.audit} {self.period.label}, {len(self.rules)} rules, now {self.now:%Y-%m-%d %H:%M})"
+        scope = f", {len(self.scope.departments)} departments" if self.scope.departments else ""
+        sample = f", a sample of {len(self.scope.sample_ids)} {self.scope.sample_table}" if self.scope.sample_table \
+            else ""
+        return (f"AuditContext({self.audit} {self.period.label}, {len(self.rules)} rules{scope}{sample}, "
+                f"now {self.now:%Y-%m-%d %H:%M})")
 
     @cached_property
     def source(self) -> Source:
-        engine = source_engine(self.settings.database, timezone=self.settings.timezone)
-        return Source(engine, self.config.source, zone=self.settings.timezone)
+        return open_source(self.settings, self.config)
 
     @cached_property
     def store(self) -> Engine:
-        engine = store_engine(self.settings.store)
-        check_reachable(engine, purpose="store")
-        require_current(engine)
-        return engine
+        return audit_store(self.settings)
 
     @property
     def plan(self) -> AuditPlan:
+        """The calendar entry of a periodic audit."""
         return audit_plan(self.config, self.audit)
+
+    @property
+    def draws_quality_sample(self) -> bool:
+        """The weekly customer-service audit draws the QA review sample (audit-rules §5)."""
+        return self.kind == "periodic" and self.plan.sampling
+
+    @property
+    def checks_data_quality(self) -> bool:
+        """Data-quality expectations judge whole tables, which a periodic audit covers; an audit of
+        some departments or of a sample leaves them to the periodic audits of the same data."""
+        return not self.scope.restricted
 
     @property
     def output_folder(self) -> Path:
@@ -134,7 +180,7 @@ class AuditContext:
 
     def tables_checked(self) -> tuple[str, ...]:
         """The tables data quality covers: those read, or every contract table for the data audit."""
-        if self.plan.data_quality == "all_tables":
+        if self.kind == "periodic" and self.plan.data_quality == "all_tables":
             from opsaudit.contract import TABLE_NAMES
 
             return tuple(TABLE_NAMES)
@@ -153,6 +199,24 @@ def build_context(settings: Settings, audit: str, *, period: str | None = None, 
         raise ConfigError(f"{where}: audits.{audit}.areas: no enabled rule in {', '.join(plan.areas)}")
     return AuditContext(settings, config, audit, kind, resolve_period(settings, config, audit, period, now),
                         rules, tuple(all_rules), local_now(settings, now))
+
+
+def scoped_context(settings: Settings, audit: str, kind: str, areas: Sequence[str], period: Period, scope: Scope, *,
+                   now: datetime | None = None, parameters: Mapping[str, Any] | None = None,
+                   seed: int | None = None, config: Config | None = None) -> AuditContext:
+    """A special audit or spot check: every enabled rule of `areas` on `period`, within `scope`.
+
+    The `audits:` lists of checks/*.yaml choose which periodic audit runs a rule; an audit of
+    chosen areas runs all of their rules.
+    """
+    config = config or settings.load_config()
+    all_rules = load_rules(settings, config)
+    rules = tuple(rule for rule in all_rules if rule.area in areas)
+    if not rules:
+        where = display_path(settings.config_dir / "thresholds.yaml")
+        raise ConfigError(f"{where}: rules: no enabled rule in {', '.join(areas)}")
+    return AuditContext(settings, config, audit, kind, period, rules, tuple(all_rules), local_now(settings, now),
+                        scope, dict(parameters or {}), seed)
 
 
 def preflight(context: AuditContext) -> None:

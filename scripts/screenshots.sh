@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Look at the Prefect UI as a person would: start `opsaudit serve` on a demo company, run the
-# cs-monthly deployment and one `opsaudit run` against it, and take headless Chromium screenshots
-# of the deployments page and of the finished flow run.
+# cs-monthly deployment, a special audit (a custom run of `special`) and one `opsaudit run` against
+# it, and take headless Chromium screenshots of the deployments page, of the finished flow run and
+# of the special audit's summary artifact.
 #
 #   scripts/screenshots.sh [OUT_DIR]     # default docs/; after `make setup`
 #
@@ -58,11 +59,34 @@ print(run.id)
 assert run.state.is_completed(), run.state
 EOF
 )
+# A special audit as a custom run from the UI: the id of its summary artifact.
+SUMMARY=$(PREFECT_LOGGING_LEVEL=WARNING "$BIN/python" - <<'EOF'
+from datetime import datetime, timedelta
+
+from prefect import get_client
+from prefect.client.schemas.filters import ArtifactFilter, ArtifactFilterKey, FlowRunFilter, FlowRunFilterId
+from prefect.deployments import run_deployment
+
+from opsaudit.periods import previous
+from opsaudit.settings import load_settings
+
+month = previous("month", datetime.now(load_settings().tz).replace(tzinfo=None))
+request = {"areas": ["customer_service"], "departments": ["CS2"], "reason": "在线客服投诉增多",
+           "first_day": month.start.date().isoformat(), "last_day": (month.end - timedelta(days=1)).date().isoformat()}
+run = run_deployment("special/special", parameters={"request": request}, timeout=900, poll_interval=2)
+assert run.state.is_completed(), run.state
+with get_client(sync_client=True) as client:
+    [summary] = client.read_artifacts(flow_run_filter=FlowRunFilter(id=FlowRunFilterId(any_=[run.id])),
+                                      artifact_filter=ArtifactFilter(key=ArtifactFilterKey(any_=["special-summary"])))
+print(summary.id)
+EOF
+)
 "$BIN/opsaudit" run execution-monthly >/dev/null
-echo "flow run $FLOW_RUN completed"
+echo "flow run $FLOW_RUN completed; special audit summary $SUMMARY"
 
 mkdir -p "$OUT"
 screenshot "$UI/deployments" "$OUT/prefect-deployments.png"
 screenshot "$UI/runs/flow-run/$FLOW_RUN" "$OUT/prefect-flow-run.png"
+screenshot "$UI/artifacts/artifact/$SUMMARY" "$OUT/prefect-artifacts.png"
 screenshot "$UI/runs" "$WORK/prefect-runs.png"
 echo "work folder: $WORK"

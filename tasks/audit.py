@@ -1,7 +1,8 @@
 """Prefect tasks of an audit: thin, typed wrappers around the engine and the store.
 
-Retries only where I/O can fail for a passing reason (the store); the SQL checks are not retried,
-because a failing query is a real problem with the source.
+Retries only where I/O can fail for a passing reason (the store, the output folder, the Prefect
+API), waiting longer each time; an error opsaudit diagnosed (a missing table, a run already in
+progress) is not retried, nor are the SQL checks: a failing query is a real problem with the source.
 """
 
 from __future__ import annotations
@@ -15,16 +16,28 @@ from typing import Any
 from prefect import get_run_logger, task
 from prefect.cache_policies import NO_CACHE
 from prefect.runtime import flow_run
+from prefect.tasks import exponential_backoff
 
 from opsaudit.audit import AuditContext, build_context, operations_manager, preflight
 from opsaudit.checks import engine
 from opsaudit.checks.results import CheckResult, Outcome, ResultSet
 from opsaudit.config.loader import display_path
+from opsaudit.errors import OpsauditError
 from opsaudit.settings import load_settings
 from opsaudit.source import missing_tables
 from opsaudit.store import findings as findings_store
 from opsaudit.store import runs
 from opsaudit.store.runs import RunInfo
+
+
+def passing_failure(_task: Any, _task_run: Any, state: Any) -> bool:
+    """Whether a failed I/O task may succeed on a retry: not when opsaudit diagnosed the error."""
+    return not isinstance(state.data, OpsauditError)
+
+
+# 2, 4 and 8 seconds, each give or take half.
+IO_RETRIES: dict[str, Any] = {"retries": 3, "retry_delay_seconds": exponential_backoff(backoff_factor=2),
+                              "retry_jitter_factor": 0.5, "retry_condition_fn": passing_failure}
 
 
 @task(cache_policy=NO_CACHE)
@@ -42,14 +55,15 @@ def resolve_period(audit: str, period: str | None, now: datetime | None) -> Audi
     return context
 
 
-@task(cache_policy=NO_CACHE, retries=2, retry_delay_seconds=5)
+@task(cache_policy=NO_CACHE, **IO_RETRIES)
 def open_run(context: AuditContext) -> RunInfo:
-    """Record the audit run as started."""
+    """Record the audit run as started, with what it covers (a special audit's reason and scope, a
+    spot check's draw) and the seed of its draw."""
     parameters = {"period": context.period.label, "now": context.now.isoformat(),
-                  "rules": sorted({f"{r.rule_id}:{r.entity_type}" for r in context.rules})}
+                  "rules": sorted({f"{r.rule_id}:{r.entity_type}" for r in context.rules}), **context.parameters}
     with context.store.begin() as conn:
         return runs.start_run(conn, audit=context.audit, kind=context.kind, period=context.period,
-                              parameters=parameters, config_hash=context.config.digest(),
+                              parameters=parameters, config_hash=context.config.digest(), seed=context.seed,
                               flow_run_id=str(flow_run.get_id() or "") or None)
 
 
@@ -57,12 +71,16 @@ def open_run(context: AuditContext) -> RunInfo:
 def validate_data(context: AuditContext) -> tuple[ResultSet, set[str]]:
     """Data-quality expectations (Great Expectations) on every table the audit reads.
 
-    Returns the results and the tables that exist, so rules on a missing table are skipped.
+    Returns the results and the tables that exist, so rules on a missing table are skipped. An
+    audit of some departments or of a sample runs no expectations (AuditContext.checks_data_quality).
     """
     from opsaudit.checks.quality import run_data_quality
     from opsaudit.checks.quality_config import load_rules, with_overrides
 
     tables = context.tables_checked()
+    if not context.checks_data_quality:
+        get_run_logger().info("data quality: left to the periodic audits (this audit covers part of the data)")
+        return ResultSet(), set(tables) - missing_tables(context.source, tuple(tables))
     thresholds = context.config.thresholds
     where = display_path(context.settings.config_dir / "thresholds.yaml")
     rules = with_overrides(load_rules(), thresholds.rules, where)
@@ -78,7 +96,8 @@ def validate_data(context: AuditContext) -> tuple[ResultSet, set[str]]:
 def compute_metrics(context: AuditContext, available: set[str]) -> engine.Computation:
     """Run every rule's SQL in the operational database."""
     return engine.compute(context.source, context.rules, context.period, now=context.now,
-                          available=available, all_rules={r.rule_id: r for r in context.all_rules})
+                          available=available, all_rules={r.rule_id: r for r in context.all_rules},
+                          scope=context.scope)
 
 
 @task(cache_policy=NO_CACHE)
@@ -93,7 +112,7 @@ def collect_evidence(context: AuditContext, computation: engine.Computation, res
     return engine.collect_samples(context.source, computation, results)
 
 
-@task(cache_policy=NO_CACHE, retries=2, retry_delay_seconds=5)
+@task(cache_policy=NO_CACHE, **IO_RETRIES)
 def record_findings(context: AuditContext, run: RunInfo, results: ResultSet, available: set[str]) -> dict[str, int]:
     """Store the results and raise or refresh findings, idempotently per period.
 
@@ -128,15 +147,16 @@ def outcome_counts(results: ResultSet) -> dict[str, Any]:
     return {"outcomes": by_outcome, "problems": by_severity}
 
 
-@task(cache_policy=NO_CACHE)
+@task(cache_policy=NO_CACHE, **IO_RETRIES)
 def hand_over_to_reporting(context: AuditContext, run: RunInfo, results: ResultSet,
                            counts: dict[str, int]) -> Path:
     """Write the run's results as JSON under OPSAUDIT_OUTPUT_DIR, where the report renderer reads them."""
     folder = context.output_folder
     folder.mkdir(parents=True, exist_ok=True)
     payload = {
-        "audit_run_id": run.id, "audit": context.audit, "period": context.period.label,
+        "audit_run_id": run.id, "audit": context.audit, "kind": context.kind, "period": context.period.label,
         "period_start": context.period.start.isoformat(), "period_end": context.period.end.isoformat(),
+        **runs._jsonable(dict(context.parameters)),
         "summary": {**outcome_counts(results), "findings": counts},
         "results": [runs._jsonable({
             "rule_id": r.rule_id, "area": r.area, "entity_type": r.entity_type, "entity_id": r.entity_id,
@@ -161,7 +181,7 @@ def _text(result: CheckResult, language: str) -> dict[str, str] | None:
     return {"title": text.title, "description": text.description}
 
 
-@task(cache_policy=NO_CACHE, retries=2, retry_delay_seconds=5)
+@task(cache_policy=NO_CACHE, **IO_RETRIES)
 def close_run(context: AuditContext, run: RunInfo, *, status: str, summary: dict[str, Any] | None = None,
               error: str | None = None) -> None:
     """Record how the run ended."""

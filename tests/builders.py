@@ -15,6 +15,7 @@ import sqlalchemy as sa
 
 from opsaudit.checks import engine as eng
 from opsaudit.checks.results import CheckResult
+from opsaudit.checks.scope import EVERYTHING, Scope
 from opsaudit.checks.spec import Rule, effective_rules
 from opsaudit.config.loader import load_config
 from opsaudit.config.models import Thresholds
@@ -140,15 +141,16 @@ def rules_with(thresholds: Thresholds) -> tuple[Rule, ...]:
 
 def run_rule(engine: sa.Engine, rule_id: str, entity_type: str | None = None, *, period: str = MONTH,
              now: datetime = MONTH_NOW, rules: tuple[Rule, ...] | None = None,
-             available: set[str] | None = None) -> list[CheckResult]:
-    """Compute, judge and sample one rule (one entity type, or all of the rule's) on the database."""
+             available: set[str] | None = None, scope: Scope = EVERYTHING) -> list[CheckResult]:
+    """Compute, judge and sample one rule (one entity type, or all of the rule's) on the database,
+    within `scope`."""
     rules = rules if rules is not None else default_rules()
     picked = [r for r in rules if r.rule_id == rule_id and entity_type in (None, r.entity_type)]
     assert picked, f"no rule {rule_id} for {entity_type}"
     source = Source(engine)
     computation = eng.compute(source, picked, parse_period(period), now=now,
                               available=set(metadata.tables) if available is None else available,
-                              all_rules={r.rule_id: r for r in rules})
+                              all_rules={r.rule_id: r for r in rules}, scope=scope)
     return eng.collect_samples(source, computation, eng.evaluate(computation))
 
 

@@ -20,6 +20,7 @@ from opsaudit.flows.labels import run_name
 from opsaudit.settings import load_settings
 
 PERIODIC = ["cs-weekly", "cs-monthly", "execution-monthly", "planning-quarterly", "data-quarterly"]
+DEPLOYMENTS = [*PERIODIC, "special", "spot-check", "rectification-tracking"]
 
 
 def opsaudit(*args: str) -> subprocess.CompletedProcess[str]:
@@ -57,7 +58,7 @@ def fires_in(spec: Deployment, year: int) -> list[datetime]:
 def test_each_schedule_fires_on_exactly_the_regulations_days(timezone, year, monkeypatch):
     monkeypatch.setenv("OPSAUDIT_TIMEZONE", timezone)
     specs = registered()
-    assert sorted(specs) == sorted(PERIODIC + ["rectification-tracking"])
+    assert sorted(specs) == sorted(DEPLOYMENTS)
     for audit in PERIODIC:
         fires = fires_in(specs[audit], year)
         assert specs[audit].timezone == timezone
@@ -92,7 +93,7 @@ def test_an_invalid_cron_names_the_file_and_key(tmp_path, cron):
     (tmp_path / "config" / "audits.yaml").write_text(f'audits:\n  cs-weekly:\n    cron: "{cron}"\n')
     with pytest.raises(ConfigError) as raised:
         registered()
-    assert str(raised.value).startswith(f"config/audits.yaml: audits.cs-weekly.cron: {cron!r} is not a cron expression")
+    assert str(raised.value).startswith(f"config/audits.yaml: audits.cs-weekly.cron: {cron!r} is not a")
     assert "\n" not in str(raised.value)
 
 
@@ -112,11 +113,14 @@ def test_schedules_json_is_the_interface_shape(monkeypatch):
     result = opsaudit("schedules", "--format", "json")
     assert result.returncode == 0, result.stderr
     rows = json.loads(result.stdout)
-    assert [row["name"] for row in rows] == PERIODIC + ["rectification-tracking"]
+    assert [row["name"] for row in rows] == DEPLOYMENTS
     for row in rows:
         assert set(row) == {"name", "audit", "cron", "timezone", "parameters"}
-        assert row["audit"] == row["name"] and row["timezone"] == "Europe/Berlin" and row["parameters"] == {}
-    assert {row["name"]: row["cron"] for row in rows}["planning-quarterly"] == "0 8 1 1,4,7,10 *"
+        assert row["audit"] == row["name"] and row["timezone"] == "Europe/Berlin"
+    crons = {row["name"]: row["cron"] for row in rows}
+    assert crons["planning-quarterly"] == "0 8 1 1,4,7,10 *"
+    assert crons["special"] is None and crons["spot-check"] == "0 10 * * *"   # on demand; a daily tick
+    assert {row["name"]: row["parameters"] for row in rows if row["parameters"]} == {"spot-check": {"decide": True}}
 
 
 def test_schedules_table_shows_the_next_run_and_a_bad_cron_is_one_line(tmp_path):
@@ -164,7 +168,8 @@ def test_prefect_yaml_deploys_the_same_calendar_to_the_work_pool():
     for name, spec in specs.items():
         deployment = in_yaml[name]
         assert deployment["entrypoint"] == runner_deployment(spec).entrypoint
-        assert deployment["schedules"] == [{"cron": spec.cron, "timezone": spec.timezone}]
+        assert deployment["schedules"] == ([{"cron": spec.cron, "timezone": spec.timezone}] if spec.cron else [])
+        assert deployment.get("parameters", {}) == dict(spec.parameters)
         assert tuple(deployment["tags"]) == spec.tags
         assert deployment["work_pool"]["name"] == "opsaudit"
 

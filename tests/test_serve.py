@@ -12,13 +12,14 @@ import sys
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
-from datetime import datetime
+from datetime import datetime, timedelta
 from pathlib import Path
 from zoneinfo import ZoneInfo
 
 import httpx
 import pytest
 import sqlalchemy as sa
+from dashboard import artifacts
 from test_flows import small_company
 
 from opsaudit.config.loader import load_config
@@ -43,13 +44,13 @@ def read_deployments(api_url: str) -> dict[str, object]:
         return {d.name: d for d in client.read_deployments(limit=100, sort=DeploymentSort.NAME_ASC)}
 
 
-def run_and_wait(api_url: str, name: str, timeout: float = RUN_TIMEOUT):
+def run_and_wait(api_url: str, name: str, timeout: float = RUN_TIMEOUT, parameters: dict | None = None):
     """Run a deployment on the server at api_url; timeout 0 returns once the run is created."""
     from prefect.deployments import run_deployment
     from prefect.settings import PREFECT_API_URL, temporary_settings
 
     with temporary_settings(updates={PREFECT_API_URL: api_url}):
-        return run_deployment(name, timeout=timeout, poll_interval=2)
+        return run_deployment(name, timeout=timeout, poll_interval=2, parameters=parameters)
 
 
 def wait_for_status(database: str, audit: str, status: str, timeout: float = RUN_TIMEOUT) -> str | None:
@@ -216,6 +217,8 @@ def test_serve_uses_the_server_prefect_api_url_names(tmp_path):
 
 
 def test_serve_runs_the_calendar_on_its_own_server_and_stops_cleanly(tmp_path):
+    from prefect.settings import PREFECT_API_URL, temporary_settings
+
     database = f"sqlite:///{tmp_path / 'ops.db'}"
     env = serve_env(tmp_path, database)
     subprocess.run([sys.executable, "-m", "opsaudit", "init", "--demo"], env=env, check=True, capture_output=True,
@@ -232,15 +235,25 @@ def test_serve_runs_the_calendar_on_its_own_server_and_stops_cleanly(tmp_path):
         assert sorted(served) == sorted(row["name"] for row in expected)
         for row in expected:
             deployment = served[row["name"]]
-            assert [(s.schedule.cron, s.schedule.timezone, s.active) for s in deployment.schedules] == [
-                (row["cron"], row["timezone"], True)]
-            assert deployment.entrypoint == next(entry.flow.replace(":", ".") for entry in REGISTRY
-                                                 if entry.audit == row["audit"])
+            assert [(s.schedule.cron, s.schedule.timezone, s.active) for s in deployment.schedules] == (
+                [(row["cron"], row["timezone"], True)] if row["cron"] else [])
+            assert deployment.entrypoint == next(e.flow for e in REGISTRY if e.audit == row["audit"]).replace(":", ".")
 
         flow_run = run_and_wait(api_url, "cs-monthly/cs-monthly")
         assert flow_run.state.is_completed(), flow_run.state
         last_month = previous("month", datetime.now(ZoneInfo("Asia/Shanghai")).replace(tzinfo=None))
         assert flow_run.name == f"cs-monthly {last_month.label}"
+
+        # A special audit as a person starts it in the UI: a custom run of `special`, and its artifacts.
+        days = {"first_day": last_month.start.date().isoformat(),
+                "last_day": (last_month.end - timedelta(days=1)).date().isoformat()}
+        special = run_and_wait(api_url, "special/special", parameters={"request": {
+            "areas": ["customer_service"], "departments": ["CS2"], "reason": "online complaints", **days}})
+        assert special.state.is_completed(), special.state
+        with temporary_settings(updates={PREFECT_API_URL: api_url}):
+            shown = artifacts(special.id)
+        assert {"special-summary", "special-findings", "special-report"} <= set(shown)
+        assert "- **专项稽查原因**：online complaints" in shown["special-summary"].data
 
         # Stopped in the middle of an audit, serve cancels it: the store records it interrupted.
         run_and_wait(api_url, "data-quarterly/data-quarterly", timeout=0)

@@ -16,6 +16,7 @@ from sqlalchemy.engine import Connection
 from sqlalchemy.sql import FromClause, Select
 from sqlalchemy.sql.expression import ColumnElement
 
+from opsaudit.checks.scope import EVERYTHING, Scope
 from opsaudit.checks.spec import Rule
 from opsaudit.periods import Period
 from opsaudit.source import Source
@@ -23,16 +24,22 @@ from opsaudit.source import Source
 
 @dataclass(frozen=True)
 class MetricContext:
-    """What a builder may use: the source, the period, its rule, and the other rules' settings."""
+    """What a builder may use: the source, the period, its rule, the other rules' settings, and
+    the scope of the audit (departments, a sample of records), which every builder applies."""
 
     source: Source
     period: Period
     rule: Rule
     now: datetime
     rules: Mapping[str, Rule] = field(default_factory=dict)
+    scope: Scope = EVERYTHING
 
     def param(self, name: str) -> Any:
         return self.rule.params[name]
+
+    def in_scope(self, department: ColumnElement[Any], **records: ColumnElement[Any]) -> ColumnElement[bool]:
+        """The rows of the audit's scope: see Scope.condition."""
+        return self.scope.condition(department, **records)
 
 
 @dataclass(frozen=True)

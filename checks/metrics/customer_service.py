@@ -20,13 +20,18 @@ def _tickets(ctx: MetricContext, population: ColumnElement[bool], numerator: Col
              samples: tuple[str, ...]) -> Aggregate:
     t = ctx.source.table("tickets")
     return Aggregate(
-        relation="tickets:opened_at", from_=t, window=in_period(t.c.opened_at, ctx.period),
+        relation="tickets:opened_at", from_=t, window=sa.and_(in_period(t.c.opened_at, ctx.period), _scoped(ctx, t)),
         entities={"department": t.c.department_id, "agent": t.c.agent_id},
         department=t.c.department_id, record_id=t.c.ticket_id, population=population,
         numerator=sa.case((numerator, 1), else_=0), denominator=sa.literal(1),
         offending=sa.and_(population, sa.not_(numerator)), tables=("tickets",),
         samples=tuple(t.c[name] for name in samples),
     )
+
+
+def _scoped(ctx: MetricContext, t: FromClause) -> ColumnElement[bool]:
+    """Tickets of the audit's departments (and sample): reviews follow the ticket they review."""
+    return ctx.in_scope(t.c.department_id, tickets=t.c.ticket_id)
 
 
 def rated(t: FromClause) -> ColumnElement[bool]:
@@ -96,12 +101,16 @@ def reviews_in(period: Period, r: FromClause) -> ColumnElement[bool]:
     return in_period(r.c.reviewed_at, period)
 
 
+def _reviews_window(ctx: MetricContext, r: FromClause, t: FromClause) -> ColumnElement[bool]:
+    return sa.and_(reviews_in(ctx.period, r), _scoped(ctx, t))
+
+
 @metric("qa_compliance")
 def qa_compliance(ctx: MetricContext) -> Aggregate:
     r, t, joined = _reviews(ctx)
     compliant = r.c.compliant.is_(True)
     return Aggregate(
-        relation="qa_reviews:reviewed_at", from_=joined, window=reviews_in(ctx.period, r),
+        relation="qa_reviews:reviewed_at", from_=joined, window=_reviews_window(ctx, r, t),
         entities={"department": t.c.department_id, "agent": t.c.agent_id}, department=t.c.department_id,
         record_id=r.c.review_id, population=sa.true(), numerator=sa.case((compliant, 1), else_=0),
         denominator=sa.literal(1), offending=sa.not_(compliant), tables=("qa_reviews", "tickets"),
@@ -114,7 +123,7 @@ def qa_attitude(ctx: MetricContext) -> Aggregate:
     r, t, joined = _reviews(ctx)
     scored = r.c.attitude_score.between(0, 100)
     return Aggregate(
-        relation="qa_reviews:reviewed_at", from_=joined, window=reviews_in(ctx.period, r),
+        relation="qa_reviews:reviewed_at", from_=joined, window=_reviews_window(ctx, r, t),
         entities={"department": t.c.department_id, "agent": t.c.agent_id}, department=t.c.department_id,
         record_id=r.c.review_id, population=scored, numerator=r.c.attitude_score,
         denominator=sa.literal(1), offending=sa.and_(scored, r.c.attitude_score < ctx.rule.target),
@@ -129,7 +138,7 @@ def qa_low_review(ctx: MetricContext) -> Records:
     r, t, joined = _reviews(ctx)
     staff = ctx.source.table("staff")
     agent, reviewer = staff.alias("agent"), staff.alias("reviewer")
-    window = reviews_in(ctx.period, r)
+    window = _reviews_window(ctx, r, t)
     query = (
         sa.select(t.c.ticket_id.label("entity_id"), t.c.department_id.label("department_id"),
                   sa.null().label("owner_id"), r.c.review_id, r.c.attitude_score.label("score"), t.c.agent_id,

@@ -9,6 +9,7 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 from sqlalchemy.sql import FromClause
+from sqlalchemy.sql.expression import ColumnElement
 
 from opsaudit.checks.metrics import MetricContext, Records, in_period, metric
 from opsaudit.checks.metrics.customer_service import first_response_in_sla, rated, satisfied
@@ -31,11 +32,16 @@ def _count(r: FromClause, where: Any) -> sa.Select[Any]:
     return sa.select(sa.func.count()).select_from(r).where(where)
 
 
+def _scoped(ctx: MetricContext, r: FromClause) -> ColumnElement[bool]:
+    """Reports of the audit's departments (and sample)."""
+    return ctx.in_scope(r.c.department_id, analysis_reports=r.c.report_id)
+
+
 @metric("report_late")
 def report_late(ctx: MetricContext) -> Records:
     r = ctx.source.table("analysis_reports")
     end = sa.literal(ctx.period.end, sa.DateTime)
-    due = in_period(r.c.due_at, ctx.period)
+    due = sa.and_(in_period(r.c.due_at, ctx.period), _scoped(ctx, r))
     days_late = seconds_between(r.c.due_at, sa.func.coalesce(r.c.submitted_at, end)) / DAY
     query = (sa.select(*_report_rows(r), r.c.kind, r.c.period.label("report_period"), r.c.due_at,
                        r.c.submitted_at, days_late.label("days_late"))
@@ -47,7 +53,7 @@ def report_late(ctx: MetricContext) -> Records:
 @metric("report_incomplete")
 def report_incomplete(ctx: MetricContext) -> Records:
     r = ctx.source.table("analysis_reports")
-    submitted = in_period(r.c.submitted_at, ctx.period)
+    submitted = sa.and_(in_period(r.c.submitted_at, ctx.period), _scoped(ctx, r))
     missing = sa.case((blank(r.c.methods), "no_methods"), (blank(r.c.recommendations), "no_recommendations"),
                       else_=None)
     query = (sa.select(*_report_rows(r), r.c.kind, missing.label("reason"))
@@ -58,7 +64,7 @@ def report_incomplete(ctx: MetricContext) -> Records:
 @metric("report_unreviewed")
 def report_unreviewed(ctx: MetricContext) -> Records:
     r = ctx.source.table("analysis_reports")
-    submitted = in_period(r.c.submitted_at, ctx.period)
+    submitted = sa.and_(in_period(r.c.submitted_at, ctx.period), _scoped(ctx, r))
     query = (sa.select(*_report_rows(r), r.c.kind).where(submitted, blank(r.c.reviewed_by))
              .order_by(r.c.report_id))
     return Records(query=query, population=_count(r, submitted), tables=("analysis_reports",))
@@ -135,11 +141,13 @@ def recompute(ctx: MetricContext, conn: Connection, periods: Iterable[str]) -> d
 @metric("reported_metric_mismatch")
 def reported_metric_mismatch(ctx: MetricContext) -> Records:
     r, m = ctx.source.table("analysis_reports"), ctx.source.table("reported_metrics")
-    submitted = in_period(r.c.submitted_at, ctx.period)
+    department = sa.func.coalesce(m.c.department_id, r.c.department_id)
+    # A stated figure belongs to the department it is about; a company figure to the report's author.
+    submitted = sa.and_(in_period(r.c.submitted_at, ctx.period),
+                        ctx.in_scope(department, analysis_reports=r.c.report_id))
     entity = m.c.report_id + "/" + m.c.metric + "/" + sa.func.coalesce(m.c.department_id, COMPANY)
-    query = (sa.select(entity.label("entity_id"), sa.func.coalesce(m.c.department_id, r.c.department_id)
-                       .label("department_id"), r.c.author_id.label("owner_id"), m.c.report_id, m.c.metric,
-                       m.c.department_id.label("scope"), m.c.period.label("metric_period"),
+    query = (sa.select(entity.label("entity_id"), department.label("department_id"), r.c.author_id.label("owner_id"),
+                       m.c.report_id, m.c.metric, m.c.department_id.label("scope"), m.c.period.label("metric_period"),
                        m.c.value.label("reported"))
              .select_from(m.join(r, m.c.report_id == r.c.report_id)).where(submitted)
              .order_by(m.c.report_id, m.c.metric, m.c.department_id))

@@ -19,12 +19,17 @@ def done_in(t: FromClause, ctx: MetricContext) -> ColumnElement[bool]:
     return sa.and_(t.c.status == "done", in_period(t.c.completed_at, ctx.period))
 
 
+def _scoped(ctx: MetricContext, t: FromClause) -> ColumnElement[bool]:
+    """Tasks of the audit's departments (and sample)."""
+    return ctx.in_scope(t.c.department_id, tasks=t.c.task_id)
+
+
 def _tasks(ctx: MetricContext, *, relation: str, window: ColumnElement[bool], population: ColumnElement[bool],
            numerator: ColumnElement[Any], denominator: ColumnElement[Any],
            offending: ColumnElement[bool], samples: tuple[str, ...]) -> Aggregate:
     t = ctx.source.table("tasks")
     return Aggregate(
-        relation=relation, from_=t, window=window, entities={"department": t.c.department_id},
+        relation=relation, from_=t, window=sa.and_(window, _scoped(ctx, t)), entities={"department": t.c.department_id},
         department=t.c.department_id, record_id=t.c.task_id, population=population,
         numerator=numerator, denominator=denominator, offending=offending, tables=("tasks",),
         samples=tuple(t.c[name] for name in samples),
@@ -86,7 +91,7 @@ def _with_departments(ctx: MetricContext) -> tuple[FromClause, FromClause, FromC
 def _task_overrun(ctx: MetricContext, actual: str, budget: str) -> Records:
     t, d, joined = _with_departments(ctx)
     limit = float(ctx.param("task_limit"))
-    population = sa.and_(done_in(t, ctx), t.c[budget] > 0, t.c[actual].is_not(None))
+    population = sa.and_(done_in(t, ctx), _scoped(ctx, t), t.c[budget] > 0, t.c[actual].is_not(None))
     query = (
         sa.select(*_task_rows(t, d), t.c[actual].label("actual"), t.c[budget].label("budget"),
                   (t.c[actual] / t.c[budget]).label("ratio"))
@@ -123,9 +128,9 @@ def task_overdue(ctx: MetricContext) -> Records:
     query = (
         sa.select(*_task_rows(t, d), t.c.priority, t.c.status, days_late.label("days_late"),
                   t.c.due_at, t.c.completed_at, still_open.label("still_open"), sa.literal(as_of).label("as_of"))
-        .select_from(joined).where(sa.or_(still_open, late_done)).order_by(t.c.task_id)
+        .select_from(joined).where(sa.or_(still_open, late_done), _scoped(ctx, t)).order_by(t.c.task_id)
     )
-    examined = sa.or_(in_period(t.c.due_at, ctx.period), still_open, done_in(t, ctx))
+    examined = sa.and_(sa.or_(in_period(t.c.due_at, ctx.period), still_open, done_in(t, ctx)), _scoped(ctx, t))
     return Records(query=query, population=sa.select(sa.func.count()).select_from(t).where(examined),
                    tables=("tasks", "departments"))
 
@@ -141,7 +146,8 @@ def task_process(ctx: MetricContext) -> Records:
     )
     query = (
         sa.select(*_task_rows(t, d), reasons.label("reason"), t.c.started_at, t.c.completed_at)
-        .select_from(joined).where(done_in(t, ctx), reasons.is_not(None)).order_by(t.c.task_id)
+        .select_from(joined).where(done_in(t, ctx), _scoped(ctx, t), reasons.is_not(None)).order_by(t.c.task_id)
     )
-    return Records(query=query, population=sa.select(sa.func.count()).select_from(t).where(done_in(t, ctx)),
+    return Records(query=query, population=sa.select(sa.func.count()).select_from(t).where(done_in(t, ctx),
+                                                                                           _scoped(ctx, t)),
                    tables=("tasks", "departments"))

@@ -32,14 +32,20 @@ def _count(p: FromClause, where: ColumnElement[bool]) -> sa.Select[Any]:
 
 
 def submitted_in(p: FromClause, ctx: MetricContext) -> ColumnElement[bool]:
-    return in_period(p.c.submitted_at, ctx.period)
+    """Plans submitted in P, of the audit's scope."""
+    return sa.and_(in_period(p.c.submitted_at, ctx.period), _scoped(ctx, p))
+
+
+def _scoped(ctx: MetricContext, p: FromClause, plan_id: ColumnElement[Any] | None = None) -> ColumnElement[bool]:
+    """Plans of the audit's departments (and sample); `plan_id` when the rows are a plan's parts."""
+    return ctx.in_scope(p.c.department_id, plans=p.c.plan_id if plan_id is None else plan_id)
 
 
 @metric("plan_late")
 def plan_late(ctx: MetricContext) -> Records:
     p = ctx.source.table("plans")
     end = sa.literal(ctx.period.end, sa.DateTime)
-    due = in_period(p.c.due_at, ctx.period)
+    due = sa.and_(in_period(p.c.due_at, ctx.period), _scoped(ctx, p))
     late = sa.or_(p.c.submitted_at > p.c.due_at, p.c.submitted_at.is_(None))
     days_late = seconds_between(p.c.due_at, sa.func.coalesce(p.c.submitted_at, end)) / DAY
     query = (sa.select(*_plan_rows(p), p.c.level, p.c.period.label("plan_period"), p.c.due_at,
@@ -64,8 +70,8 @@ def plan_unapproved(ctx: MetricContext) -> Records:
     joined = p.outerjoin(s, p.c.approved_by == s.c.staff_id)
     query = (sa.select(*_plan_rows(p), p.c.level, reason.label("reason"), p.c.approved_by,
                        s.c.role.label("approver_role"))
-             .select_from(joined).where(sa.or_(waiting, wrong_role)).order_by(p.c.plan_id))
-    examined = sa.or_(expired, in_period(p.c.approved_at, ctx.period))
+             .select_from(joined).where(sa.or_(waiting, wrong_role), _scoped(ctx, p)).order_by(p.c.plan_id))
+    examined = sa.and_(sa.or_(expired, in_period(p.c.approved_at, ctx.period)), _scoped(ctx, p))
     return Records(query=query, population=_count(p, examined), tables=("plans", "staff"))
 
 
@@ -84,7 +90,7 @@ def months_starting_in(period: Period) -> list[str]:
 def plan_not_decomposed(ctx: MetricContext) -> Records:
     p, t = ctx.source.table("plans"), ctx.source.table("tasks")
     in_scope = sa.and_(p.c.level == "monthly", p.c.period.in_(months_starting_in(ctx.period)),
-                       p.c.approved_at.is_not(None), p.c.status.in_(("approved", "closed")))
+                       p.c.approved_at.is_not(None), p.c.status.in_(("approved", "closed")), _scoped(ctx, p))
     tasks_of = sa.select(sa.func.count()).select_from(t).where(t.c.plan_id == p.c.plan_id).scalar_subquery()
     ownerless = (sa.select(sa.func.count()).select_from(t)
                  .where(t.c.plan_id == p.c.plan_id, t.c.owner_id.is_(None)).scalar_subquery())
@@ -157,13 +163,13 @@ def plan_adjustment(ctx: MetricContext) -> Records:
         (a.c.approved_at > a.c.effective_at, "approved_after_effective"),
         else_=None,
     )
-    requested = in_period(a.c.requested_at, ctx.period)
+    joined = a.outerjoin(p, a.c.plan_id == p.c.plan_id)
+    requested = sa.and_(in_period(a.c.requested_at, ctx.period), _scoped(ctx, p, a.c.plan_id))
     query = (sa.select(a.c.adjustment_id.label("entity_id"), p.c.department_id.label("department_id"),
                        sa.func.coalesce(p.c.owner_id, a.c.requested_by).label("owner_id"), a.c.plan_id,
                        reason.label("reason"), a.c.requested_at, a.c.approved_at, a.c.effective_at)
-             .select_from(a.outerjoin(p, a.c.plan_id == p.c.plan_id))
-             .where(requested, reason.is_not(None)).order_by(a.c.adjustment_id))
-    population = sa.select(sa.func.count()).select_from(a).where(requested)
+             .select_from(joined).where(requested, reason.is_not(None)).order_by(a.c.adjustment_id))
+    population = sa.select(sa.func.count()).select_from(joined).where(requested)
     return Records(query=query, population=population, tables=("plan_adjustments", "plans"))
 
 
@@ -175,7 +181,8 @@ def plan_completion(ctx: MetricContext) -> Aggregate:
     population = pt.c.actual.is_not(None)
     return Aggregate(
         relation="plan_targets:period_end", from_=pt.join(p, pt.c.plan_id == p.c.plan_id),
-        window=p.c.period.in_(periods_ending_in(ctx.period)), entities={"department": p.c.department_id},
+        window=sa.and_(p.c.period.in_(periods_ending_in(ctx.period)), _scoped(ctx, p)),
+        entities={"department": p.c.department_id},
         department=p.c.department_id, record_id=pt.c.plan_id + "/" + pt.c.metric, population=population,
         numerator=sa.case((reached, 1), else_=0), denominator=sa.literal(1),
         offending=sa.and_(population, sa.not_(reached)), tables=("plans", "plan_targets"),

@@ -1,6 +1,15 @@
 """The `opsaudit` command line (interface.md): one module per command group, registered on one app."""
 
-from opsaudit.cli import audits, findings, lifecycle, outbox, qa, schedules, scores  # noqa: F401 - importing registers the commands
+from opsaudit.cli import (  # noqa: F401 - importing a module registers its commands
+    audits,
+    backfill,
+    findings,
+    lifecycle,
+    outbox,
+    qa,
+    schedules,
+    scores,
+)
 from opsaudit.cli.app import app, main
 
 __all__ = ["app", "main"]

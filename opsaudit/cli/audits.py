@@ -22,15 +22,25 @@ class PeriodicAudit(StrEnum):
     data_quarterly = "data-quarterly"
 
 
-class RunnableAudit(StrEnum):
-    """What `opsaudit run` runs: the periodic audits and the daily rectification tracking."""
+class AuditName(StrEnum):
+    """What `opsaudit run` runs: a periodic audit, a special audit, a spot check or the daily
+    rectification tracking."""
 
     cs_weekly = "cs-weekly"
     cs_monthly = "cs-monthly"
     execution_monthly = "execution-monthly"
     planning_quarterly = "planning-quarterly"
     data_quarterly = "data-quarterly"
+    special = "special"
+    spot_check = "spot-check"
     rectification_tracking = "rectification-tracking"
+
+
+class AreaName(StrEnum):
+    customer_service = "customer_service"
+    execution = "execution"
+    planning = "planning"
+    data_analysis = "data_analysis"
 
 
 def _preflight(settings, audit: str, period: str | None, now: datetime | None) -> None:
@@ -191,31 +201,59 @@ def _print_run_table(rows: list[dict[str, Any]], language: str) -> None:
 
 @app.command()
 def run(
-    audit: Annotated[RunnableAudit, typer.Argument(help="The audit to run.")],
+    audit: Annotated[AuditName, typer.Argument(help="The audit to run.")],
     period: Annotated[str | None, typer.Option("--period", help="e.g. 2026-10, 2026Q3, 2026-W46.",
                                                show_default=False)] = None,
     now: Annotated[str | None, typer.Option("--now", help="Fix the clock (ISO timestamp).",
                                             show_default=False)] = None,
+    area: Annotated[list[AreaName] | None, typer.Option(
+        "--area", help="special: an audit area whose rules run (repeatable).", show_default=False)] = None,
+    department: Annotated[list[str] | None, typer.Option(
+        "--department", help="special: a department_id audited (repeatable).", show_default=False)] = None,
+    first_day: Annotated[str | None, typer.Option("--from", help="special: the first day audited (2026-10-01).",
+                                                  show_default=False)] = None,
+    last_day: Annotated[str | None, typer.Option("--to", help="special: the last day audited, included.",
+                                                 show_default=False)] = None,
+    reason: Annotated[str | None, typer.Option("--reason", help="special: the problem or incident it looks into.",
+                                               show_default=False)] = None,
+    seed: Annotated[int | None, typer.Option("--seed", min=0, max=2**63 - 1, show_default=False,
+                                             help="spot-check: re-perform the draw of this seed.")] = None,
     lang: LangOption = None,
     db: DbOption = None,
     store: StoreOption = None,
 ) -> None:
-    """Run one audit now, through its Prefect flow."""
+    """Run one audit now, through its Prefect flow.
+
+    special: `opsaudit run special --area A --department D --from DATE --to DATE --reason TEXT`.
+
+    spot-check: draws a key area, a department and a sample of records now and audits the last 30
+    days; `--seed N` re-performs the draw of an earlier spot check.
+    """
+    from opsaudit.cli.special_runs import check_options, run_special, run_spot_check
     from opsaudit.i18n import resolve_language, text
 
     quiet_prefect()
     settings = settings_for(db, store)
     language = resolve_language(lang.value if lang else None)
     clock = parse_now(now, settings.tz)
-    if audit is RunnableAudit.rectification_tracking:
+    check_options(audit.value, period=period, seed=seed, special=dict(
+        areas=[a.value for a in area or []], departments=department or [], first_day=first_day,
+        last_day=last_day, reason=reason))
+    if audit is AuditName.rectification_tracking:
         from opsaudit.cli.lifecycle import run_tracking
 
         run_tracking(settings, period, clock)
         return
-    _preflight(settings, audit.value, period, clock)
-    from opsaudit.flows.server import prefect_api
+    if audit is AuditName.special:
+        result = run_special(settings, clock, areas=[a.value for a in area or []], departments=department or [],
+                             first_day=first_day, last_day=last_day, reason=reason, language=language)
+    elif audit is AuditName.spot_check:
+        result = run_spot_check(settings, clock, seed, language=language)
+    else:
+        _preflight(settings, audit.value, period, clock)
+        from opsaudit.flows.server import prefect_api
 
-    with prefect_api():
-        result = _run_flow(audit.value, period, clock)
+        with prefect_api():
+            result = _run_flow(audit.value, period, clock)
     _print_run_table([result], language)
     typer.echo(text("cli.run.done", language, run=result["audit_run_id"], path=result["output"]))

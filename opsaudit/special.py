@@ -1,0 +1,137 @@
+"""Special audits (专项稽查, seed 000 §4.1): started by a person for a major problem or incident,
+with a stated reason and scope: audit areas, departments and a date range.
+
+The request is one pydantic model, the `special` flow's parameter, so the Prefect UI offers it as
+a typed form; the command line builds the same model. Every mistake is one line naming the field:
+`RequestError.field` lets the command line name its option instead.
+"""
+
+from __future__ import annotations
+
+from datetime import date, datetime
+from typing import Annotated, Any
+
+import sqlalchemy as sa
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationError, ValidationInfo, field_validator
+
+from opsaudit.audit import AuditContext, local_now, not_ended, preflight, scoped_context
+from opsaudit.checks.scope import Scope
+from opsaudit.config.models import Area
+from opsaudit.errors import SourceError, UsageError
+from opsaudit.periods import Period, date_range
+from opsaudit.settings import Settings
+from opsaudit.source import Source, missing_tables
+
+AUDIT = "special"
+
+
+class RequestError(UsageError):
+    """A special audit's request that cannot be right, naming the field at fault."""
+
+    def __init__(self, field: str, problem: str) -> None:
+        super().__init__(f"special audit: {field}: {problem}")
+        self.field = field
+        self.problem = problem
+
+
+def _stripped(value: Any) -> Any:
+    return value.strip() if isinstance(value, str) else value
+
+
+def _filled(value: Any) -> Any:
+    if isinstance(value, str) and not value.strip():
+        raise ValueError("is empty")
+    return _stripped(value)
+
+
+DepartmentId = Annotated[str, BeforeValidator(_filled), Field(min_length=1, max_length=64)]
+
+
+class SpecialAudit(BaseModel):
+    """A special audit as a person asks for it."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    areas: list[Area] = Field(min_length=1, title="Audit areas", description="The areas whose rules run.")
+    departments: list[DepartmentId] = Field(
+        min_length=1, title="Departments", description="department_id of each department audited.")
+    first_day: date = Field(title="From", description="The first day audited.")
+    last_day: date = Field(title="To", description="The last day audited (included); it must have ended.")
+    reason: str = Field(min_length=1, max_length=2000, title="Reason",
+                        description="The major problem or incident the special audit looks into.")
+
+    @field_validator("areas", "departments")
+    @classmethod
+    def _once_each(cls, values: list[str]) -> list[str]:
+        return sorted(set(values))
+
+    @field_validator("reason", mode="before")
+    @classmethod
+    def _stated(cls, value: Any) -> Any:
+        if isinstance(value, str) and not value.strip():
+            raise ValueError("is empty: state the problem or incident the special audit looks into")
+        return _stripped(value)
+
+    @field_validator("last_day")
+    @classmethod
+    def _not_before_first_day(cls, value: date, info: ValidationInfo) -> date:
+        first = info.data.get("first_day")
+        if first is not None and value < first:
+            raise ValueError(f"{value.isoformat()} is before the first day {first.isoformat()}")
+        return value
+
+    @property
+    def period(self) -> Period:
+        return date_range(self.first_day, self.last_day)
+
+    def as_json(self) -> dict[str, Any]:
+        """What the run records: the reason and the scope."""
+        return {"reason": self.reason, "areas": list(self.areas), "departments": list(self.departments),
+                "from": self.first_day.isoformat(), "to": self.last_day.isoformat()}
+
+
+def parse_request(value: Any) -> SpecialAudit:
+    """The request from the model itself or its JSON (the Prefect API); RequestError when invalid."""
+    try:
+        return SpecialAudit.model_validate(value)
+    except ValidationError as exc:
+        error = exc.errors()[0]
+        location = [str(part) for part in error["loc"]]
+        message = error["msg"].removeprefix("Value error, ")
+        if error["type"] == "missing":
+            message = "required"
+        elif error["type"] == "extra_forbidden":
+            message = "unknown field"
+        elif error["type"].startswith("date_"):
+            message = f"{error['input']!r} is not a date (e.g. 2026-10-01)"
+        elif len(location) > 1 and isinstance(error.get("input"), str):
+            message = f"{error['input']!r}: {message[:1].lower()}{message[1:]}"  # which of the list's values
+        raise RequestError(location[0] if location else "request", message) from None
+
+
+def unknown_departments(source: Source, departments: list[str]) -> list[str]:
+    """The given department ids the departments table does not have."""
+    if missing_tables(source, ("departments",)):
+        raise SourceError("database: the departments table is missing: the special audit's departments "
+                          "cannot be checked")
+    d = source.table("departments")
+    with source.engine.connect() as conn:
+        known = set(conn.execute(sa.select(d.c.department_id).where(d.c.department_id.in_(departments))).scalars())
+    return [department for department in departments if department not in known]
+
+
+def prepare(settings: Settings, request: SpecialAudit, now: datetime | None = None) -> AuditContext:
+    """The special audit's context, checked before anything is written: the range has ended, the
+    departments exist, and the source, output folder and store are fit (audit.preflight)."""
+    period = request.period
+    problem = not_ended(settings, period, local_now(settings, now))
+    if problem:
+        raise RequestError("last_day", problem)
+    context = scoped_context(settings, AUDIT, "special", request.areas, period,
+                             Scope(departments=tuple(request.departments)), now=now,
+                             parameters={"special": request.as_json()})
+    preflight(context)
+    unknown = unknown_departments(context.source, request.departments)
+    if unknown:
+        raise RequestError("departments", f"{unknown[0]!r} is not a department_id of the departments table")
+    return context

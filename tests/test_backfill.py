@@ -1,0 +1,61 @@
+"""`opsaudit backfill`: past periods in order through one Prefect server, idempotently, on SQLite and
+PostgreSQL."""
+
+from __future__ import annotations
+
+import pytest
+import sqlalchemy as sa
+from test_flows import company  # noqa: F401 - the fixture
+from test_special import cli_env, opsaudit
+
+from opsaudit.store.schema import audit_runs, finding_events, findings
+
+
+def store_state(engine: sa.Engine) -> tuple[list[tuple], list[tuple], int]:
+    """The runs in the order they started, the findings, and the `raised` events."""
+    with engine.connect() as conn:
+        runs = conn.execute(sa.select(audit_runs.c.audit, audit_runs.c.period, audit_runs.c.status)
+                            .order_by(audit_runs.c.started_at)).all()
+        found = conn.execute(sa.select(findings.c.id, findings.c.rule_id, findings.c.entity_id, findings.c.period,
+                                       findings.c.severity).order_by(findings.c.id)).all()
+        raised = conn.execute(sa.select(sa.func.count()).select_from(finding_events)
+                              .where(finding_events.c.action == "raised")).scalar()
+    return [tuple(r) for r in runs], [tuple(f) for f in found], raised
+
+
+@pytest.mark.usefixtures("prefect_harness")
+def test_a_backfill_runs_the_periods_in_order_and_a_second_one_duplicates_nothing(company, db_url):  # noqa: F811
+    args = ["backfill", "cs-monthly", "--from", "2026-08", "--to", "2026-10", "--now", "2026-11-30T09:00"]
+
+    first = opsaudit(*args, env=cli_env(db_url))
+
+    assert first.returncode == 0, first.stderr
+    assert "已按顺序完成3个期间的补充稽查：2026年8月至2026年10月。" in first.stdout
+    runs, found, raised = store_state(company)
+    assert runs == [("cs-monthly", period, "succeeded") for period in ("2026-08", "2026-09", "2026-10")]
+    assert ("cs.first_response_rate", "D2", "2026-10", "major") in [f[1:] for f in found]
+    assert raised == len(found)
+
+    second = opsaudit(*args, env=cli_env(db_url))
+
+    assert second.returncode == 0, second.stderr
+    runs_again, found_again, raised_again = store_state(company)
+    assert runs_again == runs * 2   # each run kept in the history, in order
+    assert (found_again, raised_again) == (found, raised)   # the same findings, updated, none raised twice
+
+
+@pytest.mark.parametrize(("args", "message"), [
+    (["--from", "2026-10", "--to", "2026-08"], "Invalid value for --to: the first period 2026-10 is after the "
+                                               "last period 2026-08"),
+    (["--from", "2026Q3", "--to", "2026-10"], "Invalid value for --from: 2026Q3 is not a period of the monthly "
+                                              "customer-service evaluation: it audits a month, e.g. 2026-10"),
+    (["--from", "2026-10", "--to", "2026-11"], "Invalid value for --to: 2026-11 has not ended yet"),
+    (["--from", "August", "--to", "2026-10"], "Invalid value for --from: 'August' is not a period"),
+])
+def test_a_bad_backfill_range_is_one_line_and_exit_2(tmp_path, args, message):
+    import os
+
+    env = {**os.environ, "OPSAUDIT_DATABASE_URL": f"sqlite:///{tmp_path / 'ops.db'}", "OPSAUDIT_LANGUAGE": "en"}
+    result = opsaudit("backfill", "cs-monthly", *args, "--now", "2026-11-30T09:00", env=env)
+    assert result.returncode == 2 and result.stderr.startswith(f"opsaudit: error: {message}"), result.stderr
+    assert result.stderr.count("\n") == 1
