@@ -169,6 +169,12 @@ class RectificationTracking(Strict):
     progress_report_weekday: Count = Field(1, ge=1, le=7, description="ISO weekday: 1 Monday ... 7 Sunday")
 
 
+class Circulation(Strict):
+    """The monthly circulation to all operations staff (seed 000 §6.3): the month before its cron."""
+
+    cron: Cron = Field("0 12 1 * *", description="after the monthly audits of the 1st")
+
+
 class Audits(Strict):
     """config/audits.yaml: the audit calendar of seed 000 section 4."""
 
@@ -176,6 +182,7 @@ class Audits(Strict):
     sampling: Sampling = Sampling()
     spot_check: SpotCheck = SpotCheck()
     rectification_tracking: RectificationTracking = RectificationTracking()
+    circulation: Circulation = Circulation()
 
 
 class Recipient(Strict):

@@ -12,7 +12,9 @@ from opsaudit.audit import AuditContext
 from opsaudit.errors import OpsauditError
 from opsaudit.flows.labels import audit_run_name, tag_run_with_areas
 from opsaudit.tasks import audit as steps
+from opsaudit.tasks.alerts import alert_major_problems
 from opsaudit.tasks.artifacts import publish_artifacts
+from opsaudit.tasks.review import collect_report_files, submit_report
 from opsaudit.tasks.sampling import draw_quality_sample
 
 
@@ -37,11 +39,16 @@ def run_audit(context: AuditContext) -> dict[str, Any]:
         results = steps.collect_evidence(context, computation, results)
         all_results = dq_results + results
         counts = steps.record_findings(context, run, all_results, available)
+        # Seed 000 §6.2: a major problem reaches the managers at once, never after the review.
+        alerts = alert_major_problems(context, run)
         sample = draw_quality_sample(context, run) if context.draws_quality_sample else None
         output = steps.hand_over_to_reporting(context, run, all_results, counts)
+        review = submit_report(context, run, collect_report_files(context, run))
         summary = {"audit_run_id": run.id, "audit": context.audit, "kind": context.kind,
                    "period": context.period.label, **steps.outcome_counts(all_results), "findings": counts,
-                   "output": str(output), **context.parameters}
+                   "output": str(output), "alerts": len(alerts["alerted"]),
+                   "report": {language: r["status"] for language, r in review["reports"].items()},
+                   **context.parameters}
         if sample is not None:
             summary["sample"] = sample
         if context.seed is not None:

@@ -48,6 +48,7 @@ REGISTRY: tuple[Entry, ...] = (
           parameters={"decide": True}),
     Entry("rectification-tracking", "opsaudit.flows.rectification:rectification_tracking",
           "rectification_tracking.cron", kind="tracking"),
+    Entry("circulation", "opsaudit.flows.circulation:monthly_circulation", "circulation.cron", kind="circulation"),
 )
 
 

@@ -16,6 +16,7 @@ from sqlalchemy.engine import Engine
 from opsaudit.reports import outbox
 from opsaudit.reports.mail import MailError, SmtpTransport
 from opsaudit.reports.outbox import MailSummary, StoredMail
+from opsaudit.reports.review import record_sent
 from opsaudit.settings import Settings
 from opsaudit.store.times import utcnow
 
@@ -110,6 +111,9 @@ def deliver(engine: Engine, transport: Transport, policy: RetryPolicy, *,
         with engine.begin() as conn:
             outbox.mark_sent(conn, mail.id, clock(), note=note)
         sent.append(mail.id)
+    if sent:
+        with engine.begin() as conn:  # an approved report whose mail went out is sent
+            record_sent(conn, outbox.list_mail(conn, ids=sent), clock())
     with engine.connect() as conn:
         return DeliveryReport(
             attempted=True, server=transport.server, sent=tuple(outbox.list_mail(conn, ids=sent)),

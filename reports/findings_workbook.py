@@ -3,6 +3,7 @@ dates as dates, a frozen header row and filters on every column."""
 
 from __future__ import annotations
 
+import csv
 from collections.abc import Sequence
 from datetime import datetime
 from pathlib import Path
@@ -56,6 +57,19 @@ def write_findings_workbook(path: Path, findings: Sequence[dict[str, Any]], lang
     sheet.auto_filter.ref = sheet.dimensions
     path.parent.mkdir(parents=True, exist_ok=True)
     book.save(path)
+    return path
+
+
+def write_findings_csv(path: Path, findings: Sequence[dict[str, Any]], language: str) -> Path:
+    """The same columns as a CSV (the report mail's attachment); return the path."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    # A BOM: Excel on Chinese Windows reads UTF-8 only with one.
+    with path.open("w", encoding="utf-8-sig", newline="") as out:
+        writer = csv.writer(out, lineterminator="\n")
+        writer.writerow([text(key, language) for key, _, _ in COLUMNS])
+        for finding in findings:
+            writer.writerow(["" if value is None else value
+                             for value in (_value(finding, name, language) for _, name, _ in COLUMNS)])
     return path
 
 

@@ -20,7 +20,7 @@ from opsaudit.flows.labels import run_name
 from opsaudit.settings import load_settings
 
 PERIODIC = ["cs-weekly", "cs-monthly", "execution-monthly", "planning-quarterly", "data-quarterly"]
-DEPLOYMENTS = [*PERIODIC, "special", "spot-check", "rectification-tracking"]
+DEPLOYMENTS = [*PERIODIC, "special", "spot-check", "rectification-tracking", "circulation"]
 
 
 def opsaudit(*args: str) -> subprocess.CompletedProcess[str]:

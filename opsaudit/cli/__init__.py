@@ -7,6 +7,7 @@ from opsaudit.cli import (  # noqa: F401 - importing a module registers its comm
     lifecycle,
     outbox,
     qa,
+    reports,
     schedules,
     scores,
 )

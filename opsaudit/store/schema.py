@@ -179,6 +179,21 @@ reports = Table(
     UniqueConstraint("audit_run_id", "language", "format", name="uq_oa_reports_key"),
 )
 
+# The review gate of seed 000 §5.3, step by step: each submission, approval, rejection and sending
+# of a run's report (oa_reports keeps only the latest state of each file).
+report_events = Table(
+    "oa_report_events", metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("audit_run_id", String(36), ForeignKey("oa_audit_runs.id", ondelete="CASCADE"), nullable=False),
+    Column("language", String(8), nullable=True, doc="the report's language; none for the whole run"),
+    Column("at", DateTime(timezone=True), nullable=False),
+    Column("actor", String(64), nullable=False, doc="a staff_id, or 'system'"),
+    Column("action", String(16), nullable=False, doc="submitted, approved, rejected or sent"),
+    Column("note", Text, nullable=True),
+    Column("data", JSON, nullable=False),
+    Index("ix_oa_report_events_run", "audit_run_id"),
+)
+
 outbox = Table(
     "oa_outbox", metadata,
     Column("id", Integer, primary_key=True, autoincrement=True),

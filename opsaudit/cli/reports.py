@@ -1,0 +1,164 @@
+"""`opsaudit reports`: the review gate of seed 000 §5.3 (list, approve, reject) and the monthly
+circulation of §6.3 (circulate)."""
+
+from __future__ import annotations
+
+import json
+from enum import StrEnum
+from typing import Annotated
+
+import typer
+
+from opsaudit.cli.app import DbOption, LangOption, StoreOption, app, console, open_store, settings_for
+
+reports_app = typer.Typer(no_args_is_help=True, help="Audit reports: the audit lead's review, and the monthly "
+                                                     "circulation to all operations staff.")
+app.add_typer(reports_app, name="reports")
+
+ActorOption = Annotated[str, typer.Option("--actor", help="staff_id of the audit lead who reviews.",
+                                          show_default=False)]
+
+
+class ListFormat(StrEnum):
+    table = "table"
+    json = "json"
+
+
+@reports_app.command("list")
+def reports_list(
+    format: Annotated[ListFormat, typer.Option("--format")] = ListFormat.table,
+    lang: LangOption = None,
+    store: StoreOption = None,
+) -> None:
+    """Every audit run's report and where it stands in the review, newest first."""
+    from opsaudit.i18n import resolve_language, text
+    from opsaudit.reports.review import list_reports
+
+    settings = settings_for(None, store)
+    with open_store(settings).connect() as conn:
+        lines = list_reports(conn)
+    if format is ListFormat.json:
+        typer.echo(json.dumps([line.as_json() for line in lines], ensure_ascii=False, indent=2))
+        return
+    from rich.table import Table
+
+    from opsaudit.i18n import format_value
+
+    language = resolve_language(lang.value if lang else None)
+    columns = ("run", "audit", "period", "status", "languages", "reviewer", "reviewed_at", "note")
+    table = Table(*(text(f"review.column.{name}", language) for name in columns))
+    for line in lines:
+        table.add_row(line.audit_run_id, format_value(line.audit, "enum.audit", language),
+                      format_value(line.period, "period", language),
+                      format_value(line.status, "enum.report_status", language),
+                      format_value([text(f"review.language.{code}", language) for code in line.languages], "list",
+                                   language),
+                      line.reviewed_by or "", format_value(line.reviewed_at.astimezone(settings.tz), "datetime",
+                                                           language) if line.reviewed_at else "",
+                      line.review_note or "")
+    console().print(table)
+    typer.echo(text("review.total", language, count=len(lines)) if lines else text("review.none", language))
+
+
+def _gate(db: str | None, store: str | None):
+    from opsaudit.reports.review import Gate
+    from opsaudit.store.roles import load_directory
+
+    settings = settings_for(db, store)
+    config = settings.load_config()
+    return Gate(load_directory(settings, config), config.recipients, settings)
+
+
+@reports_app.command("approve")
+def reports_approve(
+    run_id: Annotated[str, typer.Argument(help="The audit run whose report is approved.", show_default=False)],
+    actor: ActorOption,
+    note: Annotated[str | None, typer.Option("--note", help="A review note for the recipients.",
+                                             show_default=False)] = None,
+    lang: LangOption = None,
+    db: DbOption = None,
+    store: StoreOption = None,
+) -> None:
+    """Approve a draft report (the audit lead only): it goes to the operations manager and the other recipients."""
+    from opsaudit.i18n import resolve_language
+    from opsaudit.reports.review import approve
+    from opsaudit.store.times import utcnow
+
+    gate = _gate(db, store)
+    language = resolve_language(lang.value if lang else None)
+    engine = open_store(gate.settings)
+    with engine.begin() as conn:
+        outcome = approve(conn, gate, run_id, actor, note, now=utcnow(), language=language)
+    _tell("approved", run_id, outcome, engine, gate.settings, language)
+
+
+@reports_app.command("reject")
+def reports_reject(
+    run_id: Annotated[str, typer.Argument(help="The audit run whose report is returned.", show_default=False)],
+    actor: ActorOption,
+    note: Annotated[str, typer.Option("--note", help="What must change (required).", show_default=False)],
+    lang: LangOption = None,
+    db: DbOption = None,
+    store: StoreOption = None,
+) -> None:
+    """Return a draft report with a note (the audit lead only): the note goes to the auditors."""
+    from opsaudit.i18n import resolve_language
+    from opsaudit.reports.review import reject
+    from opsaudit.store.times import utcnow
+
+    gate = _gate(db, store)
+    language = resolve_language(lang.value if lang else None)
+    engine = open_store(gate.settings)
+    with engine.begin() as conn:
+        outcome = reject(conn, gate, run_id, actor, note, now=utcnow(), language=language)
+    _tell("rejected", run_id, outcome, engine, gate.settings, language)
+
+
+def _tell(done: str, run_id: str, outcome, engine, settings, language: str) -> None:
+    """What the step did, who was not told, and what became of the mail."""
+    from opsaudit.i18n import text
+
+    typer.echo(text(f"review.done.{done}", language, run=run_id, count=len(outcome.recipients)))
+    for note in outcome.notes:
+        typer.echo(text("review.done.unreachable", language, note=note))
+    _deliver(engine, settings, language)
+
+
+def _deliver(engine, settings, language: str) -> None:
+    from opsaudit.i18n import text
+    from opsaudit.reports.delivery import deliver_pending
+
+    report = deliver_pending(engine, settings)
+    if report.attempted:
+        typer.echo(text("review.delivery.sent", language, sent=len(report.sent),
+                        waiting=len(report.waiting) + len(report.failed)))
+    else:
+        typer.echo(text("review.delivery.kept", language, waiting=len(report.waiting), setting="OPSAUDIT_SMTP_HOST"))
+
+
+@reports_app.command("circulate")
+def reports_circulate(
+    month: Annotated[str | None, typer.Option("--month", help="The month, e.g. 2026-10 (default: last month).",
+                                              show_default=False)] = None,
+    lang: LangOption = None,
+    db: DbOption = None,
+    store: StoreOption = None,
+) -> None:
+    """Circulate a month's audits and rectification progress to all operations staff, once a month."""
+    from opsaudit.i18n import resolve_language, text
+    from opsaudit.tasks.circulation import circulate_month, prepare
+
+    settings = settings_for(db, store)
+    language = resolve_language(lang.value if lang else None)
+    run = prepare(settings, month, None)
+    result = circulate_month(run)
+    if result["again"]:
+        typer.echo(text("circulation.again", language, month=result["month"]))
+        return
+    key = "circulation.sent" if result["recipients"] else "circulation.nobody"
+    ours = [path for path in result["files"] if path.endswith(f".{language}.html")]
+    typer.echo(text(key, language, month=result["month"], count=len(result["recipients"]),
+                    path=(ours or result["files"])[0]))
+    for note in result["unreachable"]:
+        typer.echo(text("review.done.unreachable", language, note=note))
+    _deliver(run.store, settings, language)

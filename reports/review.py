@@ -1,0 +1,440 @@
+"""The review gate of seed 000 §5.3: a finished audit's report goes to the audit lead as a draft;
+approval sends it to the operations manager and the other recipients; rejection returns it to the
+auditors with the note. With OPSAUDIT_REPORT_REVIEW=off a report goes out at once.
+
+`oa_reports` holds each report file (one row per run, language and format) with its latest status
+and review; `oa_report_events` holds every step. Mail goes through the outbox, keyed by the run,
+the language and a digest of the files submitted, so a repeated step never mails twice while a
+new submission is mailed anew. Every refusal is a ReviewError: one line in the reader's language.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import uuid
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.engine import Connection, RowMapping
+
+from opsaudit.config.models import Recipients
+from opsaudit.errors import OpsauditError, StoreError
+from opsaudit.reports import outbox
+from opsaudit.reports.outbox import Address, MailSummary, OutgoingMail
+from opsaudit.reports.recipients import (
+    Directory,
+    Person,
+    RecipientList,
+    draft_recipients,
+    report_recipients,
+)
+from opsaudit.reports.rectification import MAIL_ROWS, Body
+from opsaudit.settings import Settings
+from opsaudit.store.runs import _jsonable
+from opsaudit.store.schema import audit_runs, findings, report_events, reports
+from opsaudit.store.times import from_db, to_db
+
+DRAFT, APPROVED, REJECTED, SENT = "draft", "approved", "rejected", "sent"
+# Report files by suffix; the report mail carries these formats, in this order (the JSON of the
+# raw results goes to the audit lead with the draft, and stays beside the report for machines).
+FORMATS = {".html": "html", ".pdf": "pdf", ".csv": "csv", ".json": "json"}
+MAILED_FORMATS = ("pdf", "html", "csv")
+SEVERITIES = ("major", "important", "general")
+REPORT_KEY = "review:report:"
+_EPOCH = datetime.min.replace(tzinfo=UTC)
+
+
+class ReviewError(OpsauditError):
+    """A review step that cannot be taken: no such report, not the audit lead, already reviewed."""
+
+
+@dataclass(frozen=True)
+class Gate:
+    """What every review step needs: who is who, the configured recipients and the settings."""
+
+    directory: Directory
+    recipients: Recipients
+    settings: Settings
+
+
+@dataclass(frozen=True)
+class Outcome:
+    """What a review step did: the report's new status, the messages it enqueued, who got them,
+    and who should have but could not."""
+
+    status: str
+    messages: tuple[int, ...] = ()
+    recipients: tuple[Address, ...] = ()
+    notes: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class RunReport:
+    """The run a report belongs to."""
+
+    id: str
+    audit: str
+    kind: str
+    period: str
+
+
+def _t(key: str, language: str, **values: Any) -> str:
+    from opsaudit.i18n import text
+
+    return text(key, language, **values)
+
+
+def _refuse(key: str, language: str, **values: Any) -> ReviewError:
+    return ReviewError(_t(f"review.refused.{key}", language, **values))
+
+
+def _run(conn: Connection, run_id: str, language: str) -> RunReport:
+    row = conn.execute(sa.select(audit_runs.c.id, audit_runs.c.audit, audit_runs.c.kind, audit_runs.c.period)
+                       .where(audit_runs.c.id == run_id)).first()
+    if row is None:
+        raise _refuse("unknown_run", language, run=run_id)
+    return RunReport(row.id, row.audit, row.kind, row.period)
+
+
+def file_rows(files: Iterable[str | Path], language: str) -> list[dict[str, Any]]:
+    """Each report file's format (from its suffix), resolved path and SHA-256."""
+    rows = []
+    for name in files:
+        path = Path(name).expanduser().resolve()
+        if path.suffix.lower() not in FORMATS:
+            raise _refuse("file_format", language, path=str(path), formats=sorted(set(FORMATS.values())))
+        if not path.is_file():
+            raise _refuse("file_missing", language, path=str(path))
+        rows.append({"format": FORMATS[path.suffix.lower()], "path": str(path),
+                     "sha256": hashlib.sha256(path.read_bytes()).hexdigest()})
+    return rows
+
+
+def digest(rows: Iterable[Mapping[str, Any]]) -> str:
+    """A short digest of a submission's files: what makes a new submission a new mail."""
+    joined = "|".join(sorted(f"{row['format']}:{row['sha256']}" for row in rows))
+    return hashlib.sha256(joined.encode()).hexdigest()[:16]
+
+
+def _upsert(dialect: str):
+    builders = {"postgresql": postgresql.insert, "sqlite": sqlite.insert}
+    if dialect not in builders:
+        raise StoreError(f"audit store: the review gate needs SQLite or PostgreSQL, not {dialect}")
+    statement = builders[dialect](reports)
+    return statement.on_conflict_do_update(
+        index_elements=["audit_run_id", "language", "format"],
+        set_={name: statement.excluded[name] for name in
+              ("path", "sha256", "status", "created_at", "reviewed_by", "reviewed_at", "review_note")})
+
+
+def _event(run_id: str, language: str | None, now: datetime, actor: str, action: str, note: str | None = None,
+           **data: Any) -> dict[str, Any]:
+    return {"audit_run_id": run_id, "language": language, "at": to_db(now), "actor": actor, "action": action,
+            "note": note, "data": _jsonable(data)}
+
+
+def submit(conn: Connection, gate: Gate, run_id: str, language: str, files: Sequence[str | Path], *,
+           now: datetime) -> Outcome:
+    """Record the run's report files in `language` and send them on: to the audit lead as a
+    draft, or, with OPSAUDIT_REPORT_REVIEW=off, straight to the report's recipients.
+
+    A new submission replaces the earlier one of the run and language, and the unreviewed reports
+    of earlier runs of the same audit and period (a rerun replaces the draft).
+    """
+    run = _run(conn, run_id, language)
+    rows = file_rows(files, language)
+    status = DRAFT if gate.settings.report_review == "required" else APPROVED
+    earlier = sa.select(audit_runs.c.id).where(audit_runs.c.audit == run.audit, audit_runs.c.period == run.period,
+                                                audit_runs.c.id != run.id)
+    conn.execute(reports.delete().where(reports.c.language == language, reports.c.status.in_((DRAFT, REJECTED)),
+                                        reports.c.audit_run_id.in_(earlier.scalar_subquery())))
+    conn.execute(reports.delete().where(reports.c.audit_run_id == run.id, reports.c.language == language,
+                                        reports.c.format.not_in([row["format"] for row in rows])))
+    conn.execute(_upsert(conn.dialect.name), [
+        {"id": str(uuid.uuid4()), "audit_run_id": run.id, "language": language, "created_at": to_db(now),
+         "status": status, "reviewed_by": None, "reviewed_at": None, "review_note": None, **row} for row in rows])
+    conn.execute(report_events.insert().values(**_event(
+        run.id, language, now, "system", "submitted", files=rows, review=gate.settings.report_review)))
+    if status == APPROVED:
+        return _release(conn, gate, run, [language], now=now, reviewer=None)
+    return _send_draft(conn, gate, run, language, rows, now)
+
+
+def _send_draft(conn: Connection, gate: Gate, run: RunReport, language: str, rows: list[dict[str, Any]],
+                now: datetime) -> Outcome:
+    found = draft_recipients(gate.directory)
+    if not found.recipients:
+        return Outcome(DRAFT, notes=found.notes)
+    lead = found.recipients[0]
+    mails = Mails(conn, gate, run)
+    body = Body(language).paragraph(_t("review.mail.draft.intro", language, name=lead.name or lead.email,
+                                       audit=run.audit, period=run.period))
+    mails.summary(body, language)
+    for action in ("approve", "reject"):
+        command = f"opsaudit reports {action} {run.id} --actor {lead.staff_id or '…'}"
+        body.paragraph(_t(f"review.mail.draft.{action}", language,
+                          command=command + (' --note "…"' if action == "reject" else "")))
+    mail = mails.mail(f"review:draft:{run.id}:{language}:{digest(rows)}", "report", found.addresses,
+                      _t("review.mail.draft.subject", language, audit=run.audit, period=run.period), body,
+                      [Path(row["path"]) for row in rows], language)
+    return Outcome(DRAFT, (outbox.enqueue(conn, mail, now=now),), found.addresses, found.notes)
+
+
+def check_lead(directory: Directory, actor: str, language: str) -> Person:
+    """The audit lead, when `actor` is that person; a ReviewError otherwise."""
+    lead = directory.audit_lead()
+    if lead is None or not lead.active:
+        raise _refuse("no_lead", language, setting="OPSAUDIT_AUDIT_LEAD")
+    if actor not in directory.people:
+        raise _refuse("unknown_actor", language, actor=actor)
+    if actor != lead.staff_id:
+        raise _refuse("not_lead", language, actor=directory.people[actor].label(), lead=lead.label())
+    return lead
+
+
+def _drafts(conn: Connection, gate: Gate, run_id: str, language: str) -> list[RowMapping]:
+    """The run's report files awaiting review; a ReviewError saying what became of them if none do."""
+    rows = list(conn.execute(sa.select(reports).where(reports.c.audit_run_id == run_id)
+                             .order_by(reports.c.language, reports.c.format)).mappings())
+    drafts = [row for row in rows if row["status"] == DRAFT]
+    if drafts:
+        return drafts
+    if not rows:
+        raise _refuse("no_report", language, run=run_id)
+    latest = max(rows, key=lambda row: from_db(row["reviewed_at"]) or _EPOCH)
+    if latest["reviewed_by"] is None:
+        raise _refuse("released", language, run=run_id)
+    raise _refuse("rejected" if latest["status"] == REJECTED else "approved", language, run=run_id,
+                  by=_label(gate.directory, latest["reviewed_by"]),
+                  at=from_db(latest["reviewed_at"], gate.settings.tz))
+
+
+def approve(conn: Connection, gate: Gate, run_id: str, actor: str, note: str | None, *, now: datetime,
+            language: str) -> Outcome:
+    """The audit lead approves the run's drafts: recorded, and the report mailed to its recipients."""
+    run = _run(conn, run_id, language)
+    check_lead(gate.directory, actor, language)
+    drafts = _drafts(conn, gate, run.id, language)
+    languages = sorted({row["language"] for row in drafts})
+    _review(conn, drafts, APPROVED, actor, note, now)
+    conn.execute(report_events.insert(), [_event(run.id, lang, now, actor, "approved", note) for lang in languages])
+    return _release(conn, gate, run, languages, now=now, reviewer=(actor, note))
+
+
+def reject(conn: Connection, gate: Gate, run_id: str, actor: str, note: str, *, now: datetime,
+           language: str) -> Outcome:
+    """The audit lead returns the run's drafts with a note: recorded, and the note mailed to the auditors."""
+    if not note or not note.strip():
+        raise _refuse("note_required", language)
+    run = _run(conn, run_id, language)
+    lead = check_lead(gate.directory, actor, language)
+    drafts = _drafts(conn, gate, run.id, language)
+    languages = sorted({row["language"] for row in drafts})
+    _review(conn, drafts, REJECTED, actor, note, now)
+    conn.execute(report_events.insert(), [_event(run.id, lang, now, actor, "rejected", note) for lang in languages])
+    team = _auditors(gate.directory, exclude=actor)
+    if not team.recipients:
+        return Outcome(REJECTED, notes=team.notes)
+    mails = Mails(conn, gate, run)
+    ids = []
+    for mail_language, addresses in team.by_language(gate.settings.language).items():
+        body = Body(mail_language).paragraph(_t("review.mail.rejected.intro", mail_language, lead=lead.label(),
+                                                audit=run.audit, period=run.period))
+        body.paragraph(_t("review.mail.rejected.note", mail_language, note=note.strip()))
+        mails.summary(body, mail_language)
+        key = f"review:rejected:{run.id}:{mail_language}:{digest(drafts)}"
+        subject = _t("review.mail.rejected.subject", mail_language, audit=run.audit, period=run.period)
+        ids.append(outbox.enqueue(conn, mails.mail(key, "notice", addresses, subject, body, [], mail_language),
+                                  now=now))
+    return Outcome(REJECTED, tuple(ids), team.addresses, team.notes)
+
+
+def _auditors(directory: Directory, *, exclude: str) -> RecipientList:
+    """The audit team: the active auditors of the operations department, the reviewer aside."""
+    from opsaudit.reports.recipients import resolve
+
+    team = {person.staff_id: "auditor" for person in directory.people.values()
+            if person.role == "auditor" and person.active and person.staff_id != exclude
+            and person.department_id == directory.operations_department}
+    return resolve(directory, named=team)
+
+
+def _review(conn: Connection, rows: Sequence[RowMapping], status: str, actor: str, note: str | None,
+            now: datetime) -> None:
+    conn.execute(reports.update().where(reports.c.id.in_([row["id"] for row in rows]), reports.c.status == DRAFT)
+                 .values(status=status, reviewed_by=actor, reviewed_at=to_db(now),
+                         review_note=note.strip() if note and note.strip() else None))
+
+
+def _release(conn: Connection, gate: Gate, run: RunReport, languages: Sequence[str], *, now: datetime,
+             reviewer: tuple[str, str | None] | None) -> Outcome:
+    """Mail the approved report in `languages` to its recipients, each in their language when the
+    run has a report in it, else in OPSAUDIT_LANGUAGE's (else in the one released)."""
+    files = list(conn.execute(sa.select(reports).where(reports.c.audit_run_id == run.id,
+                                                       reports.c.status.in_((APPROVED, SENT)))).mappings())
+    available = {row["language"] for row in files}
+    departments, major = _scope(conn, run.id)
+    found = report_recipients(gate.directory, gate.recipients, run.audit, departments=departments, major=major)
+    default = gate.settings.language
+    mails = Mails(conn, gate, run)
+    ids: list[int] = []
+    told: list[Address] = []
+    for mail_language in languages:
+        addresses = [address for wanted, group in found.by_language(default).items() for address in group
+                     if (wanted if wanted in available else default if default in available else mail_language)
+                     == mail_language]
+        if not addresses:
+            continue
+        ours = [row for row in files if row["language"] == mail_language]
+        attached = [Path(row["path"]) for fmt in MAILED_FORMATS for row in ours if row["format"] == fmt]
+        body = Body(mail_language).paragraph(_t("review.mail.report.intro", mail_language, audit=run.audit,
+                                                period=run.period))
+        if reviewer is None:
+            body.paragraph(_t("review.mail.report.unreviewed", mail_language))
+        else:
+            body.paragraph(_t("review.mail.report.reviewed", mail_language, at=now.astimezone(gate.settings.tz),
+                              lead=_label(gate.directory, reviewer[0])))
+            if reviewer[1] and reviewer[1].strip():
+                body.paragraph(_t("review.mail.report.note", mail_language, note=reviewer[1].strip()))
+        mails.summary(body, mail_language)
+        key = f"{REPORT_KEY}{run.id}:{mail_language}:{digest(ours)}"
+        subject = _t("review.mail.report.subject", mail_language, audit=run.audit, period=run.period)
+        ids.append(outbox.enqueue(conn, mails.mail(key, "report", addresses, subject, body, attached, mail_language),
+                                  now=now))
+        told += addresses
+    return Outcome(APPROVED, tuple(ids), tuple(told), found.notes)
+
+
+def _label(directory: Directory, staff_id: str) -> str:
+    person = directory.people.get(staff_id)
+    return person.label() if person else staff_id
+
+
+def _scope(conn: Connection, run_id: str) -> tuple[list[str], bool]:
+    """The departments with findings in the run, and whether one of them is a major problem."""
+    rows = conn.execute(sa.select(findings.c.department_id, findings.c.severity).where(
+        findings.c.audit_run_id == run_id).distinct()).all()
+    return sorted({row.department_id for row in rows if row.department_id}), any(row.severity == "major"
+                                                                                   for row in rows)
+
+
+@dataclass
+class Mails:
+    """Composes a run's review mail: the problems found by severity and department, the major ones named."""
+
+    conn: Connection
+    gate: Gate
+    run: RunReport
+    _counts: list[sa.Row] | None = field(default=None, init=False)
+    _majors: list[RowMapping] | None = field(default=None, init=False)
+
+    def summary(self, body: Body, language: str) -> None:
+        from opsaudit.i18n import format_value
+
+        if self._counts is None:
+            self._counts = list(self.conn.execute(
+                sa.select(findings.c.department_id, findings.c.severity, sa.func.count())
+                .where(findings.c.audit_run_id == self.run.id)
+                .group_by(findings.c.department_id, findings.c.severity).order_by(findings.c.department_id)))
+            self._majors = list(self.conn.execute(
+                sa.select(findings).where(findings.c.audit_run_id == self.run.id, findings.c.severity == "major")
+                .order_by(findings.c.department_id, findings.c.rule_id, findings.c.entity_id).limit(MAIL_ROWS))
+                .mappings())
+        body.paragraph(_t("review.mail.run", language, run=self.run.id))
+        body.heading(_t("review.mail.problems", language))
+        if not self._counts:
+            body.paragraph(_t("review.mail.no_problems", language))
+            return
+        table: dict[str, dict[str, int]] = {}
+        for department, severity, number in self._counts:
+            table.setdefault(department or "—", dict.fromkeys(SEVERITIES, 0))[severity] = number
+        total = {severity: sum(row[severity] for row in table.values()) for severity in SEVERITIES}
+        header = [_t("field.department", language), *(_t(f"enum.severity.{s}", language) for s in SEVERITIES)]
+        rows = [[name, *(format_value(counts[s], "count", language) for s in SEVERITIES)]
+                for name, counts in [*table.items(), (_t("review.mail.total", language), total)]]
+        body.table(header, rows, compact=True)
+        if self._majors:
+            from opsaudit.store.finding_views import finding_text
+
+            body.heading(_t("review.mail.majors", language))
+            body.table([_t("field.title", language), _t("field.department", language), _t("field.owner", language),
+                        _t("field.due_at", language)],
+                       [[_t("label.named", language, name=finding_text(row, language)[0], id=row["entity_id"]),
+                         row["department_id"] or "—", _label(self.gate.directory, row["owner_id"] or "—"),
+                         format_value(from_db(row["due_at"], self.gate.settings.tz), "date", language)]
+                        for row in self._majors])
+
+    def mail(self, key: str, kind: str, addresses: Sequence[Address], subject: str, body: Body,
+             attachments: Sequence[Path], language: str) -> OutgoingMail:
+        if attachments:
+            body.paragraph(_t("review.mail.attachments", language, files=[path.name for path in attachments]))
+        body.paragraph(_t("rectification.mail.footer", language))
+        return OutgoingMail(dedupe_key=key, kind=kind, recipients=tuple(addresses), subject=subject,  # type: ignore[arg-type]
+                            body_text=body.text(), body_html=body.html(), attachments=tuple(attachments))
+
+
+def record_sent(conn: Connection, sent: Sequence[MailSummary], now: datetime) -> int:
+    """Mark `sent` the approved reports whose report mail the server just accepted, with an event.
+    Returns how many (run, language) reports were marked."""
+    pairs = {tuple(m.dedupe_key.removeprefix(REPORT_KEY).split(":")[:2]) for m in sent
+             if m.kind == "report" and m.dedupe_key.startswith(REPORT_KEY)}
+    if not pairs:
+        return 0
+    approved = {(row.audit_run_id, row.language) for row in conn.execute(
+        sa.select(reports.c.audit_run_id, reports.c.language).where(
+            sa.tuple_(reports.c.audit_run_id, reports.c.language).in_(sorted(pairs)),
+            reports.c.status == APPROVED).distinct())}
+    if not approved:
+        return 0
+    conn.execute(reports.update().where(reports.c.audit_run_id == sa.bindparam("run"),
+                                        reports.c.language == sa.bindparam("lang"), reports.c.status == APPROVED)
+                 .values(status=SENT), [{"run": run, "lang": lang} for run, lang in sorted(approved)])
+    conn.execute(report_events.insert(), [_event(run, lang, now, "system", "sent") for run, lang in sorted(approved)])
+    return len(approved)
+
+
+@dataclass(frozen=True)
+class ReportLine:
+    """One run's report as `opsaudit reports list` shows it."""
+
+    audit_run_id: str
+    audit: str
+    period: str
+    status: str
+    languages: tuple[str, ...]
+    reviewed_by: str | None
+    reviewed_at: datetime | None
+    review_note: str | None
+
+    def as_json(self) -> dict[str, str]:
+        """interface.md's shape."""
+        return {"audit_run_id": self.audit_run_id, "audit": self.audit, "period": self.period, "status": self.status}
+
+
+# A run whose languages differ in status shows the one that still needs someone.
+_PRECEDENCE = (DRAFT, REJECTED, APPROVED, SENT)
+
+
+def list_reports(conn: Connection) -> list[ReportLine]:
+    """Every run's report, newest run first, in one query."""
+    rows = conn.execute(sa.select(reports.c.audit_run_id, reports.c.language, reports.c.status,
+                                  reports.c.reviewed_by, reports.c.reviewed_at, reports.c.review_note,
+                                  audit_runs.c.audit, audit_runs.c.period, audit_runs.c.started_at)
+                        .join(audit_runs, audit_runs.c.id == reports.c.audit_run_id)
+                        .order_by(audit_runs.c.started_at.desc(), audit_runs.c.id, reports.c.language)).all()
+    grouped: dict[str, list[sa.Row]] = {}
+    for row in rows:
+        grouped.setdefault(row.audit_run_id, []).append(row)
+    lines = []
+    for run_id, group in grouped.items():
+        status = min((row.status for row in group), key=_PRECEDENCE.index)
+        reviewed = max(group, key=lambda row: from_db(row.reviewed_at) or _EPOCH)
+        lines.append(ReportLine(run_id, group[0].audit, group[0].period, status,
+                                tuple(sorted({row.language for row in group})), reviewed.reviewed_by,
+                                from_db(reviewed.reviewed_at), reviewed.review_note))
+    return lines

@@ -1,0 +1,101 @@
+"""Prefect tasks of the monthly circulation: thin wrappers around opsaudit.reports.circulation."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+from functools import cached_property
+from typing import Any
+
+from prefect import get_run_logger, task
+from prefect.cache_policies import NO_CACHE
+from prefect.runtime import flow_run
+from sqlalchemy.engine import Engine
+
+from opsaudit.config.loader import Config
+from opsaudit.periods import Period
+from opsaudit.reports.circulation import circulate
+from opsaudit.reports.recipients import Directory
+from opsaudit.settings import Settings, load_settings
+from opsaudit.tasks.mail import store_unreachable
+
+
+@dataclass(frozen=True)
+class CirculationRun:
+    """What one circulation needs: settings, config, the directory, the month and the clock."""
+
+    settings: Settings
+    config: Config
+    directory: Directory
+    month: Period
+    now: datetime  # aware, in OPSAUDIT_TIMEZONE
+
+    def __repr__(self) -> str:
+        return f"CirculationRun({self.month.label}, now {self.now.isoformat(timespec='minutes')})"
+
+    @cached_property
+    def store(self) -> Engine:
+        from opsaudit.db import check_reachable, store_engine
+        from opsaudit.store.migrate import require_current
+
+        engine = store_engine(self.settings.store)
+        check_reachable(engine, purpose="store")
+        require_current(engine)
+        return engine
+
+
+def prepare(settings: Settings, month: str | None, now: datetime | None) -> CirculationRun:
+    """The month (default: the one before `now`) and the directory, checked before anything is written."""
+    from opsaudit import periods
+    from opsaudit.store.roles import load_directory
+
+    config = settings.load_config()
+    # A plain datetime: Prefect's scheduled times are pendulum's, whose arithmetic drops a zoneinfo zone.
+    clock = datetime.fromtimestamp((now or datetime.now(settings.tz)).timestamp(), settings.tz)
+    span = _month(month) if month else periods.previous("month", clock.replace(tzinfo=None))
+    return CirculationRun(settings, config, load_directory(settings, config), span, clock)
+
+
+def _month(label: str) -> Period:
+    """The month `label` names; a UsageError naming --month for anything else."""
+    from opsaudit.errors import UsageError
+    from opsaudit.periods import parse_period
+
+    try:
+        period = parse_period(label)
+    except ValueError as exc:
+        raise UsageError(f"--month: {exc}") from None
+    if period.kind != "month":
+        raise UsageError(f"--month: the circulation is monthly; {label!r} is a {period.kind} (e.g. 2026-10)")
+    return period
+
+
+@task(cache_policy=NO_CACHE)
+def prepare_circulation(month: str | None, now: datetime | None) -> CirculationRun:
+    """Fix the clock (--now, else the scheduled time, else now) and the month it circulates."""
+    scheduled = flow_run.get_scheduled_start_time() if now is None and flow_run.get_id() else None
+    run = prepare(load_settings(), month, now or scheduled)
+    get_run_logger().info("circulation of %s at %s", run.month.label, run.now.isoformat(timespec="minutes"))
+    return run
+
+
+def circulate_month(run: CirculationRun) -> dict[str, Any]:
+    """Write the month's circulation and enqueue its mail, once per month."""
+    with run.store.begin() as conn:
+        result = circulate(conn, run.directory, run.config.recipients, run.month,
+                           output_dir=run.settings.output_dir, language=run.settings.language,
+                           zone=run.settings.tz, now=run.now)
+    return result.as_json()
+
+
+@task(name="circulate", cache_policy=NO_CACHE, retries=2, retry_delay_seconds=30,
+      retry_condition_fn=store_unreachable)
+def circulate_task(run: CirculationRun) -> dict[str, Any]:
+    """The month's circulation, written and enqueued once."""
+    result = circulate_month(run)
+    logger = get_run_logger()
+    if result["again"]:
+        logger.info("%s was circulated before: nothing sent again", run.month.label)
+    for note in result["unreachable"]:
+        logger.warning("not told: %s", note)
+    return result

@@ -1,0 +1,74 @@
+"""Prefect tasks that hand a run's report to the review gate (seed 000 §5.3)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from prefect import get_run_logger, task
+from prefect.cache_policies import NO_CACHE
+
+from opsaudit.audit import AuditContext
+from opsaudit.i18n import LANGUAGES
+from opsaudit.reports.findings_workbook import write_findings_csv
+from opsaudit.reports.recipients import Directory
+from opsaudit.reports.review import FORMATS, Gate, submit
+from opsaudit.store.runs import RunInfo
+from opsaudit.store.times import utcnow
+from opsaudit.tasks.alerts import deliver_now
+from opsaudit.tasks.audit import IO_RETRIES
+
+
+@task(cache_policy=NO_CACHE, **IO_RETRIES)
+def collect_report_files(context: AuditContext, run: RunInfo) -> list[str]:
+    """The report files in the run's output folder; the findings CSV is written here when the
+    report renderer wrote none."""
+    folder = context.output_folder
+    if not any(folder.glob("findings*.csv")):
+        write_findings_csv(folder / f"findings.{context.settings.language}.csv", _findings(context, run),
+                           context.settings.language)
+    return sorted(str(path) for path in folder.iterdir() if path.is_file() and path.suffix.lower() in FORMATS)
+
+
+def _findings(context: AuditContext, run: RunInfo) -> list[dict[str, Any]]:
+    """The run's findings as `opsaudit findings list` reads them, most severe first."""
+    from opsaudit.cli.findings import Names, readable
+    from opsaudit.store.finding_views import FindingFilter, list_findings
+
+    directory = Directory.load(context.source, context.settings)
+    names = Names(staff={person.staff_id: person.name for person in directory.people.values()})
+    with context.store.connect() as conn:
+        rows = list_findings(conn, FindingFilter(audit_run=run.id))
+    return [readable(row, context.settings.tz, context.settings.language, names) for row in rows]
+
+
+def by_language(files: list[str], default: str) -> dict[str, list[str]]:
+    """The files of each report language (`report.en.pdf` is English); a file without a language
+    (results.json) goes with every one; no language-specific file at all: OPSAUDIT_LANGUAGE's."""
+    tagged: dict[str, list[str]] = {}
+    shared = []
+    for name in files:
+        tag = Path(name).with_suffix("").suffix.lstrip(".")
+        if tag in LANGUAGES:
+            tagged.setdefault(tag, []).append(name)
+        else:
+            shared.append(name)
+    return {language: [*own, *shared] for language, own in (tagged or {default: []}).items()}
+
+
+@task(cache_policy=NO_CACHE, **IO_RETRIES)
+def submit_report(context: AuditContext, run: RunInfo, files: list[str]) -> dict[str, Any]:
+    """Record the report files of each language for review (or, with OPSAUDIT_REPORT_REVIEW=off,
+    release them), and deliver the mail that makes now."""
+    gate = Gate(Directory.load(context.source, context.settings), context.config.recipients, context.settings)
+    outcomes = {}
+    logger = get_run_logger()
+    with context.store.begin() as conn:
+        for language, own in by_language(files, context.settings.language).items():
+            outcome = submit(conn, gate, run.id, language, own, now=utcnow())
+            outcomes[language] = {"status": outcome.status, "messages": list(outcome.messages),
+                                  "recipients": [address.email for address in outcome.recipients]}
+            for note in outcome.notes:
+                logger.warning("report %s not received: %s", language, note)
+    logger.info("report submitted: %s", {language: o["status"] for language, o in outcomes.items()})
+    return {"reports": outcomes, "mail": deliver_now(context)}
