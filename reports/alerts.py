@@ -48,7 +48,7 @@ def unalerted_majors(conn: Connection, run_id: str) -> list[RowMapping]:
         .join(audit_runs, audit_runs.c.id == findings.c.audit_run_id)
         .where(findings.c.audit_run_id == run_id, findings.c.severity == "major", findings.c.status != "closed",
                ~alerted)
-        .order_by(findings.c.department_id, findings.c.rule_id, findings.c.entity_id)).mappings())
+        .order_by(sa.nulls_first(findings.c.department_id), findings.c.rule_id, findings.c.entity_id)).mappings())
 
 
 def alert_major_findings(conn: Connection, directory: Directory, config: Recipients, run_id: str, *,

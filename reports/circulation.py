@@ -74,7 +74,8 @@ def figures(conn: Connection, month: Period, *, now: datetime, zone: tzinfo) -> 
     for department, severity, number in conn.execute(
             sa.select(findings.c.department_id, findings.c.severity, sa.func.count())
             .where(findings.c.audit_run_id.in_(run_ids))
-            .group_by(findings.c.department_id, findings.c.severity).order_by(findings.c.department_id)):
+            .group_by(findings.c.department_id, findings.c.severity)
+            .order_by(sa.nulls_first(findings.c.department_id))):
         problems.setdefault(department, dict.fromkeys(SEVERITIES, 0))[severity] = number
     runs = [{"audit": row.audit, "kind": row.kind, "period": row.period, "problems": per_run.get(row.id, 0)}
             for row in sorted(latest.values(), key=lambda row: (row.audit, row.period))]

@@ -340,10 +340,12 @@ class Mails:
             self._counts = list(self.conn.execute(
                 sa.select(findings.c.department_id, findings.c.severity, sa.func.count())
                 .where(findings.c.audit_run_id == self.run.id)
-                .group_by(findings.c.department_id, findings.c.severity).order_by(findings.c.department_id)))
+                .group_by(findings.c.department_id, findings.c.severity)
+                .order_by(sa.nulls_first(findings.c.department_id))))
             self._majors = list(self.conn.execute(
                 sa.select(findings).where(findings.c.audit_run_id == self.run.id, findings.c.severity == "major")
-                .order_by(findings.c.department_id, findings.c.rule_id, findings.c.entity_id).limit(MAIL_ROWS))
+                .order_by(sa.nulls_first(findings.c.department_id), findings.c.rule_id, findings.c.entity_id)
+                .limit(MAIL_ROWS))
                 .mappings())
         body.paragraph(_t("review.mail.run", language, run=self.run.id))
         body.heading(_t("review.mail.problems", language))
