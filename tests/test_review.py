@@ -251,6 +251,6 @@ def test_opsaudit_reports_list_approve_and_reject(db_url, store, monkeypatch, tm
     assert approved.exit_code == 0, approved.output
     assert approved.output.splitlines() == [
         f"The audit report of audit run {run} is approved and sent to 6 recipients.",
-        "No mail server is set (OPSAUDIT_SMTP_HOST): 2 messages stay in the outbox."]
+        "No mail server is set (OPSAUDIT_SMTP_HOST); mail kept in the outbox: 2."]
     listed = runner.invoke(app, ["reports", "list", "--format", "json"])
     assert json.loads(listed.output)[0]["status"] == "approved"
