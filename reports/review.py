@@ -103,16 +103,18 @@ def _run(conn: Connection, run_id: str, language: str) -> RunReport:
 
 def file_rows(files: Iterable[str | Path], language: str) -> list[dict[str, Any]]:
     """Each report file's format (from its suffix), resolved path and SHA-256."""
-    rows = []
+    rows: dict[str, dict[str, Any]] = {}
     for name in files:
         path = Path(name).expanduser().resolve()
         if path.suffix.lower() not in FORMATS:
             raise _refuse("file_format", language, path=str(path), formats=sorted(set(FORMATS.values())))
         if not path.is_file():
             raise _refuse("file_missing", language, path=str(path))
-        rows.append({"format": FORMATS[path.suffix.lower()], "path": str(path),
-                     "sha256": hashlib.sha256(path.read_bytes()).hexdigest()})
-    return rows
+        fmt = FORMATS[path.suffix.lower()]
+        if fmt in rows:
+            raise _refuse("file_twice", language, path=str(path), other=rows[fmt]["path"])
+        rows[fmt] = {"format": fmt, "path": str(path), "sha256": hashlib.sha256(path.read_bytes()).hexdigest()}
+    return list(rows.values())
 
 
 def digest(rows: Iterable[Mapping[str, Any]]) -> str:
@@ -237,7 +239,7 @@ def reject(conn: Connection, gate: Gate, run_id: str, actor: str, note: str, *, 
     languages = sorted({row["language"] for row in drafts})
     _review(conn, drafts, REJECTED, actor, note, now)
     conn.execute(report_events.insert(), [_event(run.id, lang, now, actor, "rejected", note) for lang in languages])
-    team = _auditors(gate.directory, exclude=actor)
+    team = _auditors(gate.directory, reviewer=actor)
     if not team.recipients:
         return Outcome(REJECTED, notes=team.notes)
     mails = Mails(conn, gate, run)
@@ -254,14 +256,15 @@ def reject(conn: Connection, gate: Gate, run_id: str, actor: str, note: str, *, 
     return Outcome(REJECTED, tuple(ids), team.addresses, team.notes)
 
 
-def _auditors(directory: Directory, *, exclude: str) -> RecipientList:
-    """The audit team: the active auditors of the operations department, the reviewer aside."""
+def _auditors(directory: Directory, *, reviewer: str) -> RecipientList:
+    """The audit team who revise the report: the active auditors of the operations department
+    other than the reviewer; the reviewer alone when the team has nobody else."""
     from opsaudit.reports.recipients import resolve
 
-    team = {person.staff_id: "auditor" for person in directory.people.values()
-            if person.role == "auditor" and person.active and person.staff_id != exclude
-            and person.department_id == directory.operations_department}
-    return resolve(directory, named=team)
+    team = [person.staff_id for person in directory.people.values() if person.role == "auditor" and person.active
+            and person.department_id == directory.operations_department]
+    return resolve(directory, named=dict.fromkeys([staff_id for staff_id in team if staff_id != reviewer]
+                                                  or [reviewer], "auditor"))
 
 
 def _review(conn: Connection, rows: Sequence[RowMapping], status: str, actor: str, note: str | None,
@@ -284,10 +287,10 @@ def _release(conn: Connection, gate: Gate, run: RunReport, languages: Sequence[s
     mails = Mails(conn, gate, run)
     ids: list[int] = []
     told: list[Address] = []
+    groups = found.by_language(default)
     for mail_language in languages:
-        addresses = [address for wanted, group in found.by_language(default).items() for address in group
-                     if (wanted if wanted in available else default if default in available else mail_language)
-                     == mail_language]
+        addresses = [address for wanted in groups if _reads(wanted, available, default, mail_language) == mail_language
+                     for address in groups[wanted]]
         if not addresses:
             continue
         ours = [row for row in files if row["language"] == mail_language]
@@ -308,6 +311,12 @@ def _release(conn: Connection, gate: Gate, run: RunReport, languages: Sequence[s
                                   now=now))
         told += addresses
     return Outcome(APPROVED, tuple(ids), tuple(told), found.notes)
+
+
+def _reads(wanted: str, available: set[str], default: str, released: str) -> str:
+    """The report language a recipient who wants `wanted` reads: theirs when the run has it, else
+    OPSAUDIT_LANGUAGE's when the run has that, else the one being released."""
+    return wanted if wanted in available else default if default in available else released
 
 
 def _label(directory: Directory, staff_id: str) -> str:

@@ -12,11 +12,14 @@ from opsaudit.audit import AuditContext
 from opsaudit.i18n import LANGUAGES
 from opsaudit.reports.findings_workbook import write_findings_csv
 from opsaudit.reports.recipients import Directory
-from opsaudit.reports.review import FORMATS, Gate, submit
+from opsaudit.reports.review import Gate, submit
 from opsaudit.store.runs import RunInfo
 from opsaudit.store.times import utcnow
 from opsaudit.tasks.alerts import deliver_now
 from opsaudit.tasks.audit import IO_RETRIES
+
+# The report renderer's files and the run's raw results; not the QA review sheets beside them.
+REPORT_FILES = ("report.*.html", "report.*.pdf", "findings.*.csv", "results.json")
 
 
 @task(cache_policy=NO_CACHE, **IO_RETRIES)
@@ -24,10 +27,10 @@ def collect_report_files(context: AuditContext, run: RunInfo) -> list[str]:
     """The report files in the run's output folder; the findings CSV is written here when the
     report renderer wrote none."""
     folder = context.output_folder
-    if not any(folder.glob("findings*.csv")):
+    if not any(folder.glob("findings.*.csv")):
         write_findings_csv(folder / f"findings.{context.settings.language}.csv", _findings(context, run),
                            context.settings.language)
-    return sorted(str(path) for path in folder.iterdir() if path.is_file() and path.suffix.lower() in FORMATS)
+    return sorted(str(path) for pattern in REPORT_FILES for path in folder.glob(pattern))
 
 
 def _findings(context: AuditContext, run: RunInfo) -> list[dict[str, Any]]:

@@ -254,3 +254,44 @@ def test_opsaudit_reports_list_approve_and_reject(db_url, store, monkeypatch, tm
         "No mail server is set (OPSAUDIT_SMTP_HOST); mail kept in the outbox: 2."]
     listed = runner.invoke(app, ["reports", "list", "--format", "json"])
     assert json.loads(listed.output)[0]["status"] == "approved"
+
+
+def test_each_recipient_reads_the_report_in_their_language(store, mailbox, port, tmp_path):
+    from opsaudit.config.models import Recipient
+
+    settings = settings_for(port)
+    config = Recipients(reports={"cs-monthly": (Recipient(email="board@example.com", language="en"),)})
+    run = a_run(store)
+    english = tmp_path / "out" / "report.en.html"
+    files = report_files(tmp_path / "out")
+    english.write_text("<html>report</html>", encoding="utf-8")
+    review = Gate(directory(store), config, settings)
+    with store.begin() as conn:
+        submit(conn, review, run, "zh-CN", files, now=T0)
+        submit(conn, review, run, "en", [english, files[-1]], now=T0)
+        approved = approve(conn, review, run, "A1", None, now=T0, language="zh-CN")
+    assert len(approved.messages) == 2
+    deliver_pending(store, settings, now=T0)
+
+    reports_sent = {subject: (rcpt, attachments(message)) for (rcpt, subject), message
+                    in zip(received(mailbox), mailbox.received, strict=True)
+                    if subject.startswith(("稽查报告：", "Audit report:"))}
+    assert reports_sent == {
+        f"稽查报告：{SUBJECT}": (MANAGERS, ["report.zh-CN.pdf", "report.zh-CN.html", "findings.zh-CN.csv"]),
+        "Audit report: monthly customer-service evaluation (October 2026)": (["board@example.com"],
+                                                                             ["report.en.html"])}
+    with store.begin() as conn, pytest.raises(ReviewError, match="与.*格式相同，每种格式只能提交一份"):
+        submit(conn, review, run, "en", [english, tmp_path / "out" / "report.zh-CN.html"], now=T0)
+
+
+def test_a_lead_without_a_team_gets_the_returned_report_back(store, mailbox, port, tmp_path):
+    from opsaudit.contract import staff
+
+    settings = settings_for(port)
+    with store.begin() as conn:
+        conn.execute(staff.update().where(staff.c.staff_id == "A2").values(active=False))
+    run = a_run(store)
+    with store.begin() as conn:
+        submit(conn, gate(store, settings), run, "zh-CN", report_files(tmp_path / "out"), now=T0)
+        returned = reject(conn, gate(store, settings), run, "A1", "重写结论", now=T0, language="zh-CN")
+    assert [a.email for a in returned.recipients] == [email("A1")]
