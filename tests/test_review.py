@@ -280,7 +280,7 @@ def test_each_recipient_reads_the_report_in_their_language(store, mailbox, port,
         f"稽查报告：{SUBJECT}": (MANAGERS, ["report.zh-CN.pdf", "report.zh-CN.html", "findings.zh-CN.csv"]),
         "Audit report: monthly customer-service evaluation (October 2026)": (["board@example.com"],
                                                                              ["report.en.html"])}
-    with store.begin() as conn, pytest.raises(ReviewError, match="与.*格式相同，每种格式只能提交一份"):
+    with store.begin() as conn, pytest.raises(ReviewError, match="has the format of .*; submit one file of each"):
         submit(conn, review, run, "en", [english, tmp_path / "out" / "report.zh-CN.html"], now=T0)
 
 
