@@ -79,7 +79,6 @@ class RunReport:
 
     id: str
     audit: str
-    kind: str
     period: str
 
 
@@ -94,11 +93,11 @@ def _refuse(key: str, language: str, **values: Any) -> ReviewError:
 
 
 def _run(conn: Connection, run_id: str, language: str) -> RunReport:
-    row = conn.execute(sa.select(audit_runs.c.id, audit_runs.c.audit, audit_runs.c.kind, audit_runs.c.period)
+    row = conn.execute(sa.select(audit_runs.c.id, audit_runs.c.audit, audit_runs.c.period)
                        .where(audit_runs.c.id == run_id)).first()
     if row is None:
         raise _refuse("unknown_run", language, run=run_id)
-    return RunReport(row.id, row.audit, row.kind, row.period)
+    return RunReport(row.id, row.audit, row.period)
 
 
 def file_rows(files: Iterable[str | Path], language: str) -> list[dict[str, Any]]:
