@@ -119,9 +119,15 @@ def _tell(done: str, run_id: str, outcome, engine, settings, language: str) -> N
     from opsaudit.i18n import text
 
     typer.echo(text(f"review.done.{done}", language, run=run_id, count=len(outcome.recipients)))
-    for note in outcome.notes:
-        typer.echo(text("review.done.unreachable", language, note=note))
+    _warn(outcome.notes)
     _deliver(engine, settings, language)
+
+
+def _warn(notes) -> None:
+    """Who could not be told (no address, left the company): diagnostics for whoever keeps the
+    staff table, on stderr like opsaudit's errors."""
+    for note in notes:
+        typer.echo(f"opsaudit: warning: not told: {note}", err=True)
 
 
 def _deliver(engine, settings, language: str) -> None:
@@ -159,6 +165,5 @@ def reports_circulate(
     ours = [path for path in result["files"] if path.endswith(f".{language}.html")]
     typer.echo(text(key, language, month=result["month"], count=len(result["recipients"]),
                     path=(ours or result["files"])[0]))
-    for note in result["unreachable"]:
-        typer.echo(text("review.done.unreachable", language, note=note))
+    _warn(result["unreachable"])
     _deliver(run.store, settings, language)
