@@ -46,7 +46,11 @@ def reports_list(
 
     language = resolve_language(lang.value if lang else None)
     columns = ("run", "audit", "period", "status", "languages", "reviewer", "reviewed_at", "note")
-    table = Table(*(text(f"review.column.{name}", language) for name in columns))
+    table = Table()
+    for name in columns:
+        # The run's id whole, never cut: it is what approve and reject take.
+        table.add_column(text(f"review.column.{name}", language), no_wrap=name == "run",
+                         min_width=36 if name == "run" else None)
     for line in lines:
         table.add_row(line.audit_run_id, format_value(line.audit, "enum.audit", language),
                       format_value(line.period, "period", language),
