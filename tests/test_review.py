@@ -295,3 +295,17 @@ def test_a_lead_without_a_team_gets_the_returned_report_back(store, mailbox, por
         submit(conn, gate(store, settings), run, "zh-CN", report_files(tmp_path / "out"), now=T0)
         returned = reject(conn, gate(store, settings), run, "A1", "重写结论", now=T0, language="zh-CN")
     assert [a.email for a in returned.recipients] == [email("A1")]
+
+
+def test_opsaudit_reports_reject_says_who_was_told_in_chinese(db_url, store, monkeypatch, tmp_path):
+    from opsaudit.cli import app
+
+    monkeypatch.setenv("OPSAUDIT_DATABASE_URL", db_url)
+    run = a_run(store)
+    with store.begin() as conn:
+        submit(conn, gate(store, load_settings()), run, "zh-CN", report_files(tmp_path / "out"), now=T0)
+    returned = CliRunner().invoke(app, ["reports", "reject", run, "--actor", "A1", "--note", "补充抽样说明"])
+    assert returned.exit_code == 0, returned.output
+    assert returned.output.splitlines() == [f"稽查批次{run}的稽查报告已退回，审核意见已发送给1位稽查人员。",
+                                            "未设置邮件服务器（环境变量OPSAUDIT_SMTP_HOST），2封邮件保留在发件箱中。"]
+    assert events(store, run)[-1] == ("rejected", "A1", "补充抽样说明")
