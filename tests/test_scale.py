@@ -11,10 +11,22 @@ import sqlalchemy as sa
 from opsaudit.checks.results import CheckResult, Outcome, ResultSet
 from opsaudit.contract import departments, metadata, staff, tickets
 from opsaudit.store.migrate import upgrade
-from opsaudit.store.schema import findings
+from opsaudit.store.schema import VERSION_TABLE, findings
+from opsaudit.store.schema import metadata as store
 
 OCTOBER = datetime(2026, 10, 1)
 AGENTS = 500
+
+
+def fresh_company(engine: sa.Engine) -> None:
+    """Drop the store (its append-only tables refuse a DELETE, so whole tables go) and the company."""
+    cascade = " CASCADE" if engine.dialect.name == "postgresql" else ""
+    with engine.begin() as conn:
+        for table in [*reversed(store.sorted_tables), VERSION_TABLE]:
+            conn.execute(sa.text(f"DROP TABLE IF EXISTS {getattr(table, 'name', table)}{cascade}"))
+        if cascade:
+            conn.execute(sa.text("DROP FUNCTION IF EXISTS oa_refuse_change()"))
+    metadata.drop_all(engine, tables=[tickets, staff, departments])
 
 
 def contact_centre(engine: sa.Engine, failing: int) -> None:
@@ -57,11 +69,7 @@ def test_an_audit_sends_the_same_statements_for_one_failing_agent_or_five_hundre
     monkeypatch.setenv("OPSAUDIT_DATABASE_URL", db_url)
     counted: list[int] = []
     for failing in (1, AGENTS):
-        with engine.begin() as conn:
-            for table in ("oa_finding_events", "oa_findings", "oa_check_results", "oa_audit_runs", "tickets",
-                          "staff", "departments"):
-                if sa.inspect(conn).has_table(table):
-                    conn.execute(sa.text(f"DELETE FROM {table}"))
+        fresh_company(engine)
         contact_centre(engine, failing)
         statements: list[str] = []
 
