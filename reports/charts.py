@@ -13,6 +13,8 @@ WIDTH, HEIGHT = 520, 200
 LEFT, RIGHT, TOP, BOTTOM = 56, 16, 16, 34
 SEVERITY_COLOURS = {"major": "#b42318", "important": "#dc8a00", "general": "#6b7a90"}
 LINE_COLOUR, TARGET_COLOUR = "#1f4e79", "#b42318"
+# The report's fonts, named again: a chart's text is set by the SVG renderer, not by the page's CSS.
+FONTS = "Noto Sans CJK SC, Noto Sans SC, WenQuanYi Micro Hei, sans-serif"
 
 
 def _svg(body: list[str], label: str, height: int = HEIGHT) -> Markup:
@@ -22,8 +24,8 @@ def _svg(body: list[str], label: str, height: int = HEIGHT) -> Markup:
 
 
 def _text(x: float, y: float, words: str, *, anchor: str = "middle", size: int = 11, fill: str = "#333") -> str:
-    return (f'<text x="{x:.1f}" y="{y:.1f}" text-anchor="{anchor}" font-size="{size}" fill="{fill}">'
-            f"{escape(words)}</text>")
+    return (f'<text x="{x:.1f}" y="{y:.1f}" text-anchor="{anchor}" font-family="{FONTS}" font-size="{size}" '
+            f'fill="{fill}">{escape(words)}</text>')
 
 
 def stacked_bars(periods: Sequence[str], stacks: Sequence[Sequence[tuple[str, int]]], label: str,
@@ -32,7 +34,7 @@ def stacked_bars(periods: Sequence[str], stacks: Sequence[Sequence[tuple[str, in
 
     `stacks[i]` is [(severity, count), ...] for `periods[i]`.
     """
-    totals = [sum(count for _, count in stack) for stack in stacks]
+    totals = [sum(number for _, number in stack) for stack in stacks]
     top = max([*totals, 1])
     plot_w, plot_h = WIDTH - LEFT - RIGHT, HEIGHT - TOP - BOTTOM
     slot = plot_w / max(len(periods), 1)
@@ -41,8 +43,8 @@ def stacked_bars(periods: Sequence[str], stacks: Sequence[Sequence[tuple[str, in
     for index, (period, stack, total) in enumerate(zip(periods, stacks, totals, strict=True)):
         x = LEFT + slot * index + (slot - bar) / 2
         y = TOP + plot_h
-        for severity, count in stack:
-            height = plot_h * count / top
+        for severity, number in stack:
+            height = plot_h * number / top
             y -= height
             body.append(f'<rect x="{x:.1f}" y="{y:.1f}" width="{bar:.1f}" height="{height:.1f}" '
                         f'fill="{SEVERITY_COLOURS.get(severity, LINE_COLOUR)}"/>')
@@ -99,8 +101,8 @@ def horizontal_bars(rows: Sequence[tuple[str, Sequence[tuple[str, int]]]], label
         y = TOP + row_h * index
         body.append(_text(name_w - 6, y + 14, name, anchor="end"))
         x = float(name_w)
-        for severity, count in stack:
-            width = plot_w * count / top
+        for severity, number in stack:
+            width = plot_w * number / top
             body.append(f'<rect x="{x:.1f}" y="{y + 3}" width="{width:.1f}" height="{row_h - 8}" '
                         f'fill="{SEVERITY_COLOURS.get(severity, LINE_COLOUR)}"/>')
             x += width

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import csv
 import json
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from functools import cache
 from pathlib import Path
@@ -124,6 +124,9 @@ class View:
         name = self.d.department_names.get(department_id)
         return self.t("label.named", name=name, id=department_id) if name else department_id
 
+    def departments(self, department_ids: Sequence[str]) -> list[str]:
+        return [self.department(department_id) for department_id in department_ids]
+
     def person(self, staff_id: str | None) -> str:
         if not staff_id:
             return self.t("report.problems.unassigned")
@@ -158,9 +161,11 @@ class View:
         return self.f(kpi.outcome, "enum.outcome")
 
     def gap(self, observed: float | None, target: float | None, unit: str | None) -> str:
+        """How far a figure is from its target: in points of score, or in percentage points."""
         if observed is None or target is None:
             return self.f(None, "text")
-        return self.f(abs(target - observed), "number" if unit == "score" else "percent")
+        return self.t("report.problems.gap_score" if unit == "score" else "report.problems.gap_points",
+                      value=abs(target - observed))
 
     def recommendation(self, rule_id: str) -> str:
         return recommendation(rule_id, self.language)
@@ -219,9 +224,8 @@ class View:
             found["findings"] = charts.stacked_bars(
                 periods, [[(s, p.findings.get(s, 0)) for s in reversed(SEVERITIES)] for p in trend],
                 self.t("report.chart.findings"), count)
-            current = {k.rule_id: k for k in self.d.kpis if k.entity_type == "company"}
-            for rule_id in sorted(current)[:TREND_KPIS]:
-                kpi = current[rule_id]
+            for kpi in self._trend_kpis():
+                rule_id = kpi.rule_id
                 values = [p.kpis.get(rule_id) for p in trend]
                 found["kpis"].append((self.t("report.analysis.trend_kpi", kpi=self.kpi_name(rule_id)), charts.line(
                     periods, values, [self.figure(v, kpi.unit) for v in values], kpi.target,
@@ -231,6 +235,12 @@ class View:
                 [(self.department(d), [(s, c.get(s, 0)) for s in SEVERITIES]) for d, c in self.d.by_department[:12]],
                 self.t("report.chart.departments"), count)
         return found
+
+    def _trend_kpis(self) -> list[Kpi]:
+        """The company's figures worth a chart: measured this period, problems and warnings first."""
+        order = {"failed": 0, "warning": 1}
+        measured = [k for k in self.d.kpis if k.entity_type == "company" and k.observed is not None]
+        return sorted(measured, key=lambda k: (order.get(k.outcome, 2), k.rule_id))[:TREND_KPIS]
 
     def _count(self, value: int) -> str:
         return self.f(value, "count")

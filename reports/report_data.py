@@ -265,8 +265,7 @@ def _rules(rules: Sequence[Rule], run: RunFacts, results: Sequence[RowMapping]) 
         rule = known.get(key)
         if rule is None or rule.area == "data_quality":
             continue
-        lines.append(RuleLine(rule.rule_id, rule.area, rule.entity_type, rule.target,
-                              rule.unit if rule.kind != "record" else None, rule.op,
+        lines.append(RuleLine(rule.rule_id, rule.area, rule.entity_type, rule.target, rule.unit, rule.op,
                               rule.min_population if rule.kind != "record" else None, dict(outcomes.get(key, {}))))
     return lines
 
