@@ -16,6 +16,7 @@ import sqlalchemy as sa
 from jinja2 import Environment, FileSystemLoader, StrictUndefined
 from markupsafe import Markup
 
+from opsaudit.errors import InputError
 from opsaudit.i18n import check_language, format_value, has_message, recommendation, text
 from opsaudit.reports import charts
 from opsaudit.reports.findings_workbook import COLUMNS, row_values
@@ -60,6 +61,20 @@ def write_report(store: sa.Engine, settings: Settings, run_id: str, language: st
     files.html.write_text(html, encoding="utf-8")
     write_pdf(html, files.pdf)
     return files
+
+
+def run_folder(store: sa.Engine, settings: Settings, prefix: str) -> tuple[Path, str]:
+    """The output folder of the run whose id starts with `prefix` (as the flow writes it:
+    OPSAUDIT_OUTPUT_DIR/audit/period), and the run's full id."""
+    with store.connect() as conn:
+        found = conn.execute(sa.select(audit_runs.c.id, audit_runs.c.audit, audit_runs.c.period)
+                             .where(audit_runs.c.id.startswith(prefix)).limit(2)).all()
+    if not found:
+        raise InputError(f"audit run {prefix}: no such run in oa_audit_runs")
+    if len(found) > 1:
+        raise InputError(f"audit run {prefix}: the prefix matches several runs; give more of the id")
+    run_id, audit, period = found[0]
+    return settings.output_dir / audit / period, run_id
 
 
 def render_html(data: ReportData, language: str, files: ReportFiles) -> str:

@@ -206,3 +206,36 @@ def test_the_pdf_sets_chinese_in_an_embedded_cjk_font_with_no_glyph_missing(tmp_
     font = TTCollection(str(CJK_FONT)).fonts[0].getBestCmap()
     missing = sorted({ch for ch in shown if not ch.isspace() and ord(ch) not in font})
     assert missing == []
+
+
+def test_the_flows_task_and_the_command_write_the_report_in_the_runs_folder(tmp_path, monkeypatch):
+    import typer
+    from prefect.logging import disable_run_logger
+    from typer.testing import CliRunner
+
+    from opsaudit.cli.report_render import render
+    from opsaudit.store.runs import RunInfo
+    from opsaudit.tasks.report import write_reports
+
+    engine = sa.create_engine(f"sqlite:///{tmp_path / 'company.db'}")
+    monkeypatch.setenv("OPSAUDIT_DATABASE_URL", str(engine.url))
+    company(engine)
+    run_id = audit(engine, "2026-10", datetime(2026, 11, 2, 9))
+    folder = tmp_path / "out" / "cs-monthly" / "2026-10"
+
+    context = build_context(load_settings(), "cs-monthly", period="2026-10", now=datetime(2026, 11, 2, 9))
+    with disable_run_logger():
+        paths = write_reports.fn(context, RunInfo(run_id, "cs-monthly", "periodic", parse_period("2026-10")))
+    assert paths == [str(folder / name) for name in ("report.zh-CN.html", "report.zh-CN.pdf", "findings.zh-CN.csv",
+                                                       "results.json")]
+
+    app = typer.Typer()
+    app.command("render")(render)
+    app.command("other")(lambda: None)  # two commands: typer then takes the command's name
+    result = CliRunner().invoke(app, ["render", run_id[:8], "--lang", "en"])
+    assert result.exit_code == 0, result.output
+    assert result.output.splitlines()[0] == "Audit report written:"
+    assert (folder / "report.en.html").exists() and str(folder / "report.en.pdf") in result.output
+
+    unknown = CliRunner().invoke(app, ["render", "nothing"])
+    assert unknown.exit_code != 0 and "audit run nothing: no such run in oa_audit_runs" in str(unknown.exception)
