@@ -79,12 +79,17 @@ def line(periods: Sequence[str], values: Sequence[float | None], shown: Sequence
     if len(points) > 1:
         path = " ".join(f"{x:.1f},{y:.1f}" for x, y in points)
         body.append(f'<polyline points="{path}" fill="none" stroke="{LINE_COLOUR}" stroke-width="2"/>')
+    previous: float | None = None
     for index, (period, value, words) in enumerate(zip(periods, values, shown, strict=True)):
         x = LEFT + slot * (index + 0.5)
         body.append(_text(x, HEIGHT - 12, period))
         if value is not None:
-            body.append(f'<circle cx="{x:.1f}" cy="{y_of(value):.1f}" r="3.5" fill="{LINE_COLOUR}"/>')
-            body.append(_text(x, y_of(value) - 8, words, size=10))
+            y = y_of(value)
+            body.append(f'<circle cx="{x:.1f}" cy="{y:.1f}" r="3.5" fill="{LINE_COLOUR}"/>')
+            # Below a point the line falls to, above one it rises to: the label stays off the line.
+            below = previous is not None and value < previous and y + 16 < TOP + plot_h
+            body.append(_text(x, y + 16 if below else y - 8, words, size=10))
+            previous = value
     return _svg(body, label)
 
 
@@ -93,13 +98,13 @@ def horizontal_bars(rows: Sequence[tuple[str, Sequence[tuple[str, int]]]], label
     """One bar per department (or rule), split by severity, its total at the end."""
     row_h = 22
     height = TOP + row_h * max(len(rows), 1) + 8
-    name_w = 150
+    name_w = 200  # room for a department's name with its id: 客服三部（现场服务）（CS3）
     plot_w = WIDTH - name_w - RIGHT - 36
     top = max([sum(c for _, c in stack) for _, stack in rows] + [1])
     body: list[str] = []
     for index, (name, stack) in enumerate(rows):
         y = TOP + row_h * index
-        body.append(_text(name_w - 6, y + 14, name, anchor="end"))
+        body.append(_text(name_w - 6, y + 14, name, anchor="end", size=10))
         x = float(name_w)
         for severity, number in stack:
             width = plot_w * number / top

@@ -95,8 +95,16 @@ def write_pdf(html: str, path: Path) -> Path:
 
 @cache
 def _environment() -> Environment:
-    return Environment(loader=FileSystemLoader(TEMPLATES), autoescape=True, undefined=StrictUndefined,
-                       trim_blocks=True, lstrip_blocks=True, keep_trailing_newline=True)
+    environment = Environment(loader=FileSystemLoader(TEMPLATES), autoescape=True, undefined=StrictUndefined,
+                              trim_blocks=True, lstrip_blocks=True, keep_trailing_newline=True)
+    environment.filters["cap"] = sentence
+    return environment
+
+
+def sentence(words: str) -> str:
+    """Words that stand alone in a cell or heading, capitalized (English enumerations are lowercase;
+    Chinese has no case)."""
+    return words[:1].upper() + words[1:]
 
 
 def _write_csv(path: Path, findings: list[dict[str, Any]], language: str) -> None:
@@ -170,6 +178,18 @@ class View:
         key = f"dashboard.kpi.{rule_id}"
         return self.t(key) if has_message(key, self.language) else self.t(f"rule.{rule_id}.title")
 
+    def kpi_matrix(self) -> tuple[list[Kpi], list[tuple[str, list[Kpi | None]]]]:
+        """The KPI table: one column per figure (a sample result giving its target), one row for the
+        whole company and one per department."""
+        columns: dict[str, Kpi] = {}
+        rows: dict[tuple[bool, str], dict[str, Kpi]] = {}
+        for kpi in self.d.kpis:
+            columns.setdefault(kpi.rule_id, kpi)
+            rows.setdefault((kpi.entity_type != "company", kpi.entity_id), {})[kpi.rule_id] = kpi
+        return list(columns.values()), [
+            (self.entity("department" if department else "company", entity_id),
+             [cells.get(rule_id) for rule_id in columns]) for (department, entity_id), cells in sorted(rows.items())]
+
     def kpi_status(self, kpi: Kpi) -> str:
         if kpi.outcome == "failed" and kpi.severity:
             return self.f(kpi.severity, "enum.severity")
@@ -200,12 +220,21 @@ class View:
         key = f"contract.table.{name}"
         return self.t(key) if has_message(key, self.language) else name
 
+    def table_name(self, name: str) -> str:
+        """工单表（tickets）: the table's name with its name in the database, once if they are the same."""
+        label = self.table(name)
+        return label if label == name else self.t("label.named", name=label, id=name)
+
     def quality_item(self, kpi: Kpi) -> str:
         table, _, column = kpi.entity_id.partition(".")
         label = f"contract.column.{table}.{column}"
         where = self.t("contract.qualified", table=self.table(table),
                        column=self.t(label) if has_message(label, self.language) else column)
         return self.t("report.method.quality_line", column=where, rule=self.t(f"rule.{kpi.rule_id}.title"))
+
+    def detail_total(self, severity: str) -> int:
+        """Findings of `severity` that are not an agent's (those are in the agents' table)."""
+        return self.d.severity_counts.get(severity, 0) - self.d.agent_severities.get(severity, 0)
 
     def top_concentration(self) -> dict[str, Any] | None:
         """The department and the rule with the most findings, for the summary."""

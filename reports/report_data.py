@@ -162,6 +162,7 @@ class ReportData:
     groups: Sequence[Group]
     agents: Sequence[AgentRow]
     agents_total: int
+    agent_severities: Mapping[str, int]
     kpis: Sequence[Kpi]
     warnings: int
     trend: Sequence[TrendPoint]
@@ -201,6 +202,7 @@ def load_report_data(conn: Connection, settings: Settings, config: Config, run_i
         outcome_counts=Counter(r["outcome"] for r in results if not _facts(r).get("rollup")),
         total_findings=len(rows), details=_details(rows, language, zone), groups=_groups(rows, language, zone),
         agents=_agents(rows), agents_total=sum(r["entity_type"] == "agent" for r in rows),
+        agent_severities=Counter(r["severity"] for r in rows if r["entity_type"] == "agent"),
         kpis=sorted(kpis, key=lambda k: (k.rule_id, k.entity_type != "company", k.entity_id)),
         warnings=sum(k.outcome == "warning" for k in kpis),
         trend=_trend(conn, run), by_department=_by_department(rows), by_rule=_by_rule(rows),
