@@ -9,8 +9,9 @@ from html import escape
 
 from markupsafe import Markup
 
-WIDTH, HEIGHT = 520, 200
-LEFT, RIGHT, TOP, BOTTOM = 56, 16, 16, 34
+# Two charts side by side on an A4 page: text of size 11 prints at about 7 points.
+WIDTH, HEIGHT = 440, 210
+LEFT, RIGHT, TOP, BOTTOM = 50, 12, 18, 40
 SEVERITY_COLOURS = {"major": "#b42318", "important": "#dc8a00", "general": "#6b7a90"}
 LINE_COLOUR, TARGET_COLOUR = "#1f4e79", "#b42318"
 # The report's fonts, named again: a chart's text is set by the SVG renderer, not by the page's CSS.
@@ -26,6 +27,15 @@ def _svg(body: list[str], label: str, height: int = HEIGHT) -> Markup:
 def _text(x: float, y: float, words: str, *, anchor: str = "middle", size: int = 11, fill: str = "#333") -> str:
     return (f'<text x="{x:.1f}" y="{y:.1f}" text-anchor="{anchor}" font-family="{FONTS}" font-size="{size}" '
             f'fill="{fill}">{escape(words)}</text>')
+
+
+def _period(x: float, words: str, slot: float) -> str:
+    """A period under the axis; one too wide for its slot (October 2026) on two lines."""
+    wide = sum(1.0 if ord(ch) > 0x2e80 else 0.56 for ch in words) * 11
+    if wide <= slot or " " not in words:
+        return _text(x, HEIGHT - 22, words)
+    first, second = words.rsplit(" ", 1)
+    return _text(x, HEIGHT - 24, first) + _text(x, HEIGHT - 11, second)
 
 
 def stacked_bars(periods: Sequence[str], stacks: Sequence[Sequence[tuple[str, int]]], label: str,
@@ -49,7 +59,7 @@ def stacked_bars(periods: Sequence[str], stacks: Sequence[Sequence[tuple[str, in
             body.append(f'<rect x="{x:.1f}" y="{y:.1f}" width="{bar:.1f}" height="{height:.1f}" '
                         f'fill="{SEVERITY_COLOURS.get(severity, LINE_COLOUR)}"/>')
         body.append(_text(x + bar / 2, y - 4, count(total)))
-        body.append(_text(x + bar / 2, HEIGHT - 12, period))
+        body.append(_period(x + bar / 2, period, slot))
     return _svg(body, label)
 
 
@@ -74,7 +84,7 @@ def line(periods: Sequence[str], values: Sequence[float | None], shown: Sequence
         ty = y_of(target)
         body.append(f'<line x1="{LEFT}" y1="{ty:.1f}" x2="{WIDTH - RIGHT}" y2="{ty:.1f}" stroke="{TARGET_COLOUR}" '
                     'stroke-dasharray="5 4"/>')
-        body.append(_text(LEFT - 4, ty + 4, target_label, anchor="end", size=10, fill=TARGET_COLOUR))
+        body.append(_text(LEFT - 4, ty + 4, target_label, anchor="end", size=11, fill=TARGET_COLOUR))
     points = [(LEFT + slot * (i + 0.5), y_of(v)) for i, v in enumerate(values) if v is not None]
     if len(points) > 1:
         path = " ".join(f"{x:.1f},{y:.1f}" for x, y in points)
@@ -82,13 +92,13 @@ def line(periods: Sequence[str], values: Sequence[float | None], shown: Sequence
     previous: float | None = None
     for index, (period, value, words) in enumerate(zip(periods, values, shown, strict=True)):
         x = LEFT + slot * (index + 0.5)
-        body.append(_text(x, HEIGHT - 12, period))
+        body.append(_period(x, period, slot))
         if value is not None:
             y = y_of(value)
             body.append(f'<circle cx="{x:.1f}" cy="{y:.1f}" r="3.5" fill="{LINE_COLOUR}"/>')
             # Below a point the line falls to, above one it rises to: the label stays off the line.
             below = previous is not None and value < previous and y + 16 < TOP + plot_h
-            body.append(_text(x, y + 16 if below else y - 8, words, size=10))
+            body.append(_text(x, y + 16 if below else y - 8, words, size=11))
             previous = value
     return _svg(body, label)
 
@@ -104,7 +114,7 @@ def horizontal_bars(rows: Sequence[tuple[str, Sequence[tuple[str, int]]]], label
     body: list[str] = []
     for index, (name, stack) in enumerate(rows):
         y = TOP + row_h * index
-        body.append(_text(name_w - 6, y + 14, name, anchor="end", size=10))
+        body.append(_text(name_w - 6, y + 14, name, anchor="end", size=11))
         x = float(name_w)
         for severity, number in stack:
             width = plot_w * number / top
