@@ -156,6 +156,9 @@ class View:
         name = self.d.staff_names.get(staff_id)
         return self.t("label.named", name=name, id=staff_id) if name else staff_id
 
+    def people(self, staff_ids: Sequence[str]) -> list[str]:
+        return [self.person(staff_id) for staff_id in staff_ids]
+
     def entity(self, entity_type: str, entity_id: str) -> str:
         if entity_type == "company":
             return self.t("finding.subject.company")

@@ -25,7 +25,7 @@ from opsaudit.errors import InputError
 from opsaudit.periods import parse_period
 from opsaudit.settings import Settings
 from opsaudit.store.finding_views import SEVERITIES, finding_text
-from opsaudit.store.lifecycle import NOT_CLOSED
+from opsaudit.store.lifecycle import NOT_CLOSED, MajorHandling, major_handling_of
 from opsaudit.store.schema import audit_runs, check_results, findings, samples
 from opsaudit.store.times import from_db, to_db
 
@@ -97,6 +97,7 @@ class Problem:
     due_at: datetime | None
     plan_due_at: datetime | None
     recurring: bool
+    status: str
     sample_ids: tuple[str, ...]
 
 
@@ -170,6 +171,7 @@ class ReportData:
     by_rule: Sequence[tuple[str, int]]
     recommendations: Sequence[tuple[str, str, int]]  # rule id, worst severity, findings
     earlier: Mapping[str, Mapping[str, int]]  # open/overdue/closed -> severity -> count
+    handling: Mapping[str, MajorHandling]  # the listed major findings' special meeting and task force
     staff_names: Mapping[str, str] = field(default_factory=dict)
     department_names: Mapping[str, str] = field(default_factory=dict)
 
@@ -189,6 +191,7 @@ def load_report_data(conn: Connection, settings: Settings, config: Config, run_i
     kpis = [_kpi(r) for r in results if r["entity_type"] in ("company", "department")
             and r["target"] is not None and r["area"] != "data_quality" and not _facts(r).get("rollup")]
     deadlines = config.thresholds.deadlines
+    details = _details(rows, language, zone)
     return ReportData(
         run=run, generated_for=run.as_of,
         deadlines={"general": deadlines.general, "important": deadlines.important, "major": deadlines.major,
@@ -200,13 +203,14 @@ def load_report_data(conn: Connection, settings: Settings, config: Config, run_i
         sample=_sample(conn, run),
         severity_counts=_count(rows, "severity"),
         outcome_counts=Counter(r["outcome"] for r in results if not _facts(r).get("rollup")),
-        total_findings=len(rows), details=_details(rows, language, zone), groups=_groups(rows, language, zone),
+        total_findings=len(rows), details=details, groups=_groups(rows, language, zone),
         agents=_agents(rows), agents_total=sum(r["entity_type"] == "agent" for r in rows),
         agent_severities=Counter(r["severity"] for r in rows if r["entity_type"] == "agent"),
         kpis=sorted(kpis, key=lambda k: (k.rule_id, k.entity_type != "company", k.entity_id)),
         warnings=sum(k.outcome == "warning" for k in kpis),
         trend=_trend(conn, run), by_department=_by_department(rows), by_rule=_by_rule(rows),
-        recommendations=_recommendations(rows), earlier=_earlier(conn, run), staff_names=staff_names,
+        recommendations=_recommendations(rows), earlier=_earlier(conn, run),
+        handling=major_handling_of(conn, [problem.id for problem in details["major"]]), staff_names=staff_names,
         department_names=department_names)
 
 
@@ -302,6 +306,7 @@ def _details(rows: Sequence[RowMapping], language: str, zone: tzinfo) -> dict[st
         bucket.append(Problem(row["id"], row["rule_id"], row["severity"], title, description, row["entity_type"],
                               row["entity_id"], row["department_id"], row["owner_id"],
                               _local(row["due_at"], zone), _local(row["plan_due_at"], zone), bool(row["recurring"]),
+                              row["status"],
                               tuple(str(s) for s in (evidence.get("sample_ids") or [])[:5])))
     return shown
 

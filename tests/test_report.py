@@ -10,7 +10,7 @@ import json
 import os
 import re
 import subprocess
-from datetime import datetime, timedelta
+from datetime import date, datetime, timedelta
 from pathlib import Path
 
 import sqlalchemy as sa
@@ -21,12 +21,15 @@ from opsaudit.checks.results import CheckResult, Outcome, Severity
 from opsaudit.contract import metadata
 from opsaudit.i18n import catalogue
 from opsaudit.periods import parse_period
+from opsaudit.reports.recipients import Directory
 from opsaudit.reports.render import ReportFiles, write_report
 from opsaudit.settings import load_settings
 from opsaudit.source import Source
 from opsaudit.store import findings as findings_store
 from opsaudit.store import runs
+from opsaudit.store.lifecycle import record_special_meeting, record_task_force
 from opsaudit.store.migrate import upgrade
+from opsaudit.store.schema import findings
 from tests.builders import Dataset
 
 GOLDEN = Path(__file__).parent / "golden"
@@ -103,6 +106,16 @@ def test_the_report_reads_like_an_auditors_in_each_language(db_url, engine, monk
     run_id = audit(engine, "2026-10", datetime(2026, 11, 2, 9))
     folder = tmp_path / "out" / "cs-monthly" / "2026-10"
     settings = load_settings()
+    # The operations manager holds the special meeting on 客服二部's major problem and sets up its task force.
+    directory = Directory.load(Source(engine), settings)
+    with engine.begin() as conn:
+        major = conn.execute(sa.select(findings.c.id).where(findings.c.audit_run_id == run_id,
+                                                            findings.c.severity == "major",
+                                                            findings.c.department_id == "D2")).scalar_one()
+        when = datetime(2026, 11, 3, 10, tzinfo=settings.tz)
+        record_special_meeting(conn, major, actor="M1", held_on=date(2026, 11, 3), note=None, directory=directory,
+                               now=when)
+        record_task_force(conn, major, actor="M1", lead="S2", members=("A4", "A5"), directory=directory, now=when)
     reports = {language: write_report(engine, settings, run_id, language, folder) for language in ("zh-CN", "en")}
 
     zh, en = (reports[language].html.read_text(encoding="utf-8") for language in ("zh-CN", "en"))
@@ -111,6 +124,7 @@ def test_the_report_reads_like_an_auditors_in_each_language(db_url, engine, monk
         assert section in zh
     # Problems by department and rule, the owner and deadline, the rule's own recommendation, the trend.
     assert "客服二部（D2）" in zh and "客户满意度未达标" in zh and "周敏（M1）" in zh
+    assert "已于2026-11-03召开专题会议" in zh and "组长郑强（S2），成员郑强（S2）、刘洋（A4）、陈静（A5）" in zh
     assert catalogue("zh-CN")["rule.cs.satisfaction_rate.recommendation"] in zh
     assert zh.count("<svg") >= 2 and "2026年9月" in zh and "2026年10月" in zh
     assert catalogue("en")["rule.cs.satisfaction_rate.title"] in en
