@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from collections import Counter, defaultdict
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import datetime, tzinfo
 from typing import Any
 
@@ -148,7 +148,6 @@ class ReportData:
     """Everything the report shows, in codes and figures."""
 
     run: RunFacts
-    generated_for: datetime
     deadlines: Mapping[str, int]
     departments: Sequence[str]
     sources: Sequence[tuple[str, int | None]]
@@ -172,8 +171,8 @@ class ReportData:
     recommendations: Sequence[tuple[str, str, int]]  # rule id, worst severity, findings
     earlier: Mapping[str, Mapping[str, int]]  # open/overdue/closed -> severity -> count
     handling: Mapping[str, MajorHandling]  # the listed major findings' special meeting and task force
-    staff_names: Mapping[str, str] = field(default_factory=dict)
-    department_names: Mapping[str, str] = field(default_factory=dict)
+    staff_names: Mapping[str, str]
+    department_names: Mapping[str, str]
 
 
 def load_report_data(conn: Connection, settings: Settings, config: Config, run_id: str, language: str, *,
@@ -193,7 +192,7 @@ def load_report_data(conn: Connection, settings: Settings, config: Config, run_i
     deadlines = config.thresholds.deadlines
     details = _details(rows, language, zone)
     return ReportData(
-        run=run, generated_for=run.as_of,
+        run=run,
         deadlines={"general": deadlines.general, "important": deadlines.important, "major": deadlines.major,
                    "major_plan": deadlines.major_plan},
         departments=sorted({r["department_id"] for r in results if r["department_id"]}),
