@@ -9,6 +9,9 @@ PG_URL ?= postgresql+psycopg://postgres@127.0.0.1:5432/opsaudit_test
 setup: $(VENV)/.installed
 
 $(VENV)/.installed: pyproject.toml
+	@# The report PDF writes Chinese in a CJK font: install Noto CJK when the machine has none.
+	@fc-list :lang=zh | grep -q . || (apt-get update -qq && apt-get install -y -qq fonts-noto-cjk) \
+		|| (sudo apt-get update -qq && sudo apt-get install -y -qq fonts-noto-cjk)
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
 	$(BIN)/python -m pip install --quiet -e '.[dev]'

@@ -40,7 +40,7 @@ def write_findings_workbook(path: Path, findings: Sequence[dict[str, Any]], lang
         cell.fill = PatternFill("solid", fgColor="1F4E79")
         cell.alignment = Alignment(vertical="center", wrap_text=True)
     for finding in findings:
-        sheet.append([_value(finding, name, language) for _, name, _ in COLUMNS])
+        sheet.append(row_values(finding, language))
         fill = PatternFill("solid", fgColor=SEVERITY_FILL[finding["severity"]])
         for cell in sheet[sheet.max_row][:4]:
             cell.fill = fill
@@ -57,6 +57,11 @@ def write_findings_workbook(path: Path, findings: Sequence[dict[str, Any]], lang
     path.parent.mkdir(parents=True, exist_ok=True)
     book.save(path)
     return path
+
+
+def row_values(finding: dict[str, Any], language: str) -> list[Any]:
+    """One finding's cells, in the order of COLUMNS (the workbook's row, and the report's CSV line)."""
+    return [_value(finding, name, language) for _, name, _ in COLUMNS]
 
 
 def _value(finding: dict[str, Any], name: str, language: str) -> Any:
