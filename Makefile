@@ -4,7 +4,10 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 PG_URL ?= postgresql+psycopg://postgres@127.0.0.1:5432/opsaudit_test
 
-.PHONY: demo test setup postgres lint clean
+# Debian packages, installed only when missing (as root, or through sudo).
+APT_INSTALL = sh -c 'apt-get update -qq && apt-get install -y -qq "$$@" || (sudo apt-get update -qq && sudo apt-get install -y -qq "$$@")' apt
+
+.PHONY: demo test setup fonts pdftools postgres lint clean
 
 setup: $(VENV)/.installed
 
@@ -14,7 +17,15 @@ $(VENV)/.installed: pyproject.toml
 	$(BIN)/python -m pip install --quiet -e '.[dev]'
 	touch $@
 
-demo: setup
+# The report PDF writes Chinese in a CJK font: Noto CJK when the machine has none.
+fonts:
+	@fc-list :lang=zh | grep -q . || $(APT_INSTALL) fonts-noto-cjk
+
+# The report tests read the PDF's fonts and text with poppler's pdffonts and pdftotext.
+pdftools:
+	@command -v pdffonts >/dev/null && command -v pdftotext >/dev/null || $(APT_INSTALL) poppler-utils
+
+demo: setup fonts
 	$(BIN)/opsaudit demo
 
 # The tests run every check on SQLite and on the local PostgreSQL; start it if it is down.
@@ -24,7 +35,7 @@ postgres:
 	@psql -h 127.0.0.1 -U postgres -d postgres -tAc "SELECT 1 FROM pg_database WHERE datname = 'opsaudit_test'" \
 		| grep -q 1 || createdb -h 127.0.0.1 -U postgres opsaudit_test
 
-test: setup postgres
+test: setup fonts pdftools postgres
 	OPSAUDIT_TEST_PG_URL=$(PG_URL) $(BIN)/python -m pytest $(PYTEST_ARGS)
 
 lint: setup

@@ -60,6 +60,7 @@ def build_company(url: str, departments: int, agents: int, tickets: int, seed: i
     engine = sa.create_engine(url)
     with engine.begin() as conn:   # a fresh store: every table of the schema, its triggers with them
         conn.execute(sa.text(f"DROP TABLE IF EXISTS {', '.join([*store.tables, VERSION_TABLE])} CASCADE"))
+        conn.execute(sa.text("DROP FUNCTION IF EXISTS oa_refuse_change()"))
     metadata.drop_all(engine)
     metadata.create_all(engine)
     started = time.perf_counter()

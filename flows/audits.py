@@ -14,7 +14,8 @@ from opsaudit.flows.labels import audit_run_name, tag_run_with_areas
 from opsaudit.tasks import audit as steps
 from opsaudit.tasks.alerts import alert_major_problems
 from opsaudit.tasks.artifacts import publish_artifacts
-from opsaudit.tasks.review import collect_report_files, submit_report
+from opsaudit.tasks.report import write_reports
+from opsaudit.tasks.review import submit_report
 from opsaudit.tasks.sampling import draw_quality_sample
 
 
@@ -43,7 +44,7 @@ def run_audit(context: AuditContext) -> dict[str, Any]:
         alerts = alert_major_problems(context, run)
         sample = draw_quality_sample(context, run) if context.draws_quality_sample else None
         output = steps.hand_over_to_reporting(context, run, all_results, counts)
-        review = submit_report(context, run, collect_report_files(context, run))
+        review = submit_report(context, run, write_reports(context, run))
         summary = {"audit_run_id": run.id, "audit": context.audit, "kind": context.kind,
                    "period": context.period.label, **steps.outcome_counts(all_results), "findings": counts,
                    "output": str(output), "alerts": len(alerts["alerted"]),

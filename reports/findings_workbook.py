@@ -3,7 +3,6 @@ dates as dates, a frozen header row and filters on every column."""
 
 from __future__ import annotations
 
-import csv
 from collections.abc import Sequence
 from datetime import datetime
 from pathlib import Path
@@ -41,7 +40,7 @@ def write_findings_workbook(path: Path, findings: Sequence[dict[str, Any]], lang
         cell.fill = PatternFill("solid", fgColor="1F4E79")
         cell.alignment = Alignment(vertical="center", wrap_text=True)
     for finding in findings:
-        sheet.append([_value(finding, name, language) for _, name, _ in COLUMNS])
+        sheet.append(row_values(finding, language))
         fill = PatternFill("solid", fgColor=SEVERITY_FILL[finding["severity"]])
         for cell in sheet[sheet.max_row][:4]:
             cell.fill = fill
@@ -60,17 +59,9 @@ def write_findings_workbook(path: Path, findings: Sequence[dict[str, Any]], lang
     return path
 
 
-def write_findings_csv(path: Path, findings: Sequence[dict[str, Any]], language: str) -> Path:
-    """The same columns as a CSV (the report mail's attachment); return the path."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    # A BOM: Excel on Chinese Windows reads UTF-8 only with one.
-    with path.open("w", encoding="utf-8-sig", newline="") as out:
-        writer = csv.writer(out, lineterminator="\n")
-        writer.writerow([text(key, language) for key, _, _ in COLUMNS])
-        for finding in findings:
-            writer.writerow(["" if value is None else value
-                             for value in (_value(finding, name, language) for _, name, _ in COLUMNS)])
-    return path
+def row_values(finding: dict[str, Any], language: str) -> list[Any]:
+    """One finding's cells, in the order of COLUMNS (the workbook's row, and the report's CSV line)."""
+    return [_value(finding, name, language) for _, name, _ in COLUMNS]
 
 
 def _value(finding: dict[str, Any], name: str, language: str) -> Any:

@@ -10,39 +10,12 @@ from prefect.cache_policies import NO_CACHE
 
 from opsaudit.audit import AuditContext
 from opsaudit.i18n import LANGUAGES
-from opsaudit.reports.findings_workbook import write_findings_csv
 from opsaudit.reports.recipients import Directory
 from opsaudit.reports.review import Gate, submit
 from opsaudit.store.runs import RunInfo
 from opsaudit.store.times import utcnow
 from opsaudit.tasks.alerts import deliver_now
 from opsaudit.tasks.audit import IO_RETRIES
-
-# The report renderer's files and the run's raw results; not the QA review sheets beside them.
-REPORT_FILES = ("report.*.html", "report.*.pdf", "findings.*.csv", "results.json")
-
-
-@task(cache_policy=NO_CACHE, **IO_RETRIES)
-def collect_report_files(context: AuditContext, run: RunInfo) -> list[str]:
-    """The report files in the run's output folder; the findings CSV is written here when the
-    report renderer wrote none."""
-    folder = context.output_folder
-    if not any(folder.glob("findings.*.csv")):
-        write_findings_csv(folder / f"findings.{context.settings.language}.csv", _findings(context, run),
-                           context.settings.language)
-    return sorted(str(path) for pattern in REPORT_FILES for path in folder.glob(pattern))
-
-
-def _findings(context: AuditContext, run: RunInfo) -> list[dict[str, Any]]:
-    """The run's findings as `opsaudit findings list` reads them, most severe first."""
-    from opsaudit.cli.findings import Names, readable
-    from opsaudit.store.finding_views import FindingFilter, list_findings
-
-    directory = Directory.load(context.source, context.settings)
-    names = Names(staff={person.staff_id: person.name for person in directory.people.values()})
-    with context.store.connect() as conn:
-        rows = list_findings(conn, FindingFilter(audit_run=run.id))
-    return [readable(row, context.settings.tz, context.settings.language, names) for row in rows]
 
 
 def by_language(files: list[str], default: str) -> dict[str, list[str]]:

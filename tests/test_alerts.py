@@ -103,7 +103,7 @@ def test_an_audit_alerts_at_once_and_submits_its_report_for_review(db_url, engin
     assert received(mailbox)[:2] == alerts   # before the report's draft
     drafts = [message for message in mailbox.received if message["Subject"].startswith("稽查报告待审核：")]
     assert [message["To"] for message in drafts] == ["Audit lead <l1@example.com>"] * 2   # one per run
-    assert sorted(part.get_filename() for part in drafts[0].iter_attachments()) == ["findings.zh-CN.csv",
-                                                                                   "results.json"]
+    assert [part.get_filename() for part in drafts[0].iter_attachments()] == [
+        "report.zh-CN.html", "report.zh-CN.pdf", "findings.zh-CN.csv", "results.json"]
     csv = (tmp_path / "out" / "cs-monthly" / "2026-10" / "findings.zh-CN.csv").read_text(encoding="utf-8-sig")
     assert csv.splitlines()[0].startswith("编号,问题等级,整改状态,问题") and "首次响应不及时" in csv

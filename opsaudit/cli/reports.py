@@ -10,10 +10,12 @@ from typing import Annotated
 import typer
 
 from opsaudit.cli.app import DbOption, LangOption, StoreOption, app, console, open_store, settings_for
+from opsaudit.cli.report_render import render
 
 reports_app = typer.Typer(no_args_is_help=True, help="Audit reports: the audit lead's review, and the monthly "
                                                      "circulation to all operations staff.")
 app.add_typer(reports_app, name="reports")
+reports_app.command("render")(render)
 
 ActorOption = Annotated[str, typer.Option("--actor", help="staff_id of the audit lead who reviews.",
                                           show_default=False)]
