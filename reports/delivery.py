@@ -110,10 +110,8 @@ def deliver(engine: Engine, transport: Transport, policy: RetryPolicy, *,
         note = "refused by the server: " + "; ".join(f"{a}: {r}" for a, r in refused.items()) if refused else None
         with engine.begin() as conn:
             outbox.mark_sent(conn, mail.id, clock(), note=note)
+            record_sent(conn, [mail], clock())  # an approved report whose mail went out is sent
         sent.append(mail.id)
-    if sent:
-        with engine.begin() as conn:  # an approved report whose mail went out is sent
-            record_sent(conn, outbox.list_mail(conn, ids=sent), clock())
     with engine.connect() as conn:
         return DeliveryReport(
             attempted=True, server=transport.server, sent=tuple(outbox.list_mail(conn, ids=sent)),
