@@ -25,7 +25,7 @@ from sqlalchemy.engine import Connection, RowMapping
 from opsaudit.config.models import Recipients
 from opsaudit.errors import OpsauditError, StoreError
 from opsaudit.reports import outbox
-from opsaudit.reports.outbox import Address, MailSummary, OutgoingMail
+from opsaudit.reports.outbox import Address, Kind, MailSummary, OutgoingMail
 from opsaudit.reports.recipients import (
     Directory,
     Person,
@@ -341,10 +341,9 @@ class Mails:
     _counts: list[sa.Row] | None = field(default=None, init=False)
     _majors: list[RowMapping] | None = field(default=None, init=False)
 
-    def summary(self, body: Body, language: str) -> None:
-        from opsaudit.i18n import format_value
-
-        if self._counts is None:
+    def _load(self) -> tuple[list[sa.Row], list[RowMapping]]:
+        """The run's findings counted by department and severity, and its major ones: read once."""
+        if self._counts is None or self._majors is None:
             self._counts = list(self.conn.execute(
                 sa.select(findings.c.department_id, findings.c.severity, sa.func.count())
                 .where(findings.c.audit_run_id == self.run.id)
@@ -353,22 +352,28 @@ class Mails:
             self._majors = list(self.conn.execute(
                 sa.select(findings).where(findings.c.audit_run_id == self.run.id, findings.c.severity == "major")
                 .order_by(sa.nulls_first(findings.c.department_id), findings.c.rule_id, findings.c.entity_id)
-                .limit(MAIL_ROWS))
-                .mappings())
+                .limit(MAIL_ROWS)).mappings())
+        return self._counts, self._majors
+
+    def summary(self, body: Body, language: str) -> None:
+        """The run, its problems by department and severity, and its major problems named."""
+        from opsaudit.i18n import format_value
+
+        counts, majors = self._load()
         body.paragraph(_t("review.mail.run", language, run=self.run.id))
         body.heading(_t("review.mail.problems", language))
-        if not self._counts:
+        if not counts:
             body.paragraph(_t("review.mail.no_problems", language))
             return
         table: dict[str, dict[str, int]] = {}
-        for department, severity, number in self._counts:
+        for department, severity, number in counts:
             table.setdefault(department or "—", dict.fromkeys(SEVERITIES, 0))[severity] = number
         total = {severity: sum(row[severity] for row in table.values()) for severity in SEVERITIES}
         header = [_t("field.department", language), *(_t(f"enum.severity.{s}", language) for s in SEVERITIES)]
-        rows = [[name, *(format_value(counts[s], "count", language) for s in SEVERITIES)]
-                for name, counts in [*table.items(), (_t("review.mail.total", language), total)]]
+        rows = [[name, *(format_value(by_severity[s], "count", language) for s in SEVERITIES)]
+                for name, by_severity in [*table.items(), (_t("review.mail.total", language), total)]]
         body.table(header, rows, compact=True)
-        if self._majors:
+        if majors:
             from opsaudit.store.finding_views import finding_text
 
             body.heading(_t("review.mail.majors", language))
@@ -377,14 +382,14 @@ class Mails:
                        [[_t("label.named", language, name=finding_text(row, language)[0], id=row["entity_id"]),
                          row["department_id"] or "—", _label(self.gate.directory, row["owner_id"] or "—"),
                          format_value(from_db(row["due_at"], self.gate.settings.tz), "date", language)]
-                        for row in self._majors])
+                        for row in majors])
 
-    def mail(self, key: str, kind: str, addresses: Sequence[Address], subject: str, body: Body,
+    def mail(self, key: str, kind: Kind, addresses: Sequence[Address], subject: str, body: Body,
              attachments: Sequence[Path], language: str) -> OutgoingMail:
         if attachments:
             body.paragraph(_t("review.mail.attachments", language, files=[path.name for path in attachments]))
         body.paragraph(_t("rectification.mail.footer", language))
-        return OutgoingMail(dedupe_key=key, kind=kind, recipients=tuple(addresses), subject=subject,  # type: ignore[arg-type]
+        return OutgoingMail(dedupe_key=key, kind=kind, recipients=tuple(addresses), subject=subject,
                             body_text=body.text(), body_html=body.html(), attachments=tuple(attachments))
 
 
