@@ -82,8 +82,8 @@ def figures(conn: Connection, month: Period, *, now: datetime, zone: tzinfo) -> 
     return MonthFigures(month, now, runs, problems, progress(conn, now, zone).counts)
 
 
-def body(data: MonthFigures, language: str, zone: tzinfo) -> Body:
-    """The circulation as blocks, every word from the catalogue."""
+def body(data: MonthFigures, language: str, zone: tzinfo, directory: Directory) -> Body:
+    """The circulation as blocks, every word from the catalogue; departments by name and id."""
     from opsaudit.i18n import format_value, text
 
     def counts(by_severity: dict[str, int]) -> list[str]:
@@ -106,7 +106,7 @@ def body(data: MonthFigures, language: str, zone: tzinfo) -> Body:
     written.heading(text("circulation.by_department", language))
     if data.problems:
         total = {s: sum(row[s] for row in data.problems.values()) for s in SEVERITIES}
-        rows = [[department or text("circulation.company", language), *counts(by_severity)]
+        rows = [[directory.department_label(department, language), *counts(by_severity)]
                 for department, by_severity in data.problems.items()]
         rows.append([text("rectification.progress.total", language), *counts(total)])
         written.table([text("circulation.column.department", language), *severities], rows, compact=True)
@@ -134,7 +134,7 @@ def circulate(conn: Connection, directory: Directory, config: Recipients, month:
     folder.mkdir(parents=True, exist_ok=True)
     files, ids = [], []
     for mail_language in sorted(set(groups) | {language}):
-        written = body(data, mail_language, zone)
+        written = body(data, mail_language, zone, directory)
         path = folder / f"circulation.{mail_language}.html"
         path.write_text(written.html(), encoding="utf-8")
         files.append(path)

@@ -89,6 +89,7 @@ class Department:
     department_id: str
     parent_id: str | None
     head_id: str | None
+    name: str | None = None
 
 
 @dataclass(frozen=True)
@@ -131,6 +132,16 @@ class Directory:
             return self.people.get(self.audit_lead_id)
         return next(iter(self._active("auditor", self.operations_department)), None)
 
+    def department_label(self, department_id: str | None, language: str) -> str:
+        """客服三部（CS3）: a department by name and id; the whole company when there is none."""
+        from opsaudit.i18n import text
+        from opsaudit.i18n.findings import labelled
+
+        if department_id is None:
+            return text("circulation.company", language)
+        known = self.departments.get(department_id)
+        return labelled(known.name if known else None, department_id, language) or department_id
+
     def operations_departments(self) -> set[str]:
         """The operations department and every department under it."""
         found = {self.operations_department}
@@ -161,8 +172,8 @@ def _read_staff(source: Source) -> dict[str, Person]:
 
 def _read_departments(source: Source) -> dict[str, Department]:
     d = source.table("departments")
-    rows = _read(source, "departments", sa.select(d.c.department_id, d.c.parent_id, d.c.head_id))
-    return {row.department_id: Department(row.department_id, row.parent_id, row.head_id) for row in rows}
+    rows = _read(source, "departments", sa.select(d.c.department_id, d.c.parent_id, d.c.head_id, d.c.name))
+    return {row.department_id: Department(row.department_id, row.parent_id, row.head_id, row.name) for row in rows}
 
 
 def _read(source: Source, table: str, query: sa.Select) -> list[sa.Row]:

@@ -41,8 +41,9 @@ def email(staff_id: str) -> str:
 def company(engine: sa.Engine) -> None:
     """The directory tables of the company above, and the audit store, in one database."""
     data = Dataset()
-    for department, head in (("HQ", "E1"), ("OPS", "M1"), ("CS1", "H1"), ("CS2", "H2")):
-        data.department(department, head_id=head, parent_id=None if department == "HQ" else "HQ")
+    for department, name, head in (("HQ", "总部", "E1"), ("OPS", "运营部", "M1"), ("CS1", "客服一部", "H1"),
+                                   ("CS2", "客服二部", "H2")):
+        data.department(department, name=name, head_id=head, parent_id=None if department == "HQ" else "HQ")
     for staff_id, department, role in PEOPLE:
         data.staff(staff_id, department, role, name=f"员工{staff_id}", email=email(staff_id),
                    active=staff_id not in LEFT)

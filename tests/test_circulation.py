@@ -58,7 +58,8 @@ def test_the_month_is_circulated_to_all_operations_staff_once(store, mailbox, tm
     text = message.get_body(("plain",)).get_content()
     for line in ("【2026年10月稽查情况通报】",
                  "客户服务月度全面评估：稽查类型 定期稽查、稽查期间 2026年10月、发现问题 2",
-                 "CS1：重大问题 1、重要问题 0、一般问题 0、合计 1", "CS2：重大问题 0、重要问题 0、一般问题 1、合计 1",
+                 "客服一部（CS1）：重大问题 1、重要问题 0、一般问题 0、合计 1",
+                 "客服二部（CS2）：重大问题 0、重要问题 0、一般问题 1、合计 1",
                  "【整改进展（截至2026-11-01 12:00）】", "未关闭问题：重大问题 1、重要问题 1、一般问题 1、合计 3"):
         assert line in text
     assert "2026年9月" not in text   # September's audit was circulated with September
