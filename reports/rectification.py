@@ -184,7 +184,8 @@ class Writer:
         rows = []
         for told in list(levels.values())[:MAIL_ROWS]:
             finding = told[0].finding
-            rows.append([self.title(finding, language), finding["department_id"] or "—",
+            rows.append([self.title(finding, language),
+                         self.directory.department_label(finding["department_id"], language),
                          self.person(finding["owner_id"]), _t(f"enum.severity.{finding['severity']}", language),
                          _t(f"enum.finding_status.{finding['status']}", language),
                          _date(told[0].deadline, self.zone, language),
@@ -230,7 +231,8 @@ class Writer:
         header = [_t("field.title", language), _t("field.department", language), _t("field.owner", language),
                   _t("field.severity", language), _t("field.due_at", language),
                   _t("rectification.column.level", language)]
-        body.table(header, [[self.title(row, language), row["department_id"] or "—", self.person(row["owner_id"]),
+        body.table(header, [[self.title(row, language), self.directory.department_label(row["department_id"], language),
+                             self.person(row["owner_id"]),
                              _t(f"enum.severity.{row['severity']}", language),
                              _date(row["due_at"], self.zone, language),
                              _t(f"rectification.level.{report.escalation[row['id']]}", language)
