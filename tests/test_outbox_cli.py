@@ -65,16 +65,23 @@ def test_list_shows_what_waits_as_json_and_as_a_table(store, db_url):
     sent = opsaudit("outbox", "list", "--status", "sent", "--format", "json", "--store", db_url)
     assert json.loads(sent.stdout) == []
     table = opsaudit("outbox", "list", "--store", db_url)
-    assert table.returncode == 0 and "2 messages" in table.stdout
-    assert "OPSAUDIT_SMTP_HOST is not set: pending mail stays in the outbox" in table.stdout
+    assert table.returncode == 0 and "共2封邮件。" in table.stdout
+    assert "未设置邮件服务器（环境变量OPSAUDIT_SMTP_HOST），待发送的邮件保留在发件箱中。" in table.stdout
+    english = opsaudit("outbox", "list", "--lang", "en", "--store", db_url)
+    assert english.returncode == 0 and "2 messages" in english.stdout
+    assert "OPSAUDIT_SMTP_HOST is not set: pending mail stays in the outbox" in english.stdout
 
 
 def test_retry_without_an_smtp_host_says_so_and_keeps_the_mail(store, db_url):
     message = enqueue(store, "alert:F1")
     result = opsaudit("outbox", "retry", "--store", db_url)
     assert result.returncode == 1
-    assert result.stderr == "opsaudit: error: OPSAUDIT_SMTP_HOST is not set: 1 message in the outbox\n"
-    assert result.stdout == f"waiting  #{message} alert: 重大问题 alert:F1: not tried yet\n"
+    assert result.stderr == "opsaudit: error: 未设置邮件服务器（环境变量OPSAUDIT_SMTP_HOST），1封邮件保留在发件箱中。\n"
+    assert result.stdout == f"等待发送 #{message} 紧急通知：重大问题 alert:F1：尚未尝试发送\n"
+    english = opsaudit("outbox", "retry", "--lang", "en", "--store", db_url)
+    assert english.returncode == 1
+    assert english.stderr == "opsaudit: error: OPSAUDIT_SMTP_HOST is not set: 1 message in the outbox\n"
+    assert english.stdout == f"waiting  #{message} alert: 重大问题 alert:F1: not tried yet\n"
 
 
 def test_retry_while_smtp_is_down_then_up_sends_each_message_once(store, db_url, smtp_env):
@@ -83,17 +90,17 @@ def test_retry_while_smtp_is_down_then_up_sends_each_message_once(store, db_url,
     down = opsaudit("outbox", "retry", "--store", db_url)
 
     assert down.returncode == 1
-    assert down.stderr == f"opsaudit: error: 2 messages not sent through 127.0.0.1:{smtp_env}\n"
+    assert down.stderr == f"opsaudit: error: 2封邮件未能通过邮件服务器127.0.0.1:{smtp_env}发送。\n"
     lines = down.stdout.splitlines()
-    assert [line.split()[:2] for line in lines] == [["waiting", f"#{m}"] for m in ids]
-    assert "attempt 1 failed, next try 20" in lines[0] and "cannot connect: Connection refused" in lines[0]
+    assert [line.split()[:2] for line in lines] == [["等待发送", f"#{m}"] for m in ids]
+    assert "第1次发送失败，下次尝试20" in lines[0] and "cannot connect: Connection refused" in lines[0]
 
     with smtp_server(smtp_env) as mailbox:
         up = opsaudit("outbox", "retry", "--store", db_url)  # a person retries at once: backoff or not
         again = opsaudit("outbox", "retry", "--store", db_url)
 
     assert up.returncode == 0, up.stderr
-    assert up.stdout.splitlines() == [f"sent     #{m} alert: 重大问题 alert:F{i} → s003@example.com"
+    assert up.stdout.splitlines() == [f"发送成功 #{m} 紧急通知：重大问题 alert:F{i} → s003@example.com"
                                       for i, m in enumerate(ids)]
     assert again.returncode == 0 and again.stdout == ""
     assert len(mailbox.received) == 2
@@ -109,17 +116,17 @@ def test_retry_requeues_failed_messages_first(store, db_url, smtp_env):
         only = opsaudit("outbox", "retry", "--id", str(pending), "--store", db_url)
         result = opsaudit("outbox", "retry", "--store", db_url)
 
-    assert only.stdout.splitlines() == [f"sent     #{pending} alert: 重大问题 alert:F2 → s003@example.com"]
+    assert only.stdout.splitlines() == [f"发送成功 #{pending} 紧急通知：重大问题 alert:F2 → s003@example.com"]
     assert result.returncode == 0, result.stderr
-    assert result.stdout.splitlines() == [f"requeued #{failed}",
-                                          f"sent     #{failed} alert: 重大问题 alert:F1 → s003@example.com"]
+    assert result.stdout.splitlines() == [f"重新排队 #{failed}",
+                                          f"发送成功 #{failed} 紧急通知：重大问题 alert:F1 → s003@example.com"]
     assert len(mailbox.received) == 2
     sent_again = opsaudit("outbox", "retry", "--id", str(failed), "--store", db_url)
-    assert sent_again.returncode == 0 and sent_again.stdout == f"#{failed} is sent: left as it is\n"
+    assert sent_again.returncode == 0 and sent_again.stdout == f"邮件#{failed}已发送，保持不变\n"
 
 
 def test_bad_usage_exits_2(store, db_url):
     assert opsaudit("outbox", "list", "--status", "lost", "--store", db_url).returncode == 2
     assert opsaudit("outbox", "list", "--format", "csv", "--store", db_url).returncode == 2
     unknown = opsaudit("outbox", "retry", "--id", "99", "--store", db_url)
-    assert unknown.returncode == 2 and "no message #99 in the outbox" in unknown.stderr
+    assert unknown.returncode == 2 and "发件箱中没有邮件#99。" in unknown.stderr
