@@ -31,7 +31,7 @@ from sqlalchemy.engine import Connection, Engine, RowMapping
 from opsaudit.audit import check_directory_settings
 from opsaudit.config.loader import Config
 from opsaudit.config.models import RectificationTracking
-from opsaudit.db import check_reachable, source_engine, store_engine
+from opsaudit.db import source_engine
 from opsaudit.errors import StoreError
 from opsaudit.reports import outbox
 from opsaudit.reports.recipients import Directory, Recipient, RecipientList, Role, resolve
@@ -39,7 +39,7 @@ from opsaudit.settings import Settings
 from opsaudit.source import Source
 from opsaudit.store.findings import OPEN, event_row
 from opsaudit.store.lifecycle import WITH_OWNER, major_handling_of
-from opsaudit.store.migrate import require_current, require_writable
+from opsaudit.store.migrate import require_writable
 from opsaudit.store.roles import load_directory
 from opsaudit.store.schema import finding_events, finding_notices, findings
 from opsaudit.store.times import from_db, to_db
@@ -257,10 +257,9 @@ class TrackingRun:
 
     @cached_property
     def store(self) -> Engine:
-        engine = store_engine(self.settings.store)
-        check_reachable(engine, purpose="store")
-        require_current(engine)
-        return engine
+        from opsaudit.audit import audit_store
+
+        return audit_store(self.settings)
 
     @property
     def policy(self) -> RectificationTracking:

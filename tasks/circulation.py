@@ -35,13 +35,9 @@ class CirculationRun:
 
     @cached_property
     def store(self) -> Engine:
-        from opsaudit.db import check_reachable, store_engine
-        from opsaudit.store.migrate import require_current
+        from opsaudit.audit import audit_store
 
-        engine = store_engine(self.settings.store)
-        check_reachable(engine, purpose="store")
-        require_current(engine)
-        return engine
+        return audit_store(self.settings)
 
 
 def prepare(settings: Settings, month: str | None, now: datetime | None) -> CirculationRun:

@@ -11,6 +11,8 @@ import pytest
 import sqlalchemy as sa
 from sqlalchemy.engine import make_url
 
+from tests.smtp import Mailbox, free_port, smtp_server
+
 PG_URL = os.environ.get("OPSAUDIT_TEST_PG_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/opsaudit_test")
 
 
@@ -90,3 +92,14 @@ def prefect_harness() -> Iterator[None]:
     os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
     with prefect_test_harness(server_startup_timeout=120):
         yield
+
+
+@pytest.fixture
+def mailbox(monkeypatch) -> Iterator[Mailbox]:
+    """A real SMTP server (aiosmtpd) in the test process, which OPSAUDIT_SMTP_* point to."""
+    port = free_port()
+    monkeypatch.setenv("OPSAUDIT_SMTP_HOST", "127.0.0.1")
+    monkeypatch.setenv("OPSAUDIT_SMTP_PORT", str(port))
+    monkeypatch.setenv("OPSAUDIT_SMTP_FROM", "运营稽查 <audit@example.com>")
+    with smtp_server(port) as box:
+        yield box

@@ -4,7 +4,6 @@ report's review."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from datetime import UTC, datetime
 
 import pytest
@@ -17,19 +16,9 @@ from opsaudit.reports.delivery import deliver_pending
 from opsaudit.settings import load_settings
 from opsaudit.store.schema import audit_runs
 from tests.rectification import ZONE, company, directory, email, problem, raise_findings
-from tests.smtp import Mailbox, free_port, smtp_server
+from tests.smtp import Mailbox
 
 T0 = datetime(2026, 11, 2, 10, 0, tzinfo=UTC)
-
-
-@pytest.fixture
-def mailbox(monkeypatch) -> Iterator[Mailbox]:
-    port = free_port()
-    monkeypatch.setenv("OPSAUDIT_SMTP_HOST", "127.0.0.1")
-    monkeypatch.setenv("OPSAUDIT_SMTP_PORT", str(port))
-    monkeypatch.setenv("OPSAUDIT_SMTP_FROM", "运营稽查 <audit@example.com>")
-    with smtp_server(port) as box:
-        yield box
 
 
 def latest_run(engine) -> str:

@@ -4,7 +4,6 @@ and `opsaudit reports circulate`."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from datetime import datetime, timedelta
 
 import pytest
@@ -16,20 +15,9 @@ from opsaudit.reports.circulation import circulate
 from opsaudit.reports.delivery import deliver_pending
 from opsaudit.settings import load_settings
 from tests.rectification import ZONE, company, directory, email, problem, raise_findings
-from tests.smtp import Mailbox, free_port, smtp_server
 
 NOW = datetime(2026, 11, 1, 12, 0, tzinfo=ZONE)
 OPERATIONS_STAFF = sorted(email(staff_id) for staff_id in ("M1", "M2", "A1", "A2"))   # A3 left
-
-
-@pytest.fixture
-def mailbox(monkeypatch) -> Iterator[Mailbox]:
-    port = free_port()
-    monkeypatch.setenv("OPSAUDIT_SMTP_HOST", "127.0.0.1")
-    monkeypatch.setenv("OPSAUDIT_SMTP_PORT", str(port))
-    monkeypatch.setenv("OPSAUDIT_SMTP_FROM", "运营稽查 <audit@example.com>")
-    with smtp_server(port) as box:
-        yield box
 
 
 @pytest.fixture

@@ -3,7 +3,6 @@ on SQLite and PostgreSQL; `opsaudit run rectification-tracking`; its daily deplo
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from datetime import date, datetime, timedelta
 
 import pytest
@@ -12,20 +11,10 @@ from typer.testing import CliRunner
 
 from opsaudit.store.schema import finding_events, finding_notices
 from tests.rectification import ZONE, company, email, problem, raise_findings
-from tests.smtp import Mailbox, free_port, smtp_server
+from tests.smtp import Mailbox
 
 pytestmark = pytest.mark.usefixtures("prefect_harness")
 FOUND = datetime(2026, 11, 2, 9, 0, tzinfo=ZONE)   # a general problem: due 2026-11-17 09:00
-
-
-@pytest.fixture
-def mailbox(monkeypatch) -> Iterator[Mailbox]:
-    port = free_port()
-    monkeypatch.setenv("OPSAUDIT_SMTP_HOST", "127.0.0.1")
-    monkeypatch.setenv("OPSAUDIT_SMTP_PORT", str(port))
-    monkeypatch.setenv("OPSAUDIT_SMTP_FROM", "运营稽查 <audit@example.com>")
-    with smtp_server(port) as box:
-        yield box
 
 
 @pytest.fixture

@@ -86,16 +86,9 @@ def reports_approve(
     store: StoreOption = None,
 ) -> None:
     """Approve a draft report (the audit lead only): it goes to the operations manager and the other recipients."""
-    from opsaudit.i18n import resolve_language
     from opsaudit.reports.review import approve
-    from opsaudit.store.times import utcnow
 
-    gate = _gate(db, store)
-    language = resolve_language(lang.value if lang else None)
-    engine = open_store(gate.settings)
-    with engine.begin() as conn:
-        outcome = approve(conn, gate, run_id, actor, note, now=utcnow(), language=language)
-    _tell("approved", run_id, outcome, engine, gate.settings, language)
+    _review(approve, "approved", run_id, actor, note, lang, db, store)
 
 
 @reports_app.command("reject")
@@ -108,25 +101,26 @@ def reports_reject(
     store: StoreOption = None,
 ) -> None:
     """Return a draft report with a note (the audit lead only): the note goes to the auditors."""
-    from opsaudit.i18n import resolve_language
     from opsaudit.reports.review import reject
+
+    _review(reject, "rejected", run_id, actor, note, lang, db, store)
+
+
+def _review(step, done: str, run_id: str, actor: str, note: str | None, lang, db: str | None,
+            store: str | None) -> None:
+    """Take one review step in one transaction; then say what it did, who was not told, and what
+    became of the mail."""
+    from opsaudit.i18n import resolve_language, text
     from opsaudit.store.times import utcnow
 
     gate = _gate(db, store)
     language = resolve_language(lang.value if lang else None)
     engine = open_store(gate.settings)
     with engine.begin() as conn:
-        outcome = reject(conn, gate, run_id, actor, note, now=utcnow(), language=language)
-    _tell("rejected", run_id, outcome, engine, gate.settings, language)
-
-
-def _tell(done: str, run_id: str, outcome, engine, settings, language: str) -> None:
-    """What the step did, who was not told, and what became of the mail."""
-    from opsaudit.i18n import text
-
+        outcome = step(conn, gate, run_id, actor, note, now=utcnow(), language=language)
     typer.echo(text(f"review.done.{done}", language, run=run_id, count=len(outcome.recipients)))
     _warn(outcome.notes)
-    _deliver(engine, settings, language)
+    _deliver(engine, gate.settings, language)
 
 
 def _warn(notes) -> None:
