@@ -130,6 +130,20 @@ def serving(args: list[str], env: dict[str, str], log: Path) -> Iterator[subproc
             process.wait()
 
 
+@contextmanager
+def writes_held(path: Path) -> Iterator[None]:
+    """Hold the SQLite file's write lock (readers go on: the store is in WAL mode)."""
+    import sqlite3
+
+    connection = sqlite3.connect(path, timeout=60, isolation_level=None)
+    try:
+        connection.execute("BEGIN IMMEDIATE")
+        yield
+        connection.execute("ROLLBACK")
+    finally:
+        connection.close()
+
+
 def stop(process: subprocess.Popen[bytes], log: Path) -> str:
     """Ctrl-C, as a person stops serve; its output."""
     process.send_signal(signal.SIGINT)
@@ -260,7 +274,12 @@ def test_serve_runs_the_calendar_on_its_own_server_and_stops_cleanly(tmp_path):
         wait_for_status(database, "data-quarterly", "running")
         started = descendants(process.pid)
         assert [pid for pid in started if b"uvicorn" in command_line(pid)], "serve started no Prefect server"
-        output = stop(process, log)
+        # The audit's next write waits for the store meanwhile, so that it cannot finish first on a busy machine.
+        with writes_held(tmp_path / "ops.db"):
+            process.send_signal(signal.SIGINT)   # Ctrl-C, as a person stops serve
+            time.sleep(10)
+        assert process.wait(timeout=120) == 0, log.read_text(errors="replace")
+        output = log.read_text(errors="replace")
     assert output.rstrip().endswith("stopped")
     assert not listening(port)
     assert not [pid for pid in started if alive(pid)]
