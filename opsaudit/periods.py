@@ -94,6 +94,15 @@ def parse_period(text: str) -> Period:
                      "2026-10-01..2026-10-31)")
 
 
+def parse_month(text: str, what: str) -> Period:
+    """The month `text` names; ValueError for anything else, saying that `what` ("scores are")
+    monthly."""
+    period = parse_period(text)
+    if period.kind != "month":
+        raise ValueError(f"{what} monthly; {text!r} is a {period.kind} (e.g. 2026-10)")
+    return period
+
+
 def containing(kind: PeriodKind, moment: datetime) -> Period:
     """The period of `kind` that contains the naive local `moment`."""
     if kind == "year":

@@ -26,7 +26,7 @@ from sqlalchemy.engine import Connection, RowMapping
 
 from opsaudit.config.models import Scoring
 from opsaudit.errors import UsageError
-from opsaudit.periods import Period, containing, parse_period, periods_ending_in
+from opsaudit.periods import Period, containing, parse_month, periods_ending_in
 from opsaudit.reports.recipients import Directory
 from opsaudit.store.findings import OPEN
 from opsaudit.store.lifecycle import WITH_OWNER
@@ -75,12 +75,9 @@ class Score:
 def month(label: str) -> Period:
     """The month `label` names; a UsageError for anything else."""
     try:
-        period = parse_period(label)
+        return parse_month(label, "scores are")
     except ValueError as exc:
         raise UsageError(f"--period: {exc}") from None
-    if period.kind != "month":
-        raise UsageError(f"--period: scores are monthly; {label!r} is a {period.kind} (e.g. 2026-10)")
-    return period
 
 
 def _labels_ending_in(period: Period) -> list[str]:

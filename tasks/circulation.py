@@ -55,15 +55,12 @@ def prepare(settings: Settings, month: str | None, now: datetime | None) -> Circ
 def _month(label: str) -> Period:
     """The month `label` names; a UsageError naming --month for anything else."""
     from opsaudit.errors import UsageError
-    from opsaudit.periods import parse_period
+    from opsaudit.periods import parse_month
 
     try:
-        period = parse_period(label)
+        return parse_month(label, "the circulation is")
     except ValueError as exc:
         raise UsageError(f"--month: {exc}") from None
-    if period.kind != "month":
-        raise UsageError(f"--month: the circulation is monthly; {label!r} is a {period.kind} (e.g. 2026-10)")
-    return period
 
 
 @task(cache_policy=NO_CACHE)

@@ -95,9 +95,14 @@ def prefect_harness() -> Iterator[None]:
 
 
 @pytest.fixture
-def mailbox(monkeypatch) -> Iterator[Mailbox]:
+def port() -> int:
+    """A free local port, for a test SMTP server."""
+    return free_port()
+
+
+@pytest.fixture
+def mailbox(monkeypatch, port) -> Iterator[Mailbox]:
     """A real SMTP server (aiosmtpd) in the test process, which OPSAUDIT_SMTP_* point to."""
-    port = free_port()
     monkeypatch.setenv("OPSAUDIT_SMTP_HOST", "127.0.0.1")
     monkeypatch.setenv("OPSAUDIT_SMTP_PORT", str(port))
     monkeypatch.setenv("OPSAUDIT_SMTP_FROM", "运营稽查 <audit@example.com>")

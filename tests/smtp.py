@@ -85,3 +85,12 @@ def server_context(certificate: tuple[Path, Path]) -> ssl.SSLContext:
     context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
     context.load_cert_chain(*map(str, certificate))
     return context
+
+
+def settings_for(port: int, **overrides):
+    """Settings that send through the test server on `port`."""
+    from opsaudit.settings import load_settings
+
+    defaults = {"smtp_host": "127.0.0.1", "smtp_port": port, "smtp_from": "运营稽查 <audit@example.com>",
+                "smtp_timeout": 5}
+    return load_settings(**(defaults | overrides))

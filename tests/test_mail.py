@@ -19,7 +19,7 @@ from opsaudit.reports.outbox import Address, OutgoingMail
 from opsaudit.settings import load_settings
 from opsaudit.store.migrate import upgrade
 from opsaudit.store.schema import outbox as outbox_table
-from tests.smtp import Mailbox, free_port, self_signed_certificate, server_context, smtp_server
+from tests.smtp import Mailbox, self_signed_certificate, server_context, settings_for, smtp_server
 
 T0 = datetime(2026, 11, 2, 1, 0, tzinfo=UTC)
 PASSWORD = "s3cret-Pa55word"
@@ -32,20 +32,9 @@ def store(engine):
 
 
 @pytest.fixture
-def port() -> int:
-    return free_port()
-
-
-@pytest.fixture
 def mailbox(port) -> Iterator[Mailbox]:
     with smtp_server(port) as box:
         yield box
-
-
-def settings_for(port: int, **overrides):
-    defaults = {"smtp_host": "127.0.0.1", "smtp_port": port, "smtp_from": "运营稽查 <audit@example.com>",
-                "smtp_timeout": 5}
-    return load_settings(**(defaults | overrides))
 
 
 def enqueue(engine, key: str = "alert:F1", **changes) -> int:

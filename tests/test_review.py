@@ -19,7 +19,7 @@ from opsaudit.reports.review import Gate, ReviewError, approve, list_reports, re
 from opsaudit.settings import load_settings
 from opsaudit.store.schema import audit_runs, outbox, report_events, reports
 from tests.rectification import company, directory, email, problem, raise_findings
-from tests.smtp import Mailbox, free_port, smtp_server
+from tests.smtp import Mailbox, settings_for, smtp_server
 
 T0 = datetime(2026, 11, 2, 10, 0, tzinfo=UTC)
 SUBJECT = "客户服务月度全面评估（2026年10月）"
@@ -33,20 +33,9 @@ def store(engine):
 
 
 @pytest.fixture
-def port() -> int:
-    return free_port()
-
-
-@pytest.fixture
 def mailbox(port) -> Iterator[Mailbox]:
     with smtp_server(port) as box:
         yield box
-
-
-def settings_for(port: int, **overrides):
-    defaults = {"smtp_host": "127.0.0.1", "smtp_port": port, "smtp_from": "运营稽查 <audit@example.com>",
-                "smtp_timeout": 5}
-    return load_settings(**(defaults | overrides))
 
 
 def gate(engine, settings) -> Gate:
