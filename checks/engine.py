@@ -30,6 +30,8 @@ from opsaudit.periods import Period
 from opsaudit.source import Source
 
 SAMPLE_LIMIT = 20
+_PLAIN = frozenset({str, int, float, bool})
+ANALYTIC_WORK_MEM = "64MB"
 COMPANY = "company"
 # Stands for the entity in an evidence query compiled once per rule, then filled in per finding.
 _ENTITY_MARKER = "__opsaudit_entity__"
@@ -144,6 +146,7 @@ def compute(source: Source, rules: Sequence[Rule], period: Period, *, now: datet
     aggregates = {rule: m for rule, m in runnable.items() if isinstance(m, Aggregate)}
     queries: dict[tuple[str, str], EvidenceQueries] = {}
     with source.engine.connect() as conn:
+        _analytic_session(conn)
         directory = load_directory(source, conn, available)
         for group in _group_aggregates(aggregates).values():
             measurements.extend(_measure_aggregates(conn, group, company=not scope.departments))
@@ -157,6 +160,18 @@ def compute(source: Source, rules: Sequence[Rule], period: Period, *, now: datet
                 if rule.entity_type == "department":
                     queries[(rule.rule_id, COMPANY)] = _aggregate_queries(rule, metric, conn.dialect, company=True)
     return Computation(measurements, directory, aggregates, period, queries)
+
+
+def _analytic_session(conn: Connection) -> None:
+    """Room for PostgreSQL to aggregate and rank a month in memory, for this transaction only.
+
+    A grouped query of a few thousand agents needs a few MB, but the planner expects one group per
+    agent and department pair and, with the default 4 MB, sorts the month on disk instead of
+    hashing it: twice as slow. SET LOCAL ends with the transaction, so the pool's next user
+    gets the server's setting back.
+    """
+    if conn.dialect.name == "postgresql":
+        conn.execute(sa.text(f"SET LOCAL work_mem = '{ANALYTIC_WORK_MEM}'"))
 
 
 def _group_aggregates(aggregates: Mapping[Rule, Aggregate]) -> dict[str, list[tuple[Rule, Aggregate]]]:
@@ -182,14 +197,30 @@ _EVIDENCE_NAMES = ("population", "numerator", "denominator", "failures")
 def _aggregate_columns(agg: Aggregate, index: int | None = None) -> list[Any]:
     """population, numerator, denominator and failing records of one metric, as FILTER aggregates:
     the database skips the rows outside the population cheaply. Numbered (p0, n0, ...) in the
-    grouped query; named in full in the evidence an auditor reruns."""
+    grouped query, where a rate has only p and n (see _figures); named in full in the evidence an
+    auditor reruns."""
     population = _where(sa.func.count(), agg.population)
-    numerator = sa.func.coalesce(_where(sa.func.sum(agg.numerator), agg.population), 0)
-    denominator = population if _is_one(agg.denominator) else \
-        sa.func.coalesce(_where(sa.func.sum(agg.denominator), agg.population), 0)
+    if agg.success is not None:
+        numerator = sa.func.count().filter(sa.and_(agg.population, agg.success))
+        if index is not None:
+            return [population.label(f"p{index}"), numerator.label(f"n{index}")]
+        columns = (population, numerator, population, population - numerator)
+    else:
+        numerator = sa.func.coalesce(_where(sa.func.sum(agg.numerator), agg.population), 0)
+        denominator = population if _is_one(agg.denominator) else \
+            sa.func.coalesce(_where(sa.func.sum(agg.denominator), agg.population), 0)
+        columns = (population, numerator, denominator, sa.func.count().filter(agg.offending))
     names = _EVIDENCE_NAMES if index is None else [f"{short}{index}" for short in _SHORT_NAMES]
-    columns = (population, numerator, denominator, sa.func.count().filter(agg.offending))
     return [column.label(name) for column, name in zip(columns, names, strict=True)]
+
+
+def _figures(values: Mapping[str, Any], index: int) -> tuple[int, float, float, int]:
+    """population, numerator, denominator and failures of one group's row; a rate's denominator is
+    its population and its failures the rest of it."""
+    population, numerator = int(values[f"p{index}"]), float(values[f"n{index}"])
+    if f"d{index}" not in values:
+        return population, numerator, float(population), population - int(numerator)
+    return population, numerator, float(values[f"d{index}"]), int(values[f"f{index}"])
 
 
 def _measure_aggregates(conn: Connection, group: list[tuple[Rule, Aggregate]], *,
@@ -222,10 +253,8 @@ def _measure_aggregates(conn: Connection, group: list[tuple[Rule, Aggregate]], *
             if entity is None:
                 continue
             total = totals.setdefault(str(entity), [0, 0.0, 0.0, 0, None])
-            total[0] += int(values[f"p{index}"])
-            total[1] += float(values[f"n{index}"])
-            total[2] += float(values[f"d{index}"])
-            total[3] += int(values[f"f{index}"])
+            for position, figure in enumerate(_figures(values, index)):
+                total[position] += figure
             total[4] = max(filter(None, (total[4], values["department_id"])), default=None)
         per_entity = [Measurement(rule, rule.entity_type, entity, entity if rule.entity_type == "department"
                                   else department, population, numerator, denominator, failures)
@@ -332,6 +361,8 @@ def _judge(m: Measurement, computation: Computation) -> CheckResult:
 
 def plain(value: Any) -> Any:
     """A JSON-friendly value for facts and evidence."""
+    if value is None or type(value) in _PLAIN:
+        return value
     if isinstance(value, datetime):
         return value.isoformat(sep=" ")
     if isinstance(value, date):
@@ -371,48 +402,87 @@ def _judge_records(m: Measurement, computation: Computation) -> CheckResult:
 
 
 def collect_samples(source: Source, computation: Computation, results: ResultSet) -> ResultSet:
-    """Up to 20 labelled offending records for each failed aggregate result: one query per rule
-    and entity type, whatever the number of failed entities. The records are taken in id order,
-    so the evidence reads the same on a rerun over the same data."""
-    aggregates = {(rule.rule_id, rule.entity_type): (rule, agg) for rule, agg in computation.aggregates.items()}
-    failed: dict[tuple[str, str], list[str]] = defaultdict(list)
-    for result in results:
-        # A company result is the department rule's roll-up: its records come from the same query.
-        measured_as = (result.rule_id, "department" if result.entity_type == COMPANY else result.entity_type)
-        if result.outcome is Outcome.FAILED and not result.facts.get("rollup") and measured_as in aggregates:
-            failed[(result.rule_id, result.entity_type)].append(result.entity_id)
-    if not failed:
-        return results
-    samples: dict[tuple[str, str, str], list[dict[str, Any]]] = {}
+    """Up to 20 labelled offending records for each failed aggregate result, taken in id order so
+    that the evidence reads the same on a rerun over the same data.
+
+    One query per rule, whatever the number of failed entities: a rule judged per department, per
+    agent and for the company has the same offending records, so one pass ranks them per
+    department and agent, and a department's (or the company's) first 20 are the first 20 of its
+    agents' first 20s.
+    """
+    wanted: dict[tuple[str, str], dict[str, set[str]]] = defaultdict(lambda: defaultdict(set))
+    measured: dict[tuple[str, str], Aggregate] = {}
     with source.engine.connect() as conn:
-        for (rule_id, entity_type), entity_ids in failed.items():
-            rule, agg = aggregates[(rule_id, "department" if entity_type == COMPANY else entity_type)]
-            for entity, rows in _samples(conn, rule, agg, entity_type, entity_ids).items():
-                samples[(rule_id, entity_type, entity)] = rows
+        # The rules of one id whose offending records are the same, whatever entity they judge.
+        aggregates = {(rule.rule_id, rule.entity_type): (agg, (rule.rule_id, compile_sql(agg.offending, conn.dialect)))
+                      for rule, agg in computation.aggregates.items()}
+        for result in results:
+            # A company result is the department rule's roll-up: its records come from the same query.
+            measured_as = "department" if result.entity_type == COMPANY else result.entity_type
+            if result.outcome is not Outcome.FAILED or result.facts.get("rollup") or \
+                    (result.rule_id, measured_as) not in aggregates:
+                continue
+            agg, key = aggregates[(result.rule_id, measured_as)]
+            measured.setdefault(key, agg)
+            wanted[key][result.entity_type].add(result.entity_id)
+        if not wanted:
+            return results
+        _analytic_session(conn)
+        samples: dict[tuple[str, str, str], list[dict[str, Any]]] = {}
+        for key, entities in wanted.items():
+            for (entity_type, entity), rows in _samples(conn, measured[key], entities).items():
+                samples[(key[0], entity_type, entity)] = rows
     return ResultSet(_with_samples(result, samples.get((result.rule_id, result.entity_type, result.entity_id)))
                      for result in results)
 
 
-def _samples(conn: Connection, rule: Rule, agg: Aggregate, entity_type: str,
-             entity_ids: list[str]) -> dict[str, list[dict[str, Any]]]:
-    """entity id -> its first offending records (id order), with the rule's sample columns."""
+def _samples(conn: Connection, agg: Aggregate,
+             wanted: Mapping[str, set[str]]) -> dict[tuple[str, str], list[dict[str, Any]]]:
+    """(entity type, entity id) -> its first offending records (id order), with the rule's sample
+    columns, for the entities in `wanted` (entity type -> ids; the company's id is COMPANY)."""
+    types = sorted(t for t in wanted if t != COMPANY)
     labelled = [agg.record_id.label("sample_id"), *agg.samples]
-    if entity_type == COMPANY:
-        query = (sa.select(sa.literal(COMPANY).label("entity"), *labelled).select_from(agg.from_)
-                 .where(agg.window, agg.offending).order_by(agg.record_id).limit(SAMPLE_LIMIT))
+    if not types:
+        query = (sa.select(*labelled).select_from(agg.from_).where(agg.window, agg.offending)
+                 .order_by(_binary(agg.record_id, conn.dialect)).limit(SAMPLE_LIMIT))
     else:
-        entity = agg.entities[entity_type]
-        ranked = (sa.select(entity.label("entity"), *labelled,
-                            sa.func.row_number().over(partition_by=entity, order_by=agg.record_id).label("rank"))
-                  .select_from(agg.from_).where(agg.window, agg.offending, entity.in_(entity_ids)).subquery())
+        keys = [agg.entities[t] for t in types]
+        chosen = sa.true() if COMPANY in wanted else sa.or_(*(agg.entities[t].in_(sorted(wanted[t])) for t in types))
+        ranked = (sa.select(*(key.label(f"entity_{t}") for key, t in zip(keys, types, strict=True)), *labelled,
+                            sa.func.row_number().over(partition_by=[_binary(key, conn.dialect) for key in keys],
+                                                      order_by=_binary(agg.record_id, conn.dialect)).label("rank"))
+                  .select_from(agg.from_).where(agg.window, agg.offending, chosen).subquery())
         query = sa.select(*(c for c in ranked.c if c.name != "rank")).where(ranked.c.rank <= SAMPLE_LIMIT)
-    found: dict[str, list[dict[str, Any]]] = defaultdict(list)
-    for row in _execute(conn, query, agg.tables).mappings():
-        values = {key: plain(value) for key, value in row.items() if key != "entity"}
-        found[str(row["entity"])].append(values)
-    for rows in found.values():
-        rows.sort(key=lambda values: str(values["sample_id"]))
-    return found
+    rows = _execute(conn, query, agg.tables)
+    names = list(rows.keys())
+    entity_at = [(t, names.index(f"entity_{t}"), wanted[t]) for t in types]
+    value_at = [(name, i) for i, name in enumerate(names) if not name.startswith("entity_")]
+    record_id = names.index("sample_id")
+    company = [(COMPANY, COMPANY)] if COMPANY in wanted else []
+    found: dict[tuple[str, str], list[tuple[Any, dict[str, Any]]]] = defaultdict(list)
+    for row in rows.tuples():
+        record = (row[record_id], {name: plain(row[i]) for name, i in value_at})
+        for t, i, ids in entity_at:
+            if str(row[i]) in ids:
+                found[(t, str(row[i]))].append(record)
+        for owner in company:
+            found[owner].append(record)
+    # The first 20 in the database's order, listed as text like every other id.
+    return {owner: sorted((values for _, values in sorted(rows, key=_id_order)[:SAMPLE_LIMIT]),
+                          key=lambda values: str(values["sample_id"]))
+            for owner, rows in found.items()}
+
+
+def _id_order(row: tuple[Any, dict[str, Any]]) -> tuple[bool, Any]:
+    return row[0] is None, row[0]
+
+
+def _binary(column: Any, dialect: sa.Dialect) -> Any:
+    """A text key compared byte by byte, as SQLite does: the same order on both databases, and on
+    PostgreSQL a sort several times cheaper than by the database's locale."""
+    if dialect.name == "postgresql" and isinstance(column.type, sa.String):
+        return column.collate("C")
+    return column
 
 
 def _with_samples(result: CheckResult, rows: list[dict[str, Any]] | None) -> CheckResult:

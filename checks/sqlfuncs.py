@@ -39,6 +39,58 @@ def _seconds_between_sqlite(element: seconds_between, compiler: Any, **kw: Any) 
     return f"ROUND({days} * 86400.0, 3)"
 
 
+class elapsed_within(FunctionElement):  # noqa: N801 - reads as SQL
+    """Whether `end` comes `low` to `high` seconds (inclusive) after `start`; a bound of None is open.
+
+    On PostgreSQL this compiles to timestamp comparisons (`end <= start + interval`), several times
+    cheaper over a month of tickets than taking the epoch of their difference; elsewhere to
+    seconds_between.
+    """
+
+    type = sa.Boolean()
+    inherit_cache = True
+    name = "elapsed_within"
+
+    def __init__(self, start: Any, end: Any, low: Any = None, high: Any = None) -> None:
+        bounds = [sa.null() if bound is None else sa.literal(float(bound)) if isinstance(bound, (int, float))
+                  else bound for bound in (low, high)]
+        super().__init__(start, end, *bounds)
+
+
+def _bounds(element: elapsed_within) -> tuple[Any, Any, list[tuple[str, Any]]]:
+    start, end, low, high = list(element.clauses)
+    return start, end, [(op, bound) for op, bound in ((">=", low), ("<=", high))
+                        if not isinstance(bound, sa.sql.elements.Null)]
+
+
+@compiles(elapsed_within)
+def _elapsed_within_default(element: elapsed_within, compiler: Any, **kw: Any) -> str:
+    start, end, bounds = _bounds(element)
+    elapsed = compiler.process(seconds_between(start, end), **kw)
+    return "(" + " AND ".join(f"{elapsed} {op} {compiler.process(bound, **kw)}" for op, bound in bounds) + ")"
+
+
+@compiles(elapsed_within, "postgresql")
+def _elapsed_within_postgresql(element: elapsed_within, compiler: Any, **kw: Any) -> str:
+    start, end, bounds = _bounds(element)
+    first, last = compiler.process(start, **kw), compiler.process(end, **kw)
+    return "(" + " AND ".join(f"{last} {op} {first} + {_interval(bound, compiler, **kw)}" for op, bound in bounds) + ")"
+
+
+def _interval(seconds: Any, compiler: Any, **kw: Any) -> str:
+    """A number of seconds as an interval: a constant one, or a CASE of constant ones (an SLA per
+    channel) chosen per row, rather than a multiplication on every row."""
+    if isinstance(seconds, sa.sql.elements.BindParameter) and isinstance(seconds.value, (int, float)):
+        return f"INTERVAL '{seconds.value:g} seconds'"
+    constant = sa.sql.elements.BindParameter
+    if isinstance(seconds, sa.sql.elements.Case) and seconds.value is None and all(
+            isinstance(result, constant) for result in [*(r for _, r in seconds.whens), seconds.else_]):
+        whens = " ".join(f"WHEN {compiler.process(condition, **kw)} THEN {_interval(result, compiler, **kw)}"
+                         for condition, result in seconds.whens)
+        return f"CASE {whens} ELSE {_interval(seconds.else_, compiler, **kw)} END"
+    return f"({compiler.process(seconds, **kw)}) * INTERVAL '1 second'"
+
+
 def count_if(condition: ColumnElement[bool]) -> ColumnElement[int]:
     """How many rows satisfy condition: COUNT(*) FILTER (WHERE …), on SQLite and PostgreSQL alike."""
     return sa.func.count().filter(condition)

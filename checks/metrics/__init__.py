@@ -59,6 +59,19 @@ class Aggregate:
     tables: tuple[str, ...] = ()
     # Labelled columns shown beside each sample record id, so an auditor sees why it failed.
     samples: tuple[ColumnElement[Any], ...] = ()
+    # A rate: the records of the population where this holds, of all of them (see rate()).
+    success: ColumnElement[bool] | None = None
+
+
+def rate(population: ColumnElement[bool], success: ColumnElement[bool], **parts: Any) -> Aggregate:
+    """The share of the population where `success` holds; a record where it is unknown (NULL) fails.
+
+    The engine counts both in one pass and takes the failures as their difference, instead of
+    evaluating every condition again for each column.
+    """
+    met = sa.func.coalesce(success, False)
+    return Aggregate(population=population, numerator=sa.case((met, 1), else_=0), denominator=sa.literal(1),
+                     offending=sa.and_(population, sa.not_(met)), success=met, **parts)
 
 
 @dataclass(frozen=True)

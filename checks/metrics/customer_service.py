@@ -8,23 +8,22 @@ import sqlalchemy as sa
 from sqlalchemy.sql import FromClause
 from sqlalchemy.sql.expression import ColumnElement
 
-from opsaudit.checks.metrics import Aggregate, MetricContext, Records, in_period, metric
-from opsaudit.checks.sqlfuncs import seconds_between
+from opsaudit.checks.metrics import Aggregate, MetricContext, Records, in_period, metric, rate
+from opsaudit.checks.sqlfuncs import elapsed_within
 from opsaudit.periods import Period
 
 CHANNELS = ("phone", "chat", "email", "web", "onsite", "other")
 HANDLED = ("resolved", "closed")
 
 
-def _tickets(ctx: MetricContext, population: ColumnElement[bool], numerator: ColumnElement[bool],
+def _tickets(ctx: MetricContext, population: ColumnElement[bool], success: ColumnElement[bool],
              samples: tuple[str, ...]) -> Aggregate:
     t = ctx.source.table("tickets")
-    return Aggregate(
+    return rate(
+        population, success,
         relation="tickets:opened_at", from_=t, window=sa.and_(in_period(t.c.opened_at, ctx.period), _scoped(ctx, t)),
         entities={"department": t.c.department_id, "agent": t.c.agent_id},
-        department=t.c.department_id, record_id=t.c.ticket_id, population=population,
-        numerator=sa.case((numerator, 1), else_=0), denominator=sa.literal(1),
-        offending=sa.and_(population, sa.not_(numerator)), tables=("tickets",),
+        department=t.c.department_id, record_id=t.c.ticket_id, tables=("tickets",),
         samples=tuple(t.c[name] for name in samples),
     )
 
@@ -48,8 +47,7 @@ def first_response_in_sla(t: FromClause, params: dict[str, Any]) -> ColumnElemen
         *((t.c.channel == channel, float(params[f"sla_hours_{channel}"]) * 3600) for channel in CHANNELS),
         else_=float(params["sla_hours_other"]) * 3600,
     )
-    elapsed = seconds_between(t.c.opened_at, t.c.first_response_at)
-    return sa.and_(t.c.first_response_at.is_not(None), elapsed >= 0, elapsed <= limit)
+    return sa.and_(t.c.first_response_at.is_not(None), elapsed_within(t.c.opened_at, t.c.first_response_at, 0, limit))
 
 
 @metric("ticket_satisfaction")
@@ -68,7 +66,7 @@ def complaint_satisfaction(ctx: MetricContext) -> Aggregate:
 def ticket_handling(ctx: MetricContext) -> Aggregate:
     t = ctx.source.table("tickets")
     grace = float(ctx.param("min_age_hours")) * 3600
-    old_enough = seconds_between(t.c.opened_at, sa.literal(ctx.period.end, sa.DateTime)) >= grace
+    old_enough = elapsed_within(t.c.opened_at, sa.literal(ctx.period.end, sa.DateTime), low=grace)
     return _tickets(ctx, old_enough, t.c.status.in_(HANDLED), ("agent_id", "opened_at", "status"))
 
 
@@ -77,10 +75,9 @@ def ticket_revisit(ctx: MetricContext) -> Aggregate:
     t = ctx.source.table("tickets")
     done_at = sa.func.coalesce(t.c.resolved_at, t.c.closed_at)
     within = float(ctx.param("within_days")) * 86400
-    gap = seconds_between(done_at, t.c.revisited_at)
-    revisited = sa.and_(t.c.revisited_at.is_not(None), gap >= 0, gap <= within)
+    revisited = sa.and_(t.c.revisited_at.is_not(None), elapsed_within(done_at, t.c.revisited_at, 0, within))
     # A ticket resolved days before the audit may still be followed up in time: judge it later.
-    window_closed = seconds_between(done_at, sa.literal(ctx.now, sa.DateTime)) >= within
+    window_closed = elapsed_within(done_at, sa.literal(ctx.now, sa.DateTime), low=within)
     return _tickets(ctx, sa.and_(t.c.status.in_(HANDLED), sa.or_(revisited, window_closed)), revisited,
                     ("agent_id", "resolved_at", "closed_at", "revisited_at"))
 
