@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import csv
 import json
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from functools import cache
 from pathlib import Path
@@ -22,7 +22,7 @@ from opsaudit.reports import charts
 from opsaudit.reports.findings_workbook import COLUMNS, row_values
 from opsaudit.reports.report_data import Kpi, ReportData, load_report_data
 from opsaudit.settings import Settings
-from opsaudit.store.finding_views import SEVERITIES, FindingFilter, list_findings
+from opsaudit.store.finding_views import SEVERITIES, FindingFilter, iter_findings
 from opsaudit.store.schema import audit_runs, check_results
 
 TEMPLATES = Path(__file__).resolve().parent / "templates"
@@ -53,10 +53,10 @@ def write_report(store: sa.Engine, settings: Settings, run_id: str, language: st
     with store.connect() as conn:
         data = load_report_data(conn, settings, config, run_id, language, staff_names=names.staff,
                                 department_names=names.departments)
-        rows = list_findings(conn, FindingFilter(audit_run=run_id), sort="severity")
+        rows = iter_findings(conn, FindingFilter(audit_run=run_id), sort="severity")
+        _write_csv(files.csv, (readable(row, settings.tz, language, names) for row in rows), language)
         if not files.json.exists():
             _write_results(conn, run_id, files.json)
-    _write_csv(files.csv, [readable(row, settings.tz, language, names) for row in rows], language)
     html = render_html(data, language, files)
     files.html.write_text(html, encoding="utf-8")
     write_pdf(html, files.pdf)
@@ -107,7 +107,7 @@ def sentence(words: str) -> str:
     return words[:1].upper() + words[1:]
 
 
-def _write_csv(path: Path, findings: list[dict[str, Any]], language: str) -> None:
+def _write_csv(path: Path, findings: Iterable[dict[str, Any]], language: str) -> None:
     """Every finding of the run, the workbook's columns; a BOM so Excel reads the Chinese."""
     with path.open("w", encoding="utf-8-sig", newline="") as out:
         writer = csv.writer(out, lineterminator="\n")

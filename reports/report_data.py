@@ -184,7 +184,11 @@ def load_report_data(conn: Connection, settings: Settings, config: Config, run_i
     results = list(conn.execute(sa.select(check_results).where(check_results.c.audit_run_id == run_id)
                                 .order_by(check_results.c.rule_id, check_results.c.entity_type,
                                           check_results.c.entity_id)).mappings())
-    rows = list(conn.execute(sa.select(findings).where(findings.c.audit_run_id == run_id)
+    # The report shows a few sample ids of a finding, never the rest of its evidence: a run of
+    # thousands of findings need not load their samples.
+    columns = [column for column in findings.c if column.name != "evidence"]
+    rows = list(conn.execute(sa.select(*columns, findings.c.evidence["sample_ids"].label("sample_ids"))
+                             .where(findings.c.audit_run_id == run_id)
                              .order_by(_severity_rank(), findings.c.due_at, findings.c.rule_id,
                                        findings.c.entity_id)).mappings())
     kpis = [_kpi(r) for r in results if r["entity_type"] in ("company", "department")
@@ -301,12 +305,11 @@ def _details(rows: Sequence[RowMapping], language: str, zone: tzinfo) -> dict[st
         if row["entity_type"] == "agent" or len(bucket) >= DETAILS_PER_SEVERITY:
             continue
         title, description = finding_text(row, language)
-        evidence = row["evidence"] or {}
         bucket.append(Problem(row["id"], row["rule_id"], row["severity"], title, description, row["entity_type"],
                               row["entity_id"], row["department_id"], row["owner_id"],
                               _local(row["due_at"], zone), _local(row["plan_due_at"], zone), bool(row["recurring"]),
                               row["status"],
-                              tuple(str(s) for s in (evidence.get("sample_ids") or [])[:5])))
+                              tuple(str(s) for s in (row["sample_ids"] or [])[:5])))
     return shown
 
 

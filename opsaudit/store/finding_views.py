@@ -3,6 +3,7 @@ texts rendered in the reader's language, and a finding's history."""
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import datetime, tzinfo
 from typing import Any
@@ -101,11 +102,18 @@ def finding_text(row: RowMapping, language: str) -> tuple[str, str]:
 def list_findings(conn: Connection, where: FindingFilter | None = None, *, sort: str = "severity",
                   limit: int | None = None) -> list[RowMapping]:
     """The findings that match, in the order asked, at most `limit` of them."""
+    return list(iter_findings(conn, where, sort=sort, limit=limit))
+
+
+def iter_findings(conn: Connection, where: FindingFilter | None = None, *, sort: str = "severity",
+                  limit: int | None = None, batch: int = 500) -> Iterator[RowMapping]:
+    """list_findings, fetched `batch` rows at a time: a run's thousands of findings, each with its
+    evidence, never all in memory at once."""
     query = sa.select(findings).where(*(where or FindingFilter()).where())
     query = query.order_by(*SORTS[sort], findings.c.period, findings.c.rule_id, findings.c.entity_id)
     if limit is not None:
         query = query.limit(limit)
-    return list(conn.execute(query).mappings())
+    yield from conn.execute(query, execution_options={"yield_per": batch}).mappings()
 
 
 def count_findings(conn: Connection, where: FindingFilter | None = None) -> int:

@@ -113,6 +113,7 @@ def set_run_seed(conn: Connection, run_id: str, seed: int, parameters: dict[str,
                  .values(seed=seed, parameters={**current, "sampling": parameters}))
 
 
+_PLAIN = frozenset({str, int, float, bool})
 # The evidence a finding keeps for the auditor; a result of the run needs only its figures.
 _FINDING_EVIDENCE = ("query", "records_query", "samples", "sample_ids", "facts")
 
@@ -143,6 +144,9 @@ def _unique(results: Sequence[CheckResult]) -> list[CheckResult]:
 
 
 def _jsonable(value: Any) -> Any:
+    # Plain values first: evidence holds thousands of them per run.
+    if value is None or type(value) in _PLAIN:
+        return value
     if isinstance(value, dict):
         return {str(k): _jsonable(v) for k, v in value.items()}
     if isinstance(value, (list, tuple, set)):
