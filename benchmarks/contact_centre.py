@@ -215,6 +215,13 @@ def main() -> None:
         print(f"{size:,} tickets: marginal {marginal:.2f} s per 1M tickets = {marginal / per_million_scan:.1f} x the "
               f"scan of 1M ({per_million_scan:.3f} s) (target <= 3); statements {large['statements']} vs "
               f"{small['statements']} on {sizes[0]:,}; peak RSS {large['peak_rss_mb']:.0f} MB (target <= 400)")
+    # Between two large sizes the findings hardly change: the cost of the tickets alone.
+    for lower, upper in zip(sizes[1:], sizes[2:], strict=False):
+        low, high = results[("contact centre", lower)], results[("contact centre", upper)]
+        marginal = (high["seconds"] - low["seconds"]) * 1_000_000 / (upper - lower)
+        per_million_scan = high["scan"] * 1_000_000 / upper
+        print(f"{lower:,} -> {upper:,} tickets: marginal {marginal:.2f} s per 1M tickets = "
+              f"{marginal / per_million_scan:.1f} x the scan of 1M ({per_million_scan:.3f} s)")
 
 
 if __name__ == "__main__":
