@@ -3,8 +3,8 @@
 compute() runs the SQL: the aggregates that read the same relation share one grouped query;
 record rules fetch only the offending rows. evaluate() judges without touching the database.
 collect_samples() fetches up to 20 labelled offending records per failed entity, in one query per
-rule and entity type however many entities failed, so the number of statements an audit sends
-depends on its rules, never on its findings.
+rule however many entities failed, so the number of statements an audit sends depends on its
+rules, never on its findings.
 """
 
 from __future__ import annotations
@@ -30,6 +30,8 @@ from opsaudit.periods import Period
 from opsaudit.source import Source
 
 SAMPLE_LIMIT = 20
+# Offending records per failed entity a sample is drawn from, at least (see _thinned).
+SAMPLE_POOL = 64
 _PLAIN = frozenset({str, int, float, bool})
 ANALYTIC_WORK_MEM = "64MB"
 COMPANY = "company"
@@ -403,7 +405,8 @@ def _judge_records(m: Measurement, computation: Computation) -> CheckResult:
 
 def collect_samples(source: Source, computation: Computation, results: ResultSet) -> ResultSet:
     """Up to 20 labelled offending records for each failed aggregate result, taken in id order so
-    that the evidence reads the same on a rerun over the same data.
+    that the evidence reads the same on a rerun over the same data (on PostgreSQL, when every
+    failed entity has thousands, from a hashed share of them: see _thinned).
 
     One query per rule, whatever the number of failed entities: a rule judged per department, per
     agent and for the company has the same offending records, so one pass ranks them per
@@ -412,6 +415,7 @@ def collect_samples(source: Source, computation: Computation, results: ResultSet
     """
     wanted: dict[tuple[str, str], dict[str, set[str]]] = defaultdict(lambda: defaultdict(set))
     measured: dict[tuple[str, str], Aggregate] = {}
+    fewest: dict[tuple[str, str], int] = {}
     with source.engine.connect() as conn:
         # The rules of one id whose offending records are the same, whatever entity they judge.
         aggregates = {(rule.rule_id, rule.entity_type): (agg, (rule.rule_id, compile_sql(agg.offending, conn.dialect)))
@@ -425,21 +429,37 @@ def collect_samples(source: Source, computation: Computation, results: ResultSet
             agg, key = aggregates[(result.rule_id, measured_as)]
             measured.setdefault(key, agg)
             wanted[key][result.entity_type].add(result.entity_id)
+            fewest[key] = min(fewest.get(key, int(result.facts.get("failures") or 0)),
+                              int(result.facts.get("failures") or 0))
         if not wanted:
             return results
         _analytic_session(conn)
         samples: dict[tuple[str, str, str], list[dict[str, Any]]] = {}
         for key, entities in wanted.items():
-            for (entity_type, entity), rows in _samples(conn, measured[key], entities).items():
+            thinned = _thinned(measured[key], fewest[key], conn.dialect)
+            for (entity_type, entity), rows in _samples(conn, measured[key], entities, thinned).items():
                 samples[(key[0], entity_type, entity)] = rows
     return ResultSet(_with_samples(result, samples.get((result.rule_id, result.entity_type, result.entity_id)))
                      for result in results)
 
 
-def _samples(conn: Connection, agg: Aggregate,
-             wanted: Mapping[str, set[str]]) -> dict[tuple[str, str], list[dict[str, Any]]]:
-    """(entity type, entity id) -> its first offending records (id order), with the rule's sample
-    columns, for the entities in `wanted` (entity type -> ids; the company's id is COMPANY)."""
+def _thinned(agg: Aggregate, fewest: int, dialect: sa.Dialect) -> Any:
+    """The offending records a sample may come from: all of them, or on PostgreSQL, when every
+    failed entity has thousands, those whose id hashes into one of 2^k buckets, so that each
+    entity keeps about SAMPLE_POOL of them and the database ranks a fraction of the month, not all
+    of it. The draw is the same on every rerun over the same data, and spread over the period."""
+    bits = max(0, (fewest // SAMPLE_POOL).bit_length() - 1)
+    if bits == 0 or dialect.name != "postgresql":
+        return sa.true()
+    bucket = sa.func.hashtext(sa.cast(agg.record_id, sa.Text)).op("&")((1 << bits) - 1)
+    return bucket == 0
+
+
+def _samples(conn: Connection, agg: Aggregate, wanted: Mapping[str, set[str]],
+             thinned: Any) -> dict[tuple[str, str], list[dict[str, Any]]]:
+    """(entity type, entity id) -> its first offending records (id order) among the `thinned`
+    ones, with the rule's sample columns, for the entities in `wanted` (entity type -> ids; the
+    company's id is COMPANY)."""
     types = sorted(t for t in wanted if t != COMPANY)
     labelled = [agg.record_id.label("sample_id"), *agg.samples]
     if not types:
@@ -451,7 +471,7 @@ def _samples(conn: Connection, agg: Aggregate,
         ranked = (sa.select(*(key.label(f"entity_{t}") for key, t in zip(keys, types, strict=True)), *labelled,
                             sa.func.row_number().over(partition_by=[_binary(key, conn.dialect) for key in keys],
                                                       order_by=_binary(agg.record_id, conn.dialect)).label("rank"))
-                  .select_from(agg.from_).where(agg.window, agg.offending, chosen).subquery())
+                  .select_from(agg.from_).where(agg.window, agg.offending, chosen, thinned).subquery())
         query = sa.select(*(c for c in ranked.c if c.name != "rank")).where(ranked.c.rank <= SAMPLE_LIMIT)
     rows = _execute(conn, query, agg.tables)
     names = list(rows.keys())

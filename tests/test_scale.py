@@ -103,3 +103,42 @@ def test_prefect_passes_a_result_set_as_one_object():
     listed: list[object] = []
     visit_collection(list(results), visit_fn=listed.append, return_data=False)
     assert len(listed) > 4000   # what a plain list of results costs instead
+
+
+def test_evidence_of_thousands_of_failures_is_drawn_from_a_hashed_share_of_them(db_url, engine, monkeypatch):
+    """Agents with hundreds of unsatisfied tickets each: every one gets 20 samples, all of them its
+    own offending tickets, the same on a rerun. PostgreSQL ranks only a hashed share of the month
+    (so they are not simply its first 20); SQLite, for a company of its size, ranks them all."""
+    from opsaudit.audit import build_context
+    from opsaudit.checks import engine as audit_engine
+    from opsaudit.settings import load_settings
+
+    fresh_company(engine)
+    metadata.create_all(engine, tables=[departments, staff, tickets])
+    rows = [{"ticket_id": f"T{a}-{n:03d}", "kind": "consultation", "channel": "phone", "department_id": "D0",
+             "agent_id": f"A{a}", "opened_at": OCTOBER + timedelta(hours=n, minutes=a),
+             "first_response_at": OCTOBER + timedelta(hours=n, minutes=a + 5), "resolved_at": None,
+             "closed_at": None, "status": "in_progress", "satisfaction": 2 if n % 4 else 5, "revisited_at": None,
+             "reopened_count": 0} for a in range(4) for n in range(400)]
+    with engine.begin() as conn:
+        conn.execute(departments.insert(), [{"department_id": "D0", "name": "Service", "parent_id": None,
+                                             "head_id": None}])
+        conn.execute(tickets.insert(), rows)
+    monkeypatch.setenv("OPSAUDIT_DATABASE_URL", db_url)
+    context = build_context(load_settings(), "cs-monthly", period="2026-10", now=datetime(2026, 11, 2, 9))
+    rules = tuple(rule for rule in context.rules if rule.rule_id == "cs.satisfaction_rate")
+    computation = audit_engine.compute(context.source, rules, context.period, now=context.now,
+                                       available={"tickets", "departments"})
+    judged = audit_engine.evaluate(computation)
+
+    def agents_samples() -> dict[str, list[str]]:
+        drawn = audit_engine.collect_samples(context.source, computation, judged)
+        return {r.entity_id: r.evidence["sample_ids"] for r in drawn if r.entity_type == "agent"}
+
+    samples = agents_samples()
+    assert sorted(samples) == ["A0", "A1", "A2", "A3"]
+    for agent, ids in samples.items():
+        offending = sorted(row["ticket_id"] for row in rows if row["agent_id"] == agent and row["satisfaction"] == 2)
+        assert len(ids) == 20 and set(ids) <= set(offending)
+        assert (ids == offending[:20]) is (engine.dialect.name == "sqlite")
+    assert agents_samples() == samples

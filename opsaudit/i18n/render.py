@@ -77,9 +77,7 @@ def format_value(value: Any, formatter: str, language: str) -> str:
     if function is None:
         raise CatalogueError(f"unknown formatter {formatter!r} (known: {', '.join(FORMATTERS)}, enum.NAME)")
     try:
-        with decimal.localcontext() as context:
-            context.rounding = decimal.ROUND_HALF_UP  # as people round: 82.05% is 82.1%
-            return function(value, language)
+        return function(value, language)
     except (ValueError, TypeError, ArithmeticError):
         return str(value)
 
@@ -113,7 +111,7 @@ def _decimal(value: float, pattern: str, language: str) -> str:
     # Through Decimal of the shortest repr, so 0.8205 rounds as written, not as its binary double.
     # Cached: a report of thousands of findings formats the same counts and shares over and over,
     # and Babel takes tens of microseconds each time. The rounding is set here, so a cached
-    # figure never depends on its caller's context.
+    # figure never depends on its caller's context: as people round, 82.05% is 82.1%.
     with decimal.localcontext() as context:
         context.rounding = decimal.ROUND_HALF_UP
         return _number_pattern(pattern).apply(Decimal(repr(value)), _locale(language))
