@@ -9,9 +9,8 @@
   raised one level and marked recurring.
 
 The period's existing findings and the recurrence candidates are read in one query each, and
-the inserts, updates and events are written with executemany, a thousand findings at a time: a
-few statements per thousand findings, never one per finding. Every change is also written to
-the append-only events.
+the inserts, updates and events are written with executemany: the number of statements does
+not grow with the number of findings. Every change is also written to the append-only events.
 """
 
 from __future__ import annotations
@@ -40,8 +39,6 @@ _FIGURES = ("severity", "observed", "population")
 # What recording compares with a known finding; its evidence and facts are replaced, never read.
 _COMPARED = ("id", "rule_id", "entity_type", "entity_id", "period", "found_at", "updated_at", "due_at", "plan_due_at",
              "recurring", *_FIGURES)
-# SQLAlchemy's page of a multi-row INSERT (insertmanyvalues_page_size).
-WRITE_CHUNK = 1000
 Key = tuple[str, str, str]
 
 
@@ -102,21 +99,17 @@ def record_findings(conn: Connection, run: RunInfo, results: Sequence[CheckResul
     rule_ids = sorted({result.rule_id for result in problems})
     by_period, still_open = _existing(conn, run, rule_ids)
     previous = _closed_recently(conn, run, rule_ids, recurrence_periods, zone)
-    summary = {"raised": 0, "updated": 0, "unchanged": 0, "recurring": 0}
-    # A chunk at a time, so the rows of thousands of findings, their evidence and its JSON are
-    # never all in memory at once; a chunk is what SQLAlchemy sends in one multi-row INSERT anyway.
-    for first in range(0, len(problems), WRITE_CHUNK):
-        batch = _Batch([], [], [], summary)
-        for result in problems[first:first + WRITE_CHUNK]:
-            key = (result.rule_id, result.entity_type, result.entity_id)
-            values = _finding_values(result, run, config_hash)
-            existing = by_period.get(key) or (still_open.get(key) if result.entity_type in RECORD_ENTITIES else None)
-            if existing is None:
-                _insert(batch, run, result, values, previous.get(key), found_at, deadlines)
-            else:
-                _update(batch, existing, run, values, found_at, deadlines)
-        _write(conn, batch)
-    return RecordSummary(**summary)
+    batch = _Batch([], [], [], {"raised": 0, "updated": 0, "unchanged": 0, "recurring": 0})
+    for result in problems:
+        key = (result.rule_id, result.entity_type, result.entity_id)
+        values = _finding_values(result, run, config_hash)
+        existing = by_period.get(key) or (still_open.get(key) if result.entity_type in RECORD_ENTITIES else None)
+        if existing is None:
+            _insert(batch, run, result, values, previous.get(key), found_at, deadlines)
+        else:
+            _update(batch, existing, run, values, found_at, deadlines)
+    _write(conn, batch)
+    return RecordSummary(**batch.summary)
 
 
 def _unique(results: Iterable[CheckResult]) -> list[CheckResult]:
