@@ -3,10 +3,12 @@ it knows what it covers (`run_audit`, shared with the special audit and spot che
 
 from __future__ import annotations
 
+import signal
 from datetime import datetime
 from typing import Any
 
 from prefect import flow
+from prefect.exceptions import TerminationSignal
 
 from opsaudit.audit import AuditContext
 from opsaudit.errors import OpsauditError
@@ -35,10 +37,12 @@ def run_audit(context: AuditContext) -> dict[str, Any]:
     run = steps.open_run(context)
     try:
         dq_results, available = steps.validate_data(context)
+        stop_if_told()
         computation = steps.compute_metrics(context, available)
         results = steps.evaluate_results(computation)
         results = steps.collect_evidence(context, computation, results)
         all_results = dq_results + results
+        stop_if_told()
         counts = steps.record_findings(context, run, all_results, available)
         # Seed 000 §6.2: a major problem reaches the managers at once, never after the review.
         alerts = alert_major_problems(context, run)
@@ -56,6 +60,7 @@ def run_audit(context: AuditContext) -> dict[str, Any]:
             summary["seed"] = context.seed
         # Last, so that the link goes to a report the steps before have written.
         publish_artifacts(context, all_results, summary)
+        stop_if_told()
     except Exception as exc:
         cause = (str(exc).strip().splitlines() or [type(exc).__name__])[0][:2000]
         steps.close_run(context, run, status="failed", error=cause)
@@ -68,6 +73,20 @@ def run_audit(context: AuditContext) -> dict[str, Any]:
         raise
     steps.close_run(context, run, status="succeeded", summary=summary)
     return summary
+
+
+def stop_if_told() -> None:
+    """Stop here if the Prefect runner has told this flow run to stop (serve stopping, or a
+    cancel from the dashboard), though its SIGTERM never raised.
+
+    The runner sends its intent on a control channel, then SIGTERM. Python drops the exception a
+    signal handler raises while it runs a weakref callback (importing Great Expectations runs
+    thousands), so without this the audit would carry on and close as succeeded.
+    """
+    from prefect._internal import control_listener  # no public API tells a flow run of the intent
+
+    if control_listener.get_intent() is not None:
+        raise TerminationSignal(signal=signal.SIGTERM)
 
 
 # Readable run names and area tags on the dashboard, for runs started any way.

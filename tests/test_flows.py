@@ -94,6 +94,31 @@ def test_monthly_audit_records_findings_and_a_rerun_does_not_duplicate(company, 
     assert output["audit"] == "cs-monthly" and output["results"]
 
 
+def test_a_stop_the_runner_sent_ends_the_audit_even_when_its_sigterm_was_lost(company):
+    """serve stopping, or a cancel from the dashboard: the runner's intent came, its SIGTERM never
+    raised (Python drops it inside a weakref callback). The audit stops at its next step,
+    recorded interrupted, and Prefect records the flow run cancelled."""
+    from prefect._internal import control_listener
+    from prefect.client.orchestration import get_client
+    from prefect.exceptions import TerminationSignal
+
+    from opsaudit.flows.audits import cs_monthly
+
+    control_listener._set_intent("cancel")   # what the runner's control channel sets before SIGTERM
+    try:
+        with pytest.raises(TerminationSignal):
+            cs_monthly(period="2026-10")
+    finally:
+        control_listener.reset_for_testing()
+    with company.connect() as conn:
+        run = conn.execute(sa.select(audit_runs.c.status, audit_runs.c.error, audit_runs.c.flow_run_id)).one()
+        recorded = conn.execute(sa.select(sa.func.count()).select_from(findings)).scalar()
+    assert (run.status, run.error, recorded) == ("interrupted", "interrupted (Ctrl-C or SIGTERM)", 0)
+    with get_client(sync_client=True) as client:
+        assert client.read_flow_run(run.flow_run_id).state.is_cancelled()
+    assert cs_monthly(period="2026-10")["findings"]["raised"] > 0   # the next run is not held back
+
+
 def test_weekly_audit_draws_and_records_the_sample(company, tmp_path):
     from opsaudit.flows.audits import cs_weekly
 
