@@ -21,7 +21,7 @@ from sqlalchemy.exc import SQLAlchemyError
 
 from opsaudit.checks.grading import grade
 from opsaudit.checks.metrics import Aggregate, MetricContext, Records, load_builtin_metrics
-from opsaudit.checks.results import CheckResult, Outcome, ResultSet, Severity
+from opsaudit.checks.results import PLAIN_TYPES, CheckResult, Outcome, ResultSet, Severity
 from opsaudit.checks.scope import EVERYTHING, Scope
 from opsaudit.checks.spec import Rule
 from opsaudit.checks.sqlfuncs import compile_sql
@@ -32,7 +32,6 @@ from opsaudit.source import Source
 SAMPLE_LIMIT = 20
 # Offending records per failed entity a sample is drawn from, at least (see _thinned).
 SAMPLE_POOL = 64
-_PLAIN = frozenset({str, int, float, bool})
 ANALYTIC_WORK_MEM = "64MB"
 COMPANY = "company"
 # Stands for the entity in an evidence query compiled once per rule, then filled in per finding.
@@ -363,7 +362,7 @@ def _judge(m: Measurement, computation: Computation) -> CheckResult:
 
 def plain(value: Any) -> Any:
     """A JSON-friendly value for facts and evidence."""
-    if value is None or type(value) in _PLAIN:
+    if value is None or type(value) in PLAIN_TYPES:
         return value
     if isinstance(value, datetime):
         return value.isoformat(sep=" ")
@@ -436,8 +435,7 @@ def collect_samples(source: Source, computation: Computation, results: ResultSet
         _analytic_session(conn)
         samples: dict[tuple[str, str, str], list[dict[str, Any]]] = {}
         for key, entities in wanted.items():
-            thinned = _thinned(measured[key], fewest[key], conn.dialect)
-            for (entity_type, entity), rows in _samples(conn, measured[key], entities, thinned).items():
+            for (entity_type, entity), rows in _samples(conn, measured[key], entities, fewest[key]).items():
                 samples[(key[0], entity_type, entity)] = rows
     return ResultSet(_with_samples(result, samples.get((result.rule_id, result.entity_type, result.entity_id)))
                      for result in results)
@@ -456,18 +454,20 @@ def _thinned(agg: Aggregate, fewest: int, dialect: sa.Dialect) -> Any:
 
 
 def _samples(conn: Connection, agg: Aggregate, wanted: Mapping[str, set[str]],
-             thinned: Any) -> dict[tuple[str, str], list[dict[str, Any]]]:
-    """(entity type, entity id) -> its first offending records (id order) among the `thinned`
-    ones, with the rule's sample columns, for the entities in `wanted` (entity type -> ids; the
-    company's id is COMPANY)."""
+             fewest: int) -> dict[tuple[str, str], list[dict[str, Any]]]:
+    """(entity type, entity id) -> its first offending records (id order), with the rule's sample
+    columns, for the entities in `wanted` (entity type -> ids; the company's id is COMPANY);
+    `fewest`: the fewest offending records of a wanted entity, which sizes the share ranked."""
     types = sorted(t for t in wanted if t != COMPANY)
     labelled = [agg.record_id.label("sample_id"), *agg.samples]
     if not types:
+        # The company alone: ORDER BY ... LIMIT, which PostgreSQL answers with a top-N heap.
         query = (sa.select(*labelled).select_from(agg.from_).where(agg.window, agg.offending)
                  .order_by(_binary(agg.record_id, conn.dialect)).limit(SAMPLE_LIMIT))
     else:
         keys = [agg.entities[t] for t in types]
         chosen = sa.true() if COMPANY in wanted else sa.or_(*(agg.entities[t].in_(sorted(wanted[t])) for t in types))
+        thinned = _thinned(agg, fewest, conn.dialect)
         ranked = (sa.select(*(key.label(f"entity_{t}") for key, t in zip(keys, types, strict=True)), *labelled,
                             sa.func.row_number().over(partition_by=[_binary(key, conn.dialect) for key in keys],
                                                       order_by=_binary(agg.record_id, conn.dialect)).label("rank"))

@@ -5,9 +5,12 @@ from __future__ import annotations
 
 from collections import Counter
 from collections.abc import Iterable, Iterator, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from enum import StrEnum
 from typing import Any, overload
+
+# Values JSON takes as they are; facts and evidence hold thousands of them per run.
+PLAIN_TYPES = frozenset({str, int, float, bool})
 
 
 class Outcome(StrEnum):
@@ -90,6 +93,12 @@ class ResultSet(Sequence[CheckResult]):
 
     def __add__(self, other: Iterable[CheckResult]) -> ResultSet:
         return ResultSet((*self._items, *other))
+
+    def recorded(self) -> ResultSet:
+        """The results once their findings hold the evidence: without the labelled sample
+        records (thousands of rows in an audit of 2,000 agents), with their ids and figures."""
+        return ResultSet(replace(r, evidence={k: v for k, v in r.evidence.items() if k != "samples"})
+                         if "samples" in r.evidence else r for r in self._items)
 
     def __repr__(self) -> str:
         outcomes = Counter(result.outcome.value for result in self._items)

@@ -44,6 +44,9 @@ def run_audit(context: AuditContext) -> dict[str, Any]:
         all_results = dq_results + results
         stop_if_told()
         counts = steps.record_findings(context, run, all_results, available)
+        # The labelled samples now live with the findings; the steps after need ids and figures.
+        all_results = all_results.recorded()
+        del results
         # Seed 000 §6.2: a major problem reaches the managers at once, never after the review.
         alerts = alert_major_problems(context, run)
         sample = draw_quality_sample(context, run) if context.draws_quality_sample else None

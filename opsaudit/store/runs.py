@@ -14,7 +14,7 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
-from opsaudit.checks.results import CheckResult
+from opsaudit.checks.results import PLAIN_TYPES, CheckResult
 from opsaudit.errors import OpsauditError
 from opsaudit.periods import Period
 from opsaudit.store.schema import audit_runs, check_results
@@ -113,7 +113,6 @@ def set_run_seed(conn: Connection, run_id: str, seed: int, parameters: dict[str,
                  .values(seed=seed, parameters={**current, "sampling": parameters}))
 
 
-_PLAIN = frozenset({str, int, float, bool})
 # The evidence a finding keeps for the auditor; a result of the run needs only its figures.
 _FINDING_EVIDENCE = ("query", "records_query", "samples", "sample_ids", "facts")
 
@@ -145,7 +144,7 @@ def _unique(results: Sequence[CheckResult]) -> list[CheckResult]:
 
 def _jsonable(value: Any) -> Any:
     # Plain values first: evidence holds thousands of them per run.
-    if value is None or type(value) in _PLAIN:
+    if value is None or type(value) in PLAIN_TYPES:
         return value
     if isinstance(value, dict):
         return {str(k): _jsonable(v) for k, v in value.items()}
