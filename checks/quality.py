@@ -34,6 +34,7 @@ from opsaudit.checks.quality_suites import (
     Check,
     batch_select,
     build_checks,
+    newest,
     present_columns,
     to_sql,
 )
@@ -54,13 +55,15 @@ ENTITY_TYPE = "table_column"
 
 @dataclass(frozen=True)
 class _TablePlan:
-    """A table ready for Great Expectations: its batch SQL, rows in scope, keys and checks."""
+    """A table ready for Great Expectations: its batch SQL, rows in scope, keys and checks, and
+    the newest timestamp of its freshness column (counted with the rows)."""
 
     table: str
     sql: str
     rows: int
     keys: tuple[str, ...]
     checks: list[Check]
+    newest: Any = None
 
 
 def run_data_quality(source: Source, tables: Sequence[str], period: Period, *, now: datetime,
@@ -101,8 +104,10 @@ def _prepare(source: Source, name: str, period: Period, now: datetime, rules: Da
                 if c.name not in columns]
     statement = batch_select(source, name, period, columns_of)
     sql = to_sql(statement, source.engine)
+    fresh = FRESHNESS_COLUMNS.get(name) if rules.rules.enabled("dq.freshness") else None
     try:
-        rows = _count(source.engine, statement)
+        rows, newest_row = _count_and_newest(source.engine, statement, fresh if fresh in columns else None,
+                                             source.dialect)
     except sa.exc.SQLAlchemyError as exc:
         # A table that cannot be read says nothing about the data: the audit cannot run.
         raise SourceError(f"database: {source.physical_name(name)}: cannot be read: {_first_line(exc)}") from None
@@ -124,7 +129,7 @@ def _prepare(source: Source, name: str, period: Period, now: datetime, rules: Da
                                 references=references, dialect=source.dialect, key_enforced=enforced,
                                 unique_targets=frozenset(t for t in references if key_enforced(source, t)))
     keys = tuple(key for key in PRIMARY_KEYS[name] if key in columns)
-    return findings, _TablePlan(name, to_sql(wide, source.engine), rows, keys, checks)
+    return findings, _TablePlan(name, to_sql(wide, source.engine), rows, keys, checks, newest_row)
 
 
 def key_enforced(source: Source, name: str) -> bool:
@@ -163,19 +168,30 @@ def _count(engine: Engine, statement: sa.Select) -> int:
         return int(conn.execute(sa.select(sa.func.count()).select_from(statement.subquery())).scalar_one())
 
 
+def _count_and_newest(engine: Engine, statement: sa.Select, fresh: str | None, dialect: str) -> tuple[int, Any]:
+    """The rows in scope and, when `fresh` is given, that column's newest readable timestamp, in
+    one pass: Great Expectations then answers freshness in its first pass, without a second read."""
+    rows = statement.subquery()
+    latest = newest(rows.c[fresh], dialect) if fresh is not None else sa.null()
+    with engine.connect() as conn:
+        count, value = conn.execute(sa.select(sa.func.count(), latest).select_from(rows)).one()
+    return int(count), value
+
+
 def _validate(batches: Batches, plan: _TablePlan, engine: Engine, bands: tuple[float, float],
               sample_limit: int) -> list[CheckResult]:
     """Run the table's checks, on its batch or on their own query asset, and grade each result.
 
     Two passes: BOOLEAN_ONLY first, which GX answers with one aggregate query per batch; then
     SUMMARY (counts and up to `sample_limit` sample ids) only for what failed, since fetching
-    samples costs a scan per expectation even when nothing is wrong.
+    samples costs a scan per expectation even when nothing is wrong. Freshness needs no second
+    pass: the newest timestamp it reports was read with the rows.
     """
     summary = {"result_format": "SUMMARY", "partial_unexpected_count": sample_limit,
                "unexpected_index_column_names": list(plan.keys)}
     passed = _run_suites(batches, plan, engine, range(len(plan.checks)), {"result_format": "BOOLEAN_ONLY"})
     again = [i for i, (outcome, _) in passed.items()
-             if not outcome.success or _error_message(outcome) or plan.checks[i].sample == "none"]
+             if _error_message(outcome) or (not outcome.success and plan.checks[i].sample != "none")]
     outcomes = passed | _run_suites(batches, plan, engine, again, summary)
     return [_grade(plan.checks[i], outcome, plan, sql, bands, sample_limit)
             for i, (outcome, sql) in sorted(outcomes.items())]
@@ -215,7 +231,7 @@ def _grade(check: Check, outcome: ExpectationValidationResult, plan: _TablePlan,
         raise SourceError(f"data quality: {check.rule_id} on {check.entity_id}: Great Expectations could not "
                           f"compute {expectation['type']}: {error}")
     if check.sample == "none":
-        return _grade_freshness(check, outcome, rows, sql, expectation)
+        return _grade_freshness(check, outcome, rows, sql, expectation, plan.newest)
     unexpected = int(outcome.result.get("unexpected_count") or 0)
     if outcome.success or unexpected == 0:
         return _result(check, Outcome.PASSED, observed=0.0, population=rows, evidence={"expectation": expectation})
@@ -228,8 +244,7 @@ def _grade(check: Check, outcome: ExpectationValidationResult, plan: _TablePlan,
 
 
 def _grade_freshness(check: Check, outcome: ExpectationValidationResult, rows: int, sql: str,
-                     expectation: dict[str, Any]) -> CheckResult:
-    newest = outcome.result.get("observed_value")
+                     expectation: dict[str, Any], newest: Any) -> CheckResult:
     facts = {"newest": str(newest) if newest is not None else None, **check.facts}
     if outcome.success:
         return _result(check, Outcome.PASSED, population=rows, facts=facts, evidence={"expectation": expectation})

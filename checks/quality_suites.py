@@ -136,6 +136,18 @@ def not_a_value(column: sa.ColumnElement, kind: str) -> sa.ColumnElement[bool]:
     return sa.and_(column.is_not(None), wrong)
 
 
+def readable_timestamp(column: sa.ColumnElement, dialect: str) -> sa.ColumnElement:
+    """The value where it is a timestamp, else null: text in a SQLite column must not pass for the
+    newest row."""
+    return sa.case((_valid(column, dialect), column))
+
+
+def newest(column: sa.ColumnElement, dialect: str) -> sa.ColumnElement:
+    """The newest readable timestamp of `column`, as the freshness expectation's max sees it: the
+    driver's own value (text on SQLite), never parsed by SQLAlchemy."""
+    return sa.type_coerce(sa.func.max(readable_timestamp(column, dialect)), sa.String)
+
+
 def _valid(column: sa.ColumnElement, dialect: str) -> sa.ColumnElement[bool]:
     """The value is there and is a timestamp, so comparing it means something."""
     present = column.is_not(None)
@@ -288,8 +300,7 @@ def widen(table: str, have: set[str], batch: Select, references: Mapping[str, Fr
                             "index", {"references": f"{target}.{target_column}"}))
     fresh = FRESHNESS_COLUMNS.get(table)
     if freshness and fresh in have:
-        # The newest readable timestamp: text in a SQLite column must not pass for the newest row.
-        columns.append(sa.case((_valid(rows.c[fresh], dialect), rows.c[fresh])).label(f"dq_fresh_{fresh}"))
+        columns.append(readable_timestamp(rows.c[fresh], dialect).label(f"dq_fresh_{fresh}"))
     if not columns:
         return batch, []
     return sa.select(rows, *columns).select_from(joined), checks
