@@ -407,10 +407,10 @@ def collect_samples(source: Source, computation: Computation, results: ResultSet
     that the evidence reads the same on a rerun over the same data (on PostgreSQL, when every
     failed entity has thousands, from a hashed share of them: see _thinned).
 
-    One query per rule, whatever the number of failed entities: a rule judged per department, per
-    agent and for the company has the same offending records, so one pass ranks them per
-    department and agent, and a department's (or the company's) first 20 are the first 20 of its
-    agents' first 20s.
+    One query per relation read the same way, whatever the number of rules and failed entities:
+    it reads the month once and ranks each rule's offending records per department and agent. A
+    rule judged per department, per agent and for the company has the same offending records, and
+    a department's (or the company's) first 20 are the first 20 of its agents' first 20s.
     """
     wanted: dict[tuple[str, str], dict[str, set[str]]] = defaultdict(lambda: defaultdict(set))
     measured: dict[tuple[str, str], Aggregate] = {}
@@ -434,11 +434,40 @@ def collect_samples(source: Source, computation: Computation, results: ResultSet
             return results
         _analytic_session(conn)
         samples: dict[tuple[str, str, str], list[dict[str, Any]]] = {}
+        readings: dict[tuple[str, ...], list[tuple[str, str]]] = defaultdict(list)
         for key, entities in wanted.items():
-            for (entity_type, entity), rows in _samples(conn, measured[key], entities, fewest[key]).items():
-                samples[(key[0], entity_type, entity)] = rows
+            if set(entities) == {COMPANY}:
+                # The company alone: ORDER BY ... LIMIT, which PostgreSQL answers with a top-N heap.
+                found = _company_samples(conn, measured[key])
+                samples[(key[0], COMPANY, COMPANY)] = found
+            else:
+                readings[_reading(measured[key], conn.dialect)].append(key)
+        for keys in readings.values():
+            members = [_Member(measured[key], wanted[key], fewest[key]) for key in keys]
+            for key, found in zip(keys, _ranked_samples(conn, members), strict=True):
+                for (entity_type, entity), rows in found.items():
+                    samples[(key[0], entity_type, entity)] = rows
     return ResultSet(_with_samples(result, samples.get((result.rule_id, result.entity_type, result.entity_id)))
                      for result in results)
+
+
+@dataclass(frozen=True)
+class _Member:
+    """A rule in a shared evidence query: its aggregate, the entities wanted (type -> ids), and
+    the fewest offending records of one of them."""
+
+    agg: Aggregate
+    wanted: Mapping[str, set[str]]
+    fewest: int
+
+    @property
+    def types(self) -> list[str]:
+        return sorted(t for t in self.wanted if t != COMPANY)
+
+
+def _reading(agg: Aggregate, dialect: sa.Dialect) -> tuple[str, ...]:
+    """What makes two rules' evidence one query: the same relation, period window and record id."""
+    return (compile_sql(agg.from_, dialect), compile_sql(agg.window, dialect), compile_sql(agg.record_id, dialect))
 
 
 def _thinned(agg: Aggregate, fewest: int, dialect: sa.Dialect) -> Any:
@@ -453,44 +482,76 @@ def _thinned(agg: Aggregate, fewest: int, dialect: sa.Dialect) -> Any:
     return bucket == 0
 
 
-def _samples(conn: Connection, agg: Aggregate, wanted: Mapping[str, set[str]],
-             fewest: int) -> dict[tuple[str, str], list[dict[str, Any]]]:
-    """(entity type, entity id) -> its first offending records (id order), with the rule's sample
-    columns, for the entities in `wanted` (entity type -> ids; the company's id is COMPANY);
-    `fewest`: the fewest offending records of a wanted entity, which sizes the share ranked."""
-    types = sorted(t for t in wanted if t != COMPANY)
-    labelled = [agg.record_id.label("sample_id"), *agg.samples]
-    if not types:
-        # The company alone: ORDER BY ... LIMIT, which PostgreSQL answers with a top-N heap.
-        query = (sa.select(*labelled).select_from(agg.from_).where(agg.window, agg.offending)
-                 .order_by(_binary(agg.record_id, conn.dialect)).limit(SAMPLE_LIMIT))
-    else:
-        keys = [agg.entities[t] for t in types]
-        chosen = sa.true() if COMPANY in wanted else sa.or_(*(agg.entities[t].in_(sorted(wanted[t])) for t in types))
-        thinned = _thinned(agg, fewest, conn.dialect)
-        ranked = (sa.select(*(key.label(f"entity_{t}") for key, t in zip(keys, types, strict=True)), *labelled,
-                            sa.func.row_number().over(partition_by=[_binary(key, conn.dialect) for key in keys],
-                                                      order_by=_binary(agg.record_id, conn.dialect)).label("rank"))
-                  .select_from(agg.from_).where(agg.window, agg.offending, chosen, thinned).subquery())
-        query = sa.select(*(c for c in ranked.c if c.name != "rank")).where(ranked.c.rank <= SAMPLE_LIMIT)
+def _company_samples(conn: Connection, agg: Aggregate) -> list[dict[str, Any]]:
+    """The company's first offending records (id order), with the rule's sample columns."""
+    query = (sa.select(agg.record_id.label("sample_id"), *agg.samples).select_from(agg.from_)
+             .where(agg.window, agg.offending).order_by(_binary(agg.record_id, conn.dialect)).limit(SAMPLE_LIMIT))
     rows = _execute(conn, query, agg.tables)
     names = list(rows.keys())
-    entity_at = [(t, names.index(f"entity_{t}"), wanted[t]) for t in types]
-    value_at = [(name, i) for i, name in enumerate(names) if not name.startswith("entity_")]
-    record_id = names.index("sample_id")
-    company = [(COMPANY, COMPANY)] if COMPANY in wanted else []
-    found: dict[tuple[str, str], list[tuple[Any, dict[str, Any]]]] = defaultdict(list)
+    return sorted(({name: plain(value) for name, value in zip(names, row, strict=True)} for row in rows.tuples()),
+                  key=lambda values: str(values["sample_id"]))
+
+
+def _ranked_samples(conn: Connection, members: Sequence[_Member]) -> list[dict[tuple[str, str], list[dict[str, Any]]]]:
+    """For each member rule, (entity type, entity id) -> its first offending records (id order),
+    with the rule's sample columns; the company's id is COMPANY."""
+    query, shown = _ranking_query(members, conn.dialect)
+    rows = _execute(conn, query, {t for m in members for t in m.agg.tables})
+    at = {name: i for i, name in enumerate(rows.keys())}
+    rule_at, record_at = at["rule_k"], at["sample_id"]
+    layouts = [([(t, at[f"entity_{t}"], m.wanted[t]) for t in m.types],
+                [(column.key, at[f"s{i}_{column.key}"]) for j, column in shown if j == i],
+                COMPANY in m.wanted) for i, m in enumerate(members)]
+    found: list[dict[tuple[str, str], list[tuple[Any, dict[str, Any]]]]] = [defaultdict(list) for _ in members]
     for row in rows.tuples():
-        record = (row[record_id], {name: plain(row[i]) for name, i in value_at})
-        for t, i, ids in entity_at:
+        k = row[rule_at]
+        entities, values, company = layouts[k]
+        record = (row[record_at], {"sample_id": plain(row[record_at]), **{name: plain(row[i]) for name, i in values}})
+        for t, i, ids in entities:
             if str(row[i]) in ids:
-                found[(t, str(row[i]))].append(record)
-        for owner in company:
-            found[owner].append(record)
+                found[k][(t, str(row[i]))].append(record)
+        if company:
+            found[k][(COMPANY, COMPANY)].append(record)
     # The first 20 in the database's order, listed as text like every other id.
-    return {owner: sorted((values for _, values in sorted(rows, key=_id_order)[:SAMPLE_LIMIT]),
-                          key=lambda values: str(values["sample_id"]))
-            for owner, rows in found.items()}
+    return [{owner: sorted((values for _, values in sorted(records, key=_id_order)[:SAMPLE_LIMIT]),
+                           key=lambda values: str(values["sample_id"]))
+             for owner, records in by_owner.items()} for by_owner in found]
+
+
+def _ranking_query(members: Sequence[_Member], dialect: sa.Dialect) -> tuple[sa.Select, list[tuple[int, Any]]]:
+    """One reading of the members' relation: each record paired with the rules it offends (a
+    join with one row per rule) and ranked per rule, agent and department, up to SAMPLE_LIMIT;
+    and the sample columns shown, by member index.
+
+    The database evaluates each rule's condition once per record, in the one scan, and sorts only
+    the offending records it keeps."""
+    first = members[0].agg
+    rule = sa.union_all(*(sa.select(sa.literal(i, sa.Integer).label("k")) for i in range(len(members))))
+    rule = rule.subquery("rule")
+    types = sorted({t for member in members for t in member.types})
+
+    def per_rule(t: str, binary: bool) -> Any:
+        """Rule k's key of entity type t, or null where rule k does not judge that type."""
+        return sa.case(*((rule.c.k == i, _binary(m.agg.entities[t], dialect) if binary else m.agg.entities[t])
+                         for i, m in enumerate(members) if t in m.types), else_=sa.null())
+
+    offends = sa.or_(*(sa.and_(rule.c.k == i, m.agg.offending, _chosen(m), _thinned(m.agg, m.fewest, dialect))
+                       for i, m in enumerate(members)))
+    shown = [(i, column) for i, m in enumerate(members) for column in m.agg.samples]
+    ranked = (sa.select(rule.c.k.label("rule_k"), *(per_rule(t, False).label(f"entity_{t}") for t in types),
+                        first.record_id.label("sample_id"),
+                        *(column.label(f"s{i}_{column.key}") for i, column in shown),
+                        sa.func.row_number().over(partition_by=[rule.c.k, *(per_rule(t, True) for t in types)],
+                                                  order_by=_binary(first.record_id, dialect)).label("rank"))
+              .select_from(first.from_).join(rule, offends).where(first.window).subquery())
+    return sa.select(*(c for c in ranked.c if c.name != "rank")).where(ranked.c.rank <= SAMPLE_LIMIT), shown
+
+
+def _chosen(member: _Member) -> Any:
+    """Only the records of the entities wanted, unless the company's result is wanted too."""
+    if COMPANY in member.wanted:
+        return sa.true()
+    return sa.or_(*(member.agg.entities[t].in_(sorted(member.wanted[t])) for t in member.types))
 
 
 def _id_order(row: tuple[Any, dict[str, Any]]) -> tuple[bool, Any]:

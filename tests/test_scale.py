@@ -142,3 +142,65 @@ def test_evidence_of_thousands_of_failures_is_drawn_from_a_hashed_share_of_them(
         assert len(ids) == 20 and set(ids) <= set(offending)
         assert (ids == offending[:20]) is (engine.dialect.name == "sqlite")
     assert agents_samples() == samples
+
+
+def test_the_evidence_of_every_rule_on_the_tickets_is_one_reading_and_each_rule_keeps_its_own(db_url, engine,
+                                                                                               monkeypatch):
+    """Agents who answer late, leave customers unsatisfied or leave tickets open: one query reads
+    the month of tickets for the samples of every failing rule, and each rule's samples are the
+    ones it draws on its own."""
+    from opsaudit.audit import build_context
+    from opsaudit.checks import engine as audit_engine
+    from opsaudit.settings import load_settings
+
+    fresh_company(engine)
+    metadata.create_all(engine, tables=[departments, staff, tickets])
+    rows = []
+    for a in range(9):
+        for n in range(30):
+            opened = OCTOBER + timedelta(hours=n * 20, minutes=a)
+            late, unsatisfied, open_ = a % 3 == 0 and n % 2 == 0, a % 3 == 1 and n % 3 == 0, a % 3 == 2 and n < 12
+            rows.append({"ticket_id": f"T{a}-{n:02d}", "kind": "consultation", "channel": "phone",
+                         "department_id": f"D{a % 2}", "agent_id": f"A{a}", "opened_at": opened,
+                         "first_response_at": opened + timedelta(minutes=150 if late else 10),
+                         "resolved_at": None if open_ else opened + timedelta(hours=3), "closed_at": None,
+                         "status": "in_progress" if open_ else "resolved", "satisfaction": 2 if unsatisfied else 5,
+                         "revisited_at": None if open_ else opened + timedelta(days=1), "reopened_count": 0})
+    with engine.begin() as conn:
+        conn.execute(departments.insert(), [{"department_id": f"D{d}", "name": f"Service {d}", "parent_id": None,
+                                             "head_id": None} for d in range(2)])
+        conn.execute(tickets.insert(), rows)
+    monkeypatch.setenv("OPSAUDIT_DATABASE_URL", db_url)
+    context = build_context(load_settings(), "cs-monthly", period="2026-10", now=datetime(2026, 11, 2, 9))
+    on_tickets = tuple(rule for rule in context.rules if rule.rule_id.startswith("cs."))
+
+    def samples(rules) -> dict[tuple[str, str, str], list[str]]:
+        computation = audit_engine.compute(context.source, rules, context.period, now=context.now,
+                                           available={"tickets", "departments"})
+        drawn = audit_engine.collect_samples(context.source, computation, audit_engine.evaluate(computation))
+        return {(r.rule_id, r.entity_type, r.entity_id): r.evidence["sample_ids"]
+                for r in drawn if r.evidence.get("sample_ids")}
+
+    statements: list[str] = []
+
+    def count(_conn, _cursor, statement, *_args) -> None:
+        if statement.lstrip().upper().startswith("SELECT"):
+            statements.append(statement)
+
+    computation = audit_engine.compute(context.source, on_tickets, context.period, now=context.now,
+                                       available={"tickets", "departments"})
+    judged = audit_engine.evaluate(computation)
+    sa.event.listen(sa.engine.Engine, "before_cursor_execute", count)
+    try:
+        audit_engine.collect_samples(context.source, computation, judged)
+    finally:
+        sa.event.remove(sa.engine.Engine, "before_cursor_execute", count)
+    together = samples(on_tickets)
+    failing = {rule_id for rule_id, _, _ in together}
+    assert len(failing) >= 3, failing
+    assert len(statements) == 1
+    apart: dict[tuple[str, str, str], list[str]] = {}
+    for rule in on_tickets:
+        apart |= samples((rule,))
+    assert together == apart
+    assert all(ids for ids in together.values())
