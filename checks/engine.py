@@ -24,7 +24,7 @@ from opsaudit.checks.metrics import Aggregate, MetricContext, Records, load_buil
 from opsaudit.checks.results import PLAIN_TYPES, CheckResult, Outcome, ResultSet, Severity
 from opsaudit.checks.scope import EVERYTHING, Scope
 from opsaudit.checks.spec import Rule
-from opsaudit.checks.sqlfuncs import compile_sql
+from opsaudit.checks.sqlfuncs import byte_order, compile_sql, numbered
 from opsaudit.errors import SourceError
 from opsaudit.periods import Period
 from opsaudit.source import Source
@@ -485,7 +485,7 @@ def _thinned(agg: Aggregate, fewest: int, dialect: sa.Dialect) -> Any:
 def _company_samples(conn: Connection, agg: Aggregate) -> list[dict[str, Any]]:
     """The company's first offending records (id order), with the rule's sample columns."""
     query = (sa.select(agg.record_id.label("sample_id"), *agg.samples).select_from(agg.from_)
-             .where(agg.window, agg.offending).order_by(_binary(agg.record_id, conn.dialect)).limit(SAMPLE_LIMIT))
+             .where(agg.window, agg.offending).order_by(byte_order(agg.record_id, conn.dialect)).limit(SAMPLE_LIMIT))
     rows = _execute(conn, query, agg.tables)
     names = list(rows.keys())
     return sorted(({name: plain(value) for name, value in zip(names, row, strict=True)} for row in rows.tuples()),
@@ -526,13 +526,12 @@ def _ranking_query(members: Sequence[_Member], dialect: sa.Dialect) -> tuple[sa.
     The database evaluates each rule's condition once per record, in the one scan, and sorts only
     the offending records it keeps."""
     first = members[0].agg
-    rule = sa.union_all(*(sa.select(sa.literal(i, sa.Integer).label("k")) for i in range(len(members))))
-    rule = rule.subquery("rule")
+    rule = numbered(len(members), "rule")
     types = sorted({t for member in members for t in member.types})
 
     def per_rule(t: str, binary: bool) -> Any:
         """Rule k's key of entity type t, or null where rule k does not judge that type."""
-        return sa.case(*((rule.c.k == i, _binary(m.agg.entities[t], dialect) if binary else m.agg.entities[t])
+        return sa.case(*((rule.c.k == i, byte_order(m.agg.entities[t], dialect) if binary else m.agg.entities[t])
                          for i, m in enumerate(members) if t in m.types), else_=sa.null())
 
     offends = sa.or_(*(sa.and_(rule.c.k == i, m.agg.offending, _chosen(m), _thinned(m.agg, m.fewest, dialect))
@@ -542,7 +541,7 @@ def _ranking_query(members: Sequence[_Member], dialect: sa.Dialect) -> tuple[sa.
                         first.record_id.label("sample_id"),
                         *(column.label(f"s{i}_{column.key}") for i, column in shown),
                         sa.func.row_number().over(partition_by=[rule.c.k, *(per_rule(t, True) for t in types)],
-                                                  order_by=_binary(first.record_id, dialect)).label("rank"))
+                                                  order_by=byte_order(first.record_id, dialect)).label("rank"))
               .select_from(first.from_).join(rule, offends).where(first.window).subquery())
     return sa.select(*(c for c in ranked.c if c.name != "rank")).where(ranked.c.rank <= SAMPLE_LIMIT), shown
 
@@ -556,14 +555,6 @@ def _chosen(member: _Member) -> Any:
 
 def _id_order(row: tuple[Any, dict[str, Any]]) -> tuple[bool, Any]:
     return row[0] is None, row[0]
-
-
-def _binary(column: Any, dialect: sa.Dialect) -> Any:
-    """A text key compared byte by byte, as SQLite does: the same order on both databases, and on
-    PostgreSQL a sort several times cheaper than by the database's locale."""
-    if dialect.name == "postgresql" and isinstance(column.type, sa.String):
-        return column.collate("C")
-    return column
 
 
 def _with_samples(result: CheckResult, rows: list[dict[str, Any]] | None) -> CheckResult:

@@ -18,6 +18,7 @@ database, one graded result per expectation.
 from __future__ import annotations
 
 import hashlib
+from collections import defaultdict
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, replace
 from datetime import datetime
@@ -39,6 +40,7 @@ from opsaudit.checks.quality_suites import (
     to_sql,
 )
 from opsaudit.checks.results import CheckResult, Outcome, Severity
+from opsaudit.checks.sqlfuncs import byte_order, numbered
 from opsaudit.contract import FRESHNESS_COLUMNS, PRIMARY_KEYS, REFERENCES, metadata
 from opsaudit.errors import SourceError
 from opsaudit.periods import Period
@@ -59,6 +61,7 @@ class _TablePlan:
     the newest timestamp of its freshness column (counted with the rows)."""
 
     table: str
+    wide: sa.Select
     sql: str
     rows: int
     keys: tuple[str, ...]
@@ -129,7 +132,7 @@ def _prepare(source: Source, name: str, period: Period, now: datetime, rules: Da
                                 references=references, dialect=source.dialect, key_enforced=enforced,
                                 unique_targets=frozenset(t for t in references if key_enforced(source, t)))
     keys = tuple(key for key in PRIMARY_KEYS[name] if key in columns)
-    return findings, _TablePlan(name, to_sql(wide, source.engine), rows, keys, checks, newest_row)
+    return findings, _TablePlan(name, wide, to_sql(wide, source.engine), rows, keys, checks, newest_row)
 
 
 def key_enforced(source: Source, name: str) -> bool:
@@ -182,19 +185,48 @@ def _validate(batches: Batches, plan: _TablePlan, engine: Engine, bands: tuple[f
               sample_limit: int) -> list[CheckResult]:
     """Run the table's checks, on its batch or on their own query asset, and grade each result.
 
-    Two passes: BOOLEAN_ONLY first, which GX answers with one aggregate query per batch; then
-    SUMMARY (counts and up to `sample_limit` sample ids) only for what failed, since fetching
-    samples costs a scan per expectation even when nothing is wrong. Freshness needs no second
-    pass: the newest timestamp it reports was read with the rows.
+    First every check with its counts and no samples (BASIC with no partial list: GX answers with
+    one aggregate query per batch, and its sample queries get LIMIT 0). Then the samples of what
+    failed: the rows flagged by a computed column in one query of opsaudit's for all those checks
+    of the table, and for a native expectation GX's SUMMARY, which reads the batch again for each.
+    Freshness reports the newest timestamp read with the rows.
     """
+    counts = {"result_format": "BASIC", "partial_unexpected_count": 0}
     summary = {"result_format": "SUMMARY", "partial_unexpected_count": sample_limit,
                "unexpected_index_column_names": list(plan.keys)}
-    passed = _run_suites(batches, plan, engine, range(len(plan.checks)), {"result_format": "BOOLEAN_ONLY"})
-    again = [i for i, (outcome, _) in passed.items()
-             if _error_message(outcome) or (not outcome.success and plan.checks[i].sample != "none")]
-    outcomes = passed | _run_suites(batches, plan, engine, again, summary)
-    return [_grade(plan.checks[i], outcome, plan, sql, bands, sample_limit)
+    outcomes = _run_suites(batches, plan, engine, range(len(plan.checks)), counts)
+    failed = [i for i, (outcome, _) in outcomes.items() if not outcome.success and not _error_message(outcome)]
+    again = [i for i, (outcome, _) in outcomes.items()
+             if _error_message(outcome) or (i in failed and plan.checks[i].sample in ("index", "values"))]
+    outcomes |= _run_suites(batches, plan, engine, again, summary)
+    flagged = _flagged_samples(engine, plan, [i for i in failed if plan.checks[i].sample == "flagged"], sample_limit)
+    return [_grade(plan.checks[i], outcome, plan, sql, bands, sample_limit, flagged.get(i, []))
             for i, (outcome, sql) in sorted(outcomes.items())]
+
+
+def _flagged_samples(engine: Engine, plan: _TablePlan, indexes: list[int], limit: int) -> dict[int, list[str]]:
+    """Check index -> the keys of its first `limit` flagged rows in key order, for the failed
+    "flagged" checks at `indexes`: one reading of the batch for all of them."""
+    if not indexes or not plan.keys:
+        return {}
+    wide = plan.wide.subquery("wide")
+    check = numbered(len(indexes), "flagged")
+    flags = sa.or_(*(sa.and_(check.c.k == n, wide.c[plan.checks[i].flag].is_not(None))
+                     for n, i in enumerate(indexes)))
+    keys = [wide.c[key] for key in plan.keys]
+    rank = sa.func.row_number().over(partition_by=check.c.k, order_by=[byte_order(k, engine.dialect) for k in keys])
+    ranked = sa.select(check.c.k, *keys, rank.label("rank")).select_from(wide).join(check, flags).subquery()
+    query = sa.select(ranked.c.k, *(ranked.c[key] for key in plan.keys)).where(ranked.c.rank <= limit)
+    found: dict[int, list[tuple[Any, ...]]] = defaultdict(list)
+    with engine.connect() as conn:
+        for k, *values in conn.execute(query).tuples():
+            found[indexes[k]].append(tuple(values))
+    return {index: ["+".join(_text(value) for value in row) for row in sorted(rows, key=_key_order)]
+            for index, rows in found.items()}
+
+
+def _key_order(row: tuple[Any, ...]) -> tuple[tuple[bool, str], ...]:
+    return tuple((value is None, str(value)) for value in row)
 
 
 def _run_suites(batches: Batches, plan: _TablePlan, engine: Engine, indexes: Iterable[int],
@@ -222,7 +254,7 @@ def _run_suites(batches: Batches, plan: _TablePlan, engine: Engine, indexes: Ite
 
 
 def _grade(check: Check, outcome: ExpectationValidationResult, plan: _TablePlan, sql: str,
-           bands: tuple[float, float], sample_limit: int) -> CheckResult:
+           bands: tuple[float, float], sample_limit: int, flagged: list[str]) -> CheckResult:
     rows = plan.rows
     expectation = _expectation(outcome)
     error = _error_message(outcome)
@@ -240,7 +272,9 @@ def _grade(check: Check, outcome: ExpectationValidationResult, plan: _TablePlan,
         check, Outcome.FAILED, dq_severity(share, bands), observed=share, population=rows,
         facts={"unexpected_count": unexpected, "population": rows, "share": share, **check.facts},
         evidence={"expectation": expectation, "unexpected_count": unexpected, "unexpected_share": share,
-                  "sample_ids": _sample_ids(check, outcome.result, plan.keys)[:sample_limit], "query": sql})
+                  "sample_ids": (flagged if check.sample == "flagged"
+                                 else _sample_ids(check, outcome.result, plan.keys)[:sample_limit]),
+                  "query": sql})
 
 
 def _grade_freshness(check: Check, outcome: ExpectationValidationResult, rows: int, sql: str,

@@ -44,8 +44,10 @@ PERIOD_COLUMNS: dict[str, str] = {
 }
 
 # How a failed expectation names its sample rows: by the key columns of the unexpected rows
-# (GX's unexpected_index_list), by the duplicated key values, or not at all (a table statistic).
-SampleKind = Literal["index", "values", "none"]
+# (GX's unexpected_index_list), by the key columns of the rows where its computed column holds
+# the offending value (read by opsaudit, for every such check of a table at once), by the
+# duplicated key values, or not at all (a table statistic).
+SampleKind = Literal["index", "flagged", "values", "none"]
 
 
 @dataclass(frozen=True)
@@ -66,6 +68,11 @@ class Check:
     @property
     def entity_id(self) -> str:
         return f"{self.table}.{'+'.join(self.columns) or '*'}"
+
+    @property
+    def flag(self) -> str:
+        """The computed column a "flagged" check expects to be null."""
+        return str(self.expectation.column)
 
 
 def present_columns(source: Source, name: str) -> tuple[str, ...] | None:
@@ -264,7 +271,8 @@ def widen(table: str, have: set[str], batch: Select, references: Mapping[str, Fr
                  facts: dict[str, Any]) -> None:
         value = sa.cast(rows.c[column], sa.String) if rule_id == "dq.type" else rows.c[column]
         columns.append(sa.case((offending, value)).label(label))
-        checks.append(Check(rule_id, table, (column,), gxe.ExpectColumnValuesToBeNull(column=label), "index", facts))
+        checks.append(Check(rule_id, table, (column,), gxe.ExpectColumnValuesToBeNull(column=label), "flagged",
+                            facts))
 
     contract = metadata.tables[table].columns
     if types:
@@ -297,7 +305,7 @@ def widen(table: str, have: set[str], batch: Select, references: Mapping[str, Fr
         columns.append(sa.case((sa.and_(rows.c[column].is_not(None), known.c[target_column].is_(None)),
                                 rows.c[column])).label(label))
         checks.append(Check("dq.reference", table, (column,), gxe.ExpectColumnValuesToBeNull(column=label),
-                            "index", {"references": f"{target}.{target_column}"}))
+                            "flagged", {"references": f"{target}.{target_column}"}))
     fresh = FRESHNESS_COLUMNS.get(table)
     if freshness and fresh in have:
         columns.append(readable_timestamp(rows.c[fresh], dialect).label(f"dq_fresh_{fresh}"))

@@ -205,6 +205,41 @@ def test_severity_follows_the_share_of_rows_on_both_sides_of_each_band(engine) -
     assert len(kind.evidence["sample_ids"]) == 20 and kind.facts["unexpected_count"] == 25
 
 
+def test_rows_flagged_by_several_checks_are_sampled_in_one_reading_each_check_its_own(engine) -> None:
+    """Tickets resolved in the future, closed before they opened, or of an unknown department:
+    each check counts all of its rows and names its first 20 in key order, and one query reads
+    the batch for the samples of all three."""
+    rows = []
+    for n in range(120):
+        overrides: dict[str, Any] = {}
+        if n % 2 == 0:
+            overrides["resolved_at"] = NOW + timedelta(days=3)
+        if n % 3 == 0:
+            overrides["closed_at"] = datetime(2025, 12, 31, 8)
+        if n % 5 == 0:
+            overrides["department_id"] = "DX"
+        rows.append(ticket(n, **overrides))
+    source = load(engine, rows)
+    executed: list[str] = []
+
+    def record(conn: Any, cursor: Any, statement: str, *args: Any) -> None:
+        executed.append(statement)
+
+    sa.event.listen(sa.Engine, "after_cursor_execute", record)
+    try:
+        found = failed(run_data_quality(source, ["tickets"], JANUARY, now=NOW))
+    finally:
+        sa.event.remove(sa.Engine, "after_cursor_execute", record)
+
+    expected = {("dq.range", "tickets.resolved_at"): [n for n in range(120) if n % 2 == 0],
+                ("dq.time_order", "tickets.closed_at"): [n for n in range(120) if n % 3 == 0],
+                ("dq.reference", "tickets.department_id"): [n for n in range(120) if n % 5 == 0]}
+    for key, offending in expected.items():
+        assert found[key].facts["unexpected_count"] == len(offending), key
+        assert found[key].evidence["sample_ids"] == [f"T{n:04d}" for n in offending[:20]], key
+    assert len([statement for statement in executed if "row_number()" in statement]) == 1
+
+
 @pytest.mark.parametrize(("share", "severity"), [
     (0.0099, Severity.GENERAL), (0.01, Severity.IMPORTANT), (0.0999, Severity.IMPORTANT), (0.10, Severity.MAJOR)])
 def test_dq_severity_bands(share: float, severity: Severity) -> None:
