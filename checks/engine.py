@@ -24,7 +24,7 @@ from opsaudit.checks.metrics import Aggregate, MetricContext, Records, load_buil
 from opsaudit.checks.results import PLAIN_TYPES, CheckResult, Outcome, ResultSet, Severity
 from opsaudit.checks.scope import EVERYTHING, Scope
 from opsaudit.checks.spec import Rule
-from opsaudit.checks.sqlfuncs import byte_order, compile_sql, numbered
+from opsaudit.checks.sqlfuncs import byte_order, compile_sql, offended
 from opsaudit.errors import SourceError
 from opsaudit.periods import Period
 from opsaudit.source import Source
@@ -519,30 +519,27 @@ def _ranked_samples(conn: Connection, members: Sequence[_Member]) -> list[dict[t
 
 
 def _ranking_query(members: Sequence[_Member], dialect: sa.Dialect) -> tuple[sa.Select, list[tuple[int, Any]]]:
-    """One reading of the members' relation: each record paired with the rules it offends (a
-    join with one row per rule) and ranked per rule, agent and department, up to SAMPLE_LIMIT;
-    and the sample columns shown, by member index.
-
-    The database evaluates each rule's condition once per record, in the one scan, and sorts only
-    the offending records it keeps."""
+    """One reading of the members' relation: each record paired with the rules it offends (see
+    sqlfuncs.offended) and ranked per rule, agent and department, up to SAMPLE_LIMIT; and the
+    sample columns shown, by member index. The database sorts only the offending records."""
     first = members[0].agg
-    rule = numbered(len(members), "rule")
+    rule, k, met = offended([sa.and_(m.agg.offending, _chosen(m), _thinned(m.agg, m.fewest, dialect))
+                             for m in members], dialect, "rule")
     types = sorted({t for member in members for t in member.types})
 
     def per_rule(t: str, binary: bool) -> Any:
         """Rule k's key of entity type t, or null where rule k does not judge that type."""
-        return sa.case(*((rule.c.k == i, byte_order(m.agg.entities[t], dialect) if binary else m.agg.entities[t])
+        return sa.case(*((k == i, byte_order(m.agg.entities[t], dialect) if binary else m.agg.entities[t])
                          for i, m in enumerate(members) if t in m.types), else_=sa.null())
 
-    offends = sa.or_(*(sa.and_(rule.c.k == i, m.agg.offending, _chosen(m), _thinned(m.agg, m.fewest, dialect))
-                       for i, m in enumerate(members)))
     shown = [(i, column) for i, m in enumerate(members) for column in m.agg.samples]
-    ranked = (sa.select(rule.c.k.label("rule_k"), *(per_rule(t, False).label(f"entity_{t}") for t in types),
+    ranked = (sa.select(k.label("rule_k"), *(per_rule(t, False).label(f"entity_{t}") for t in types),
                         first.record_id.label("sample_id"),
-                        *(column.label(f"s{i}_{column.key}") for i, column in shown),
-                        sa.func.row_number().over(partition_by=[rule.c.k, *(per_rule(t, True) for t in types)],
+                        # Only rule k's own columns: the others' would be sent and parsed for nothing.
+                        *(sa.case((k == i, column)).label(f"s{i}_{column.key}") for i, column in shown),
+                        sa.func.row_number().over(partition_by=[k, *(per_rule(t, True) for t in types)],
                                                   order_by=byte_order(first.record_id, dialect)).label("rank"))
-              .select_from(first.from_).join(rule, offends).where(first.window).subquery())
+              .select_from(first.from_).join(rule, met).where(first.window).subquery())
     return sa.select(*(c for c in ranked.c if c.name != "rank")).where(ranked.c.rank <= SAMPLE_LIMIT), shown
 
 

@@ -40,7 +40,7 @@ from opsaudit.checks.quality_suites import (
     to_sql,
 )
 from opsaudit.checks.results import CheckResult, Outcome, Severity
-from opsaudit.checks.sqlfuncs import byte_order, numbered
+from opsaudit.checks.sqlfuncs import byte_order, offended
 from opsaudit.contract import FRESHNESS_COLUMNS, PRIMARY_KEYS, REFERENCES, metadata
 from opsaudit.errors import SourceError
 from opsaudit.periods import Period
@@ -210,12 +210,10 @@ def _flagged_samples(engine: Engine, plan: _TablePlan, indexes: list[int], limit
     if not indexes or not plan.keys:
         return {}
     wide = plan.wide.subquery("wide")
-    check = numbered(len(indexes), "flagged")
-    flags = sa.or_(*(sa.and_(check.c.k == n, wide.c[plan.checks[i].flag].is_not(None))
-                     for n, i in enumerate(indexes)))
+    check, k, met = offended([wide.c[plan.checks[i].flag].is_not(None) for i in indexes], engine.dialect, "flagged")
     keys = [wide.c[key] for key in plan.keys]
-    rank = sa.func.row_number().over(partition_by=check.c.k, order_by=[byte_order(k, engine.dialect) for k in keys])
-    ranked = sa.select(check.c.k, *keys, rank.label("rank")).select_from(wide).join(check, flags).subquery()
+    rank = sa.func.row_number().over(partition_by=k, order_by=[byte_order(key, engine.dialect) for key in keys])
+    ranked = sa.select(k.label("k"), *keys, rank.label("rank")).select_from(wide).join(check, met).subquery()
     query = sa.select(ranked.c.k, *(ranked.c[key] for key in plan.keys)).where(ranked.c.rank <= limit)
     found: dict[int, list[tuple[Any, ...]]] = defaultdict(list)
     with engine.connect() as conn:

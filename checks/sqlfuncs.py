@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any
 
 import sqlalchemy as sa
+from sqlalchemy.dialects import postgresql
 from sqlalchemy.ext.compiler import compiles
+from sqlalchemy.sql import FromClause
 from sqlalchemy.sql.expression import ColumnElement, FunctionElement
 
 
@@ -114,7 +117,25 @@ def byte_order(column: Any, dialect: sa.Dialect) -> Any:
     return column
 
 
-def numbered(count: int, name: str) -> sa.Subquery:
-    """A relation of `count` rows, column k = 0 .. count - 1: joined to a table on "the record
-    offends check k", it pairs each record with the checks it fails, in one scan for all of them."""
-    return sa.union_all(*(sa.select(sa.literal(i, sa.Integer).label("k")) for i in range(count))).subquery(name)
+def offended(conditions: Sequence[ColumnElement[bool]], dialect: sa.Dialect,
+             name: str) -> tuple[FromClause, ColumnElement[int], ColumnElement[bool]]:
+    """What pairs each record with the conditions it meets, joined to the record's table: the
+    relation of their numbers (0 .. n-1), its number column, and the join's ON clause.
+
+    On PostgreSQL and SQLite a table function of the record itself (unnest of an array, json_each
+    of a JSON array) with one row per condition met: one scan evaluates every condition once per
+    record, whatever the planner estimates. Elsewhere the numbers as rows, joined on "condition k
+    holds"."""
+    numbers = [sa.case((condition, i)) for i, condition in enumerate(conditions)]
+    # Met by any: the database filters the records in the scan, and calls the function only for those.
+    any_met = sa.or_(*conditions)
+    if dialect.name == "postgresql":
+        met = sa.func.unnest(postgresql.array(numbers, type_=sa.Integer)).table_valued("k").render_derived()
+        met = met.alias(name)
+        return met, met.c.k, sa.and_(any_met, met.c.k.is_not(None))
+    if dialect.name == "sqlite":
+        met = sa.func.json_each(sa.func.json_array(*numbers)).table_valued("value").alias(name)
+        return met, met.c.value, sa.and_(any_met, met.c.value.is_not(None))
+    rows = sa.union_all(*(sa.select(sa.literal(i, sa.Integer).label("k")) for i in range(len(conditions))))
+    listed = rows.subquery(name)
+    return listed, listed.c.k, sa.or_(*(sa.and_(listed.c.k == i, c) for i, c in enumerate(conditions)))
