@@ -438,8 +438,7 @@ def collect_samples(source: Source, computation: Computation, results: ResultSet
         for key, entities in wanted.items():
             if set(entities) == {COMPANY}:
                 # The company alone: ORDER BY ... LIMIT, which PostgreSQL answers with a top-N heap.
-                found = _company_samples(conn, measured[key])
-                samples[(key[0], COMPANY, COMPANY)] = found
+                samples[(key[0], COMPANY, COMPANY)] = _company_samples(conn, measured[key])
             else:
                 readings[_reading(measured[key], conn.dialect)].append(key)
         for keys in readings.values():

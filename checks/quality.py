@@ -116,7 +116,7 @@ def _prepare(source: Source, name: str, period: Period, now: datetime, rules: Da
         raise SourceError(f"database: {source.physical_name(name)}: cannot be read: {_first_line(exc)}") from None
     if rows == 0:
         # A quarter without plan adjustments is normal; a feed that stopped, or an empty table, is not.
-        if name in FRESHNESS_COLUMNS or _count(source.engine, sa.select(source.table(name))) == 0:
+        if name in FRESHNESS_COLUMNS or _count_and_newest(source.engine, sa.select(source.table(name)))[0] == 0:
             return [*findings, _table_finding(name, "no_rows", {"query": sql}, population=0)], None
         return findings, None
     references, unresolvable = _referenced_tables(source, name, columns, columns_of)
@@ -166,12 +166,8 @@ def _referenced_tables(source: Source, name: str, columns: tuple[str, ...],
     return references, unresolvable
 
 
-def _count(engine: Engine, statement: sa.Select) -> int:
-    with engine.connect() as conn:
-        return int(conn.execute(sa.select(sa.func.count()).select_from(statement.subquery())).scalar_one())
-
-
-def _count_and_newest(engine: Engine, statement: sa.Select, fresh: str | None, dialect: str) -> tuple[int, Any]:
+def _count_and_newest(engine: Engine, statement: sa.Select, fresh: str | None = None,
+                      dialect: str = "") -> tuple[int, Any]:
     """The rows in scope and, when `fresh` is given, that column's newest readable timestamp, in
     one pass: Great Expectations then answers freshness in its first pass, without a second read."""
     rows = statement.subquery()

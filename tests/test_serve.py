@@ -276,7 +276,8 @@ def test_serve_runs_the_calendar_on_its_own_server_and_stops_cleanly(tmp_path):
         assert [pid for pid in started if b"uvicorn" in command_line(pid)], "serve started no Prefect server"
         # The audit's next write waits for the store meanwhile, so that it cannot finish first on a busy machine.
         # Ctrl-C only once it waits there: a SIGTERM that Python handles inside a weakref callback, as
-        # importing Great Expectations runs thousands of, is printed as ignored and lost.
+        # importing Great Expectations runs thousands of, is printed as ignored, and the audit would
+        # stop only at its next step (stop_if_told), after the write this test holds.
         with writes_held(tmp_path / "ops.db"):
             time.sleep(15)
             process.send_signal(signal.SIGINT)   # Ctrl-C, as a person stops serve

@@ -152,7 +152,7 @@ def _jsonable(value: Any) -> Any:
         return [_jsonable(v) for v in value]
     if isinstance(value, datetime):
         return value.isoformat()
-    if isinstance(value, (str, int, float, bool)) or value is None:
+    if isinstance(value, (str, int, float, bool)):  # enums and other subclasses of the plain types
         return value
     if hasattr(value, "__float__"):
         return float(value)
