@@ -30,7 +30,7 @@ from sqlalchemy.engine import Engine
 from sqlalchemy.sql import FromClause
 
 from opsaudit.checks.quality_config import DataQualityRules, load_rules
-from opsaudit.checks.quality_gx import Batches, gx_batches
+from opsaudit.checks.quality_gx import Batches, gx_batches, import_great_expectations
 from opsaudit.checks.quality_suites import (
     Check,
     batch_select,
@@ -226,7 +226,7 @@ def _key_order(row: tuple[Any, ...]) -> tuple[tuple[bool, str], ...]:
 def _run_suites(batches: Batches, plan: _TablePlan, engine: Engine, indexes: Iterable[int],
                 result_format: dict[str, Any]) -> dict[int, tuple[ExpectationValidationResult, str]]:
     """Validate the checks at `indexes`, one suite per query asset; outcome and batch SQL per check."""
-    import great_expectations as gx
+    gx = import_great_expectations()
 
     found: dict[int, tuple[ExpectationValidationResult, str]] = {}
     assets: dict[str, list[int]] = {plan.sql: []}

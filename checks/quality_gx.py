@@ -1,12 +1,15 @@
 """Great Expectations plumbing for the dq.* rules: one ephemeral context and SQL datasource per
 run, a query asset per batch, and no progress bars.
 
-Great Expectations is imported inside the functions: it takes seconds to import.
+Great Expectations is imported inside the functions, through `import_great_expectations`: it
+takes seconds to import.
 """
 
 from __future__ import annotations
 
+import importlib.util
 import logging
+import sys
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -47,11 +50,8 @@ class Batches:
 @contextmanager
 def gx_batches(engine: Engine) -> Iterator[Batches]:
     """A GX SQL datasource on the engine's database, in an ephemeral context without progress bars."""
-    _quiet_gx_logging()
-    import great_expectations as gx
+    gx = import_great_expectations()
     from great_expectations.data_context.types.base import ProgressBarsConfig
-
-    _quiet_gx_logging()  # again: importing GX pinned one of its loggers to INFO
 
     context = gx.get_context(mode="ephemeral")
     # tqdm bars would go to the terminal of every CLI run.
@@ -93,10 +93,66 @@ def _narrow(bare_queries: set[str]) -> Callable[..., tuple[str, Any]]:
 
 def gx_expectations() -> ModuleType:
     """great_expectations.expectations, imported on first use with GX's INFO chatter muted."""
-    _quiet_gx_logging()
+    import_great_expectations()
     import great_expectations.expectations as gxe
 
     return gxe
+
+
+# Imported by GX at module level for one expectation (KL divergence) and two KS-test metrics,
+# none of which opsaudit's suites use: 85 MB and half a second of every audit.
+DEFERRED_MODULES = ("scipy.stats", "altair")
+
+
+def import_great_expectations() -> ModuleType:
+    """great_expectations, with its INFO chatter muted and DEFERRED_MODULES loaded only when a
+    suite first uses them. Every import of GX in opsaudit goes through here."""
+    _quiet_gx_logging()
+    if "great_expectations" not in sys.modules:
+        for name in DEFERRED_MODULES:
+            _defer(name)
+    import great_expectations
+
+    _quiet_gx_logging()  # again: importing GX pinned one of its loggers to INFO
+    return great_expectations
+
+
+class _DeferredModule(ModuleType):
+    """Stands in for a module in sys.modules until one of its attributes is first read; then the
+    real module is imported and takes its place, and every read is passed on to it."""
+
+    def __getattr__(self, attribute: str) -> Any:
+        loaded = self.__dict__.get("_loaded")
+        if loaded is None:
+            loaded = self._load()
+        return getattr(loaded, attribute)
+
+    def _load(self) -> ModuleType:
+        parent, _, child = self.__name__.rpartition(".")
+        if sys.modules.get(self.__name__) is self:
+            del sys.modules[self.__name__]
+        # The real module's own imports must find it, not this stand-in, through its parent.
+        if parent and getattr(sys.modules[parent], child, None) is self:
+            delattr(sys.modules[parent], child)
+        loaded = importlib.import_module(self.__name__)
+        self.__dict__["_loaded"] = loaded
+        return loaded
+
+
+def _defer(name: str) -> None:
+    """Put a stand-in for `name` in sys.modules, unless it is imported already or not installed."""
+    if name in sys.modules:
+        return
+    parent, _, child = name.rpartition(".")
+    try:
+        if importlib.util.find_spec(name) is None:
+            return
+    except ModuleNotFoundError:
+        return
+    stand_in = _DeferredModule(name)
+    sys.modules[name] = stand_in
+    if parent:
+        setattr(sys.modules[parent], child, stand_in)
 
 
 def _quiet_gx_logging() -> None:

@@ -121,7 +121,9 @@ def local_server(*, port: int | None = None, full: bool = False, timeout: float 
 
 
 def _import_great_expectations() -> None:
-    import great_expectations  # noqa: F401 - only to have it imported
+    from opsaudit.checks.quality_gx import import_great_expectations
+
+    import_great_expectations()
 
 
 @contextmanager

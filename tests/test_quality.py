@@ -385,3 +385,39 @@ def test_undated_and_unreadable_timestamps_are_findings_in_every_audit_of_the_ta
     # Another period's audit of the same table sees the undated rows too, until they are fixed.
     february = run_data_quality(source, ["tickets"], month(2026, 2), now=datetime(2026, 3, 1))
     assert failed(february)[("dq.not_null", "tickets.opened_at")].evidence["unexpected_count"] == 300
+
+
+DEFERRED_CHECK = """
+import sys
+from datetime import datetime
+
+import sqlalchemy as sa
+
+from opsaudit.checks.quality import run_data_quality
+from opsaudit.periods import month
+from tests.test_quality import load, ticket
+
+engine = sa.create_engine(f"sqlite:///{sys.argv[1]}")
+source = load(engine, [ticket(n) for n in range(5)] + [ticket(5, satisfaction=9)])
+results = run_data_quality(source, ["tickets"], month(2026, 1), now=datetime(2026, 2, 1))
+assert any(r.rule_id == "dq.range" and r.outcome.value == "failed" for r in results)
+print(sorted(m for m in sys.modules if m.startswith(("scipy.stats.", "altair.")))[:3])
+from scipy import stats
+print(round(float(stats.entropy([0.5, 0.5], [0.9, 0.1])), 4))
+import altair
+print(altair.Chart.__name__, type(sys.modules["scipy.stats"]).__name__)
+"""
+
+
+def test_great_expectations_runs_without_scipy_stats_and_altair_which_load_when_first_used(tmp_path) -> None:
+    """GX imports both at module level for checks opsaudit never runs (quality_gx.DEFERRED_MODULES):
+    85 MB of every audit. A clean interpreter validates a table without loading them, and a
+    suite that did use them would still get them."""
+    import subprocess
+    import sys
+
+    root = Path(__file__).parents[1]
+    done = subprocess.run([sys.executable, "-c", DEFERRED_CHECK, str(tmp_path / "company.db")], cwd=root,
+                          capture_output=True, text=True, check=False)
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert done.stdout.split("\n")[:3] == ["[]", "0.5108", "Chart module"], done.stdout
