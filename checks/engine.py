@@ -21,7 +21,7 @@ from sqlalchemy.exc import SQLAlchemyError
 
 from opsaudit.checks.grading import grade
 from opsaudit.checks.metrics import Aggregate, MetricContext, Records, load_builtin_metrics
-from opsaudit.checks.results import PLAIN_TYPES, CheckResult, Outcome, ResultSet, Severity
+from opsaudit.checks.results import PLAIN_TYPES, CheckResult, Outcome, ResultSet, Samples, Severity
 from opsaudit.checks.scope import EVERYTHING, Scope
 from opsaudit.checks.spec import Rule
 from opsaudit.checks.sqlfuncs import byte_order, compile_sql, offended
@@ -433,7 +433,7 @@ def collect_samples(source: Source, computation: Computation, results: ResultSet
         if not wanted:
             return results
         _analytic_session(conn)
-        samples: dict[tuple[str, str, str], list[dict[str, Any]]] = {}
+        samples: dict[tuple[str, str, str], Samples] = {}
         readings: dict[tuple[str, ...], list[tuple[str, str]]] = defaultdict(list)
         for key, entities in wanted.items():
             if set(entities) == {COMPANY}:
@@ -481,17 +481,17 @@ def _thinned(agg: Aggregate, fewest: int, dialect: sa.Dialect) -> Any:
     return bucket == 0
 
 
-def _company_samples(conn: Connection, agg: Aggregate) -> list[dict[str, Any]]:
+def _company_samples(conn: Connection, agg: Aggregate) -> Samples:
     """The company's first offending records (id order), with the rule's sample columns."""
     query = (sa.select(agg.record_id.label("sample_id"), *agg.samples).select_from(agg.from_)
              .where(agg.window, agg.offending).order_by(byte_order(agg.record_id, conn.dialect)).limit(SAMPLE_LIMIT))
     rows = _execute(conn, query, agg.tables)
-    names = list(rows.keys())
-    return sorted(({name: plain(value) for name, value in zip(names, row, strict=True)} for row in rows.tuples()),
-                  key=lambda values: str(values["sample_id"]))
+    columns = tuple(rows.keys())
+    return Samples(columns, tuple(sorted((tuple(plain(value) for value in row) for row in rows.tuples()),
+                                         key=_text_id)))
 
 
-def _ranked_samples(conn: Connection, members: Sequence[_Member]) -> list[dict[tuple[str, str], list[dict[str, Any]]]]:
+def _ranked_samples(conn: Connection, members: Sequence[_Member]) -> list[dict[tuple[str, str], Samples]]:
     """For each member rule, (entity type, entity id) -> its first offending records (id order),
     with the rule's sample columns; the company's id is COMPANY."""
     query, shown = _ranking_query(members, conn.dialect)
@@ -499,22 +499,28 @@ def _ranked_samples(conn: Connection, members: Sequence[_Member]) -> list[dict[t
     at = {name: i for i, name in enumerate(rows.keys())}
     rule_at, record_at = at["rule_k"], at["sample_id"]
     layouts = [([(t, at[f"entity_{t}"], m.wanted[t]) for t in m.types],
-                [(column.key, at[f"s{i}_{column.key}"]) for j, column in shown if j == i],
+                [at[f"s{i}_{column.key}"] for j, column in shown if j == i],
                 COMPANY in m.wanted) for i, m in enumerate(members)]
-    found: list[dict[tuple[str, str], list[tuple[Any, dict[str, Any]]]]] = [defaultdict(list) for _ in members]
+    columns = [("sample_id", *(column.key for j, column in shown if j == i)) for i in range(len(members))]
+    found: list[dict[tuple[str, str], list[tuple[Any, tuple[Any, ...]]]]] = [defaultdict(list) for _ in members]
     for row in rows.tuples():
         k = row[rule_at]
         entities, values, company = layouts[k]
-        record = (row[record_at], {"sample_id": plain(row[record_at]), **{name: plain(row[i]) for name, i in values}})
+        # One tuple per record, shared by its agent's, department's and the company's samples.
+        record = (row[record_at], (plain(row[record_at]), *(plain(row[i]) for i in values)))
         for t, i, ids in entities:
             if str(row[i]) in ids:
                 found[k][(t, str(row[i]))].append(record)
         if company:
             found[k][(COMPANY, COMPANY)].append(record)
-    # The first 20 in the database's order, listed as text like every other id.
-    return [{owner: sorted((values for _, values in sorted(records, key=_id_order)[:SAMPLE_LIMIT]),
-                           key=lambda values: str(values["sample_id"]))
-             for owner, records in by_owner.items()} for by_owner in found]
+    return [{owner: _first(columns[k], records) for owner, records in by_owner.items()}
+            for k, by_owner in enumerate(found)]
+
+
+def _first(columns: tuple[str, ...], records: list[tuple[Any, tuple[Any, ...]]]) -> Samples:
+    """The first SAMPLE_LIMIT records in the database's order, listed by their ids as text."""
+    first = sorted(records, key=_id_order)[:SAMPLE_LIMIT]
+    return Samples(columns, tuple(sorted((values for _, values in first), key=_text_id)))
 
 
 def _ranking_query(members: Sequence[_Member], dialect: sa.Dialect) -> tuple[sa.Select, list[tuple[int, Any]]]:
@@ -549,12 +555,15 @@ def _chosen(member: _Member) -> Any:
     return sa.or_(*(member.agg.entities[t].in_(sorted(member.wanted[t])) for t in member.types))
 
 
-def _id_order(row: tuple[Any, dict[str, Any]]) -> tuple[bool, Any]:
+def _id_order(row: tuple[Any, tuple[Any, ...]]) -> tuple[bool, Any]:
     return row[0] is None, row[0]
 
 
-def _with_samples(result: CheckResult, rows: list[dict[str, Any]] | None) -> CheckResult:
-    if not rows:
+def _text_id(values: tuple[Any, ...]) -> str:
+    return str(values[0])
+
+
+def _with_samples(result: CheckResult, samples: Samples | None) -> CheckResult:
+    if samples is None or not samples.rows:
         return result
-    ids = [str(row["sample_id"]) for row in rows]
-    return replace(result, evidence={**result.evidence, "sample_ids": ids, "samples": rows})
+    return replace(result, evidence={**result.evidence, "sample_ids": samples.ids, "samples": samples})

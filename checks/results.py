@@ -5,12 +5,14 @@ from __future__ import annotations
 
 from collections import Counter
 from collections.abc import Iterable, Iterator, Sequence
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Any, overload
 
 # Values JSON takes as they are; facts and evidence hold thousands of them per run.
 PLAIN_TYPES = frozenset({str, int, float, bool})
+# Evidence that lives with the finding, for the auditor: the records and the SQL to rerun.
+FINDING_ONLY = ("samples", "query", "records_query")
 
 
 class Outcome(StrEnum):
@@ -36,6 +38,26 @@ class Severity(StrEnum):
 
 _ORDER = (Severity.GENERAL, Severity.IMPORTANT, Severity.MAJOR)
 _RANK = {severity: index for index, severity in enumerate(_ORDER)}
+
+
+@dataclass(frozen=True, slots=True)
+class Samples:
+    """A finding's labelled offending records as one small table: the rule's column names and a
+    row of plain values per record, the record's id first.
+
+    An audit of 2,000 agents holds thousands of findings with 20 records each; a dict per record
+    would cost several times the memory, so records() makes them only when the evidence is written.
+    """
+
+    columns: tuple[str, ...]
+    rows: tuple[tuple[Any, ...], ...]
+
+    @property
+    def ids(self) -> list[str]:
+        return [str(row[0]) for row in self.rows]
+
+    def records(self) -> list[dict[str, Any]]:
+        return [dict(zip(self.columns, row, strict=True)) for row in self.rows]
 
 
 @dataclass(frozen=True)
@@ -94,11 +116,16 @@ class ResultSet(Sequence[CheckResult]):
     def __add__(self, other: Iterable[CheckResult]) -> ResultSet:
         return ResultSet((*self._items, *other))
 
-    def recorded(self) -> ResultSet:
-        """The results once their findings hold the evidence: without the labelled sample
-        records (thousands of rows in an audit of 2,000 agents), with their ids and figures."""
-        return ResultSet(replace(r, evidence={k: v for k, v in r.evidence.items() if k != "samples"})
-                         if "samples" in r.evidence else r for r in self._items)
+    def release_evidence(self) -> None:
+        """Once their findings are recorded, drop what only the findings keep (FINDING_ONLY:
+        thousands of labelled records and queries in an audit of 2,000 agents); ids and figures stay.
+
+        Prefect keeps every task's inputs and result until the flow ends, so a smaller copy would
+        free nothing: the evidence is dropped from the results themselves, wherever they are held.
+        """
+        for result in self._items:
+            for key in FINDING_ONLY:
+                result.evidence.pop(key, None)
 
     def __repr__(self) -> str:
         outcomes = Counter(result.outcome.value for result in self._items)

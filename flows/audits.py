@@ -3,7 +3,9 @@ it knows what it covers (`run_audit`, shared with the special audit and spot che
 
 from __future__ import annotations
 
+import ctypes
 import signal
+from contextlib import suppress
 from datetime import datetime
 from typing import Any
 
@@ -44,9 +46,9 @@ def run_audit(context: AuditContext) -> dict[str, Any]:
         all_results = dq_results + results
         stop_if_told()
         counts = steps.record_findings(context, run, all_results, available)
-        # The labelled samples now live with the findings; the steps after need ids and figures.
-        all_results = all_results.recorded()
-        del results
+        # The records and queries now live with the findings; the steps after need ids and figures.
+        all_results.release_evidence()
+        return_freed_memory()
         # Seed 000 §6.2: a major problem reaches the managers at once, never after the review.
         alerts = alert_major_problems(context, run)
         sample = draw_quality_sample(context, run) if context.draws_quality_sample else None
@@ -90,6 +92,13 @@ def stop_if_told() -> None:
 
     if control_listener.get_intent() is not None:
         raise TerminationSignal(signal=signal.SIGTERM)
+
+
+def return_freed_memory() -> None:
+    """Hand the heap the evidence step freed back to the system before the report lays out its
+    pages: glibc keeps it otherwise, and the report's peak would stack on top (2,000 agents: 30 MB)."""
+    with suppress(AttributeError, OSError):  # not glibc: nothing to hand back this way
+        ctypes.CDLL(None).malloc_trim(0)
 
 
 # Readable run names and area tags on the dashboard, for runs started any way.

@@ -204,3 +204,52 @@ def test_the_evidence_of_every_rule_on_the_tickets_is_one_reading_and_each_rule_
         apart |= samples((rule,))
     assert together == apart
     assert all(ids for ids in together.values())
+
+
+def test_samples_are_stored_as_labelled_records_and_released_from_every_holder_once_recorded(db_url, engine,
+                                                                                            monkeypatch):
+    """The engine keeps each finding's records as one small table (Samples); the store writes them
+    as one object per record. Once recorded they leave the results themselves, so that the copy
+    Prefect keeps of a task's result lets them go too; the ids and figures stay."""
+    from opsaudit.audit import build_context
+    from opsaudit.checks import engine as audit_engine
+    from opsaudit.checks.results import FINDING_ONLY
+    from opsaudit.periods import parse_period
+    from opsaudit.settings import load_settings
+    from opsaudit.store import findings as findings_store
+    from opsaudit.store import runs
+
+    fresh_company(engine)
+    contact_centre(engine, 3)
+    monkeypatch.setenv("OPSAUDIT_DATABASE_URL", db_url)
+    settings = load_settings()
+    context = build_context(settings, "cs-monthly", period="2026-10", now=datetime(2026, 11, 2, 9))
+    rules = tuple(rule for rule in context.rules if rule.rule_id == "cs.satisfaction_rate")
+    computation = audit_engine.compute(context.source, rules, context.period, now=context.now,
+                                       available={"tickets", "departments"})
+    kept = audit_engine.collect_samples(context.source, computation, audit_engine.evaluate(computation))
+    together = ResultSet(()) + kept   # the flow's results, as Prefect keeps the task's own
+    found_at = datetime(2026, 11, 2, 9, tzinfo=settings.tz)
+    with context.store.begin() as conn:
+        run = runs.start_run(conn, audit="cs-monthly", kind="periodic", period=parse_period("2026-10"),
+                             parameters={}, config_hash="x", started_at=found_at)
+        findings_store.record_findings(conn, run, together, found_at=found_at,
+                                       deadlines=settings.load_config().thresholds.deadlines, recurrence_periods=0,
+                                       config_hash="x", zone=settings.tz)
+    together.release_evidence()
+
+    with engine.connect() as conn:
+        stored = dict(conn.execute(sa.select(findings.c.entity_id, findings.c.evidence)
+                                   .where(findings.c.entity_type == "agent")).all())
+    assert sorted(stored) == ["A000", "A001", "A002"]
+    for agent, evidence in stored.items():
+        records = evidence["samples"]
+        assert [record["sample_id"] for record in records] == evidence["sample_ids"]
+        assert [record["sample_id"] for record in records] == [f"T{agent[1:]}-{n:02d}" for n in range(10)]
+        assert all(record == {"sample_id": record["sample_id"], "agent_id": agent, "satisfaction": 2}
+                   for record in records), records
+        assert evidence["query"] and evidence["records_query"]
+    failed = [result for result in kept if result.is_problem and result.entity_type == "agent"]
+    assert len(failed) == 3
+    assert all(not set(FINDING_ONLY) & set(result.evidence) and len(result.evidence["sample_ids"]) == 10
+               for result in failed)

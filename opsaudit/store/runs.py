@@ -14,7 +14,7 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
-from opsaudit.checks.results import PLAIN_TYPES, CheckResult
+from opsaudit.checks.results import FINDING_ONLY, PLAIN_TYPES, CheckResult, Samples
 from opsaudit.errors import OpsauditError
 from opsaudit.periods import Period
 from opsaudit.store.schema import audit_runs, check_results
@@ -114,7 +114,7 @@ def set_run_seed(conn: Connection, run_id: str, seed: int, parameters: dict[str,
 
 
 # The evidence a finding keeps for the auditor; a result of the run needs only its figures.
-_FINDING_EVIDENCE = ("query", "records_query", "samples", "sample_ids", "facts")
+_FINDING_EVIDENCE = (*FINDING_ONLY, "sample_ids", "facts")
 
 
 def save_results(conn: Connection, run_id: str, results: Sequence[CheckResult]) -> int:
@@ -148,6 +148,8 @@ def _jsonable(value: Any) -> Any:
         return value
     if isinstance(value, dict):
         return {str(k): _jsonable(v) for k, v in value.items()}
+    if isinstance(value, Samples):
+        return value.records()  # its values are plain already
     if isinstance(value, (list, tuple, set)):
         return [_jsonable(v) for v in value]
     if isinstance(value, datetime):
