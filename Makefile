@@ -17,12 +17,14 @@ $(VENV)/.installed: pyproject.toml
 	$(BIN)/python -m pip install --quiet -e '.[dev]'
 	touch $@
 
-# The report PDF writes Chinese in a CJK font: Noto CJK when the machine has none. WeasyPrint
-# subsets it with HarfBuzz when libharfbuzz-subset is there; its fallback, fontTools, takes
-# about 14 s per report on Noto's CJK outlines instead of under one.
-fonts:
-	@fc-list :lang=zh | grep -q . || $(APT_INSTALL) fonts-noto-cjk
+# The report PDF writes Chinese in Noto Sans CJK SC, installed when missing. WeasyPrint subsets
+# it with HarfBuzz when libharfbuzz-subset is there; its fallback, fontTools, takes about 14 s
+# per report on Noto's CJK outlines instead of under one. Then the font is cut down once to the
+# characters a report uses (reports/fonts.py): 3 MB a weight instead of 19, read by every PDF.
+fonts: setup
+	@fc-list ':family=Noto Sans CJK SC' | grep -q . || $(APT_INSTALL) fonts-noto-cjk
 	@ldconfig -p | grep -q libharfbuzz-subset || $(APT_INSTALL) libharfbuzz-subset0
+	@$(BIN)/python -m opsaudit.reports.fonts --if-missing
 
 # The report tests read the PDF's fonts and text with poppler's pdffonts and pdftotext.
 pdftools:

@@ -15,7 +15,7 @@ LEFT, RIGHT, TOP, BOTTOM = 50, 12, 18, 40
 SEVERITY_COLOURS = {"major": "#b42318", "important": "#dc8a00", "general": "#6b7a90"}
 LINE_COLOUR, TARGET_COLOUR = "#1f4e79", "#b42318"
 # The report's fonts, named again: a chart's text is set by the SVG renderer, not by the page's CSS.
-FONTS = "Noto Sans CJK SC, Noto Sans SC, WenQuanYi Micro Hei, sans-serif"
+FONTS = "Noto Sans CJK SC Subset, Noto Sans CJK SC, Noto Sans SC, WenQuanYi Micro Hei, sans-serif"
 
 
 def _svg(body: list[str], label: str, height: int = HEIGHT) -> Markup:

@@ -18,7 +18,7 @@ from markupsafe import Markup
 
 from opsaudit.errors import InputError
 from opsaudit.i18n import check_language, format_value, has_message, recommendation, text
-from opsaudit.reports import charts
+from opsaudit.reports import charts, fonts
 from opsaudit.reports.findings_workbook import COLUMNS, row_values
 from opsaudit.reports.report_data import Kpi, ReportData, load_report_data
 from opsaudit.settings import Settings
@@ -86,10 +86,15 @@ def render_html(data: ReportData, language: str, files: ReportFiles) -> str:
 
 
 def write_pdf(html: str, path: Path) -> Path:
-    """The HTML as a PDF; fonts come from fontconfig (Noto Sans CJK SC for Chinese)."""
-    from weasyprint import HTML
+    """The HTML as a PDF; Chinese is set in the cut Noto Sans CJK SC when it is built (see
+    reports.fonts), otherwise in the full font fontconfig finds."""
+    from weasyprint import CSS, HTML
+    from weasyprint.text.fonts import FontConfiguration
 
-    HTML(string=html).write_pdf(path)
+    font_config = FontConfiguration()
+    faces = fonts.face_rules()
+    stylesheets = [CSS(string=faces, font_config=font_config)] if faces else []
+    HTML(string=html).write_pdf(path, stylesheets=stylesheets, font_config=font_config)
     return path
 
 
