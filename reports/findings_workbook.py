@@ -12,7 +12,7 @@ from openpyxl import Workbook
 from openpyxl.styles import Alignment, Font, PatternFill
 from openpyxl.utils import get_column_letter
 
-from opsaudit.i18n import format_value, text
+from opsaudit.i18n import entity_reference, format_value, text
 
 # (header key in the catalogue, how to read the value from a finding, column width)
 COLUMNS: tuple[tuple[str, str, int], ...] = (
@@ -66,7 +66,7 @@ def row_values(finding: dict[str, Any], language: str) -> list[Any]:
 
 def _value(finding: dict[str, Any], name: str, language: str) -> Any:
     if name == "entity":
-        return f"{format_value(finding['entity_type'], 'enum.entity_type', language)} {finding['entity_id']}"
+        return entity_reference(finding["entity_type"], finding["entity_id"], language)
     if name == "audit":
         return format_value(finding["audit"], "enum.audit", language)
     if name == "period":

@@ -17,7 +17,7 @@ from jinja2 import Environment, FileSystemLoader, StrictUndefined
 from markupsafe import Markup
 
 from opsaudit.errors import InputError
-from opsaudit.i18n import check_language, format_value, has_message, recommendation, text
+from opsaudit.i18n import check_language, entity_reference, format_value, has_message, recommendation, text
 from opsaudit.reports import charts, fonts
 from opsaudit.reports.findings_workbook import COLUMNS, row_values
 from opsaudit.reports.report_data import Kpi, ReportData, load_report_data
@@ -171,7 +171,7 @@ class View:
             return self.department(entity_id)
         if entity_type == "agent":
             return self.person(entity_id)
-        return f"{self.f(entity_type, 'enum.entity_type')} {entity_id}"
+        return entity_reference(entity_type, entity_id, self.language)
 
     def figure(self, value: float | None, unit: str | None) -> str:
         """A rate as a percentage, a score as points."""
@@ -236,8 +236,11 @@ class View:
     def quality_item(self, kpi: Kpi) -> str:
         table, _, column = kpi.entity_id.partition(".")
         label = f"contract.column.{table}.{column}"
-        where = self.t("contract.qualified", table=self.table(table),
-                       column=self.t(label) if has_message(label, self.language) else column)
+        if column == "*":  # the table as a whole: freshness, a missing or empty table
+            where = self.t("contract.whole_table", table=self.table(table))
+        else:
+            where = self.t("contract.qualified", table=self.table(table),
+                           column=self.t(label) if has_message(label, self.language) else column)
         return self.t("report.method.quality_line", column=where, rule=self.t(f"rule.{kpi.rule_id}.title"))
 
     def detail_total(self, severity: str) -> int:

@@ -200,6 +200,27 @@ def _agents_failing(engine: sa.Engine, agents: int, period: str) -> str:
     return run.id
 
 
+def test_a_data_check_of_a_whole_table_names_the_table_alone_and_of_a_column_both() -> None:
+    """qa_reviews.* is the table as a whole (its freshness): never 质检复核记录表的“*”."""
+    from opsaudit.i18n import entity_reference
+    from opsaudit.reports.render import View
+    from opsaudit.reports.report_data import Kpi
+
+    def item(language: str, rule_id: str, entity_id: str) -> str:
+        kpi = Kpi(rule_id, "table_column", entity_id, None, None, None, None, None, "failed", "major")
+        return View(None, language).quality_item(kpi)  # type: ignore[arg-type] - reads no report data
+
+    assert item("zh-CN", "dq.freshness", "qa_reviews.*") == "质检复核记录表：数据未及时更新"
+    assert item("zh-CN", "dq.time_order", "tickets.closed_at") == "工单表的“关闭时间”：时间先后顺序错误"
+    assert item("en", "dq.freshness", "qa_reviews.*") == "the QA reviews table: Data not up to date"
+    assert item("en", "dq.time_order", "tickets.closed_at") == \
+        "the closing time of the tickets table: Timestamps out of order"
+    # Where findings are listed by kind and id (CSV, workbook, `findings show`): the table, not a column.
+    assert entity_reference("table_column", "qa_reviews.*", "zh-CN") == "数据表 qa_reviews"
+    assert entity_reference("table_column", "qa_reviews.*", "en") == "table qa_reviews"
+    assert entity_reference("table_column", "tickets.closed_at", "zh-CN") == "数据字段 tickets.closed_at"
+
+
 def test_the_pdf_sets_chinese_in_the_embedded_cut_cjk_font_with_no_glyph_missing(tmp_path, monkeypatch):
     from fontTools.ttLib import TTCollection
 

@@ -13,7 +13,7 @@ from sqlalchemy.engine import RowMapping
 
 from opsaudit.cli.app import console
 from opsaudit.cli.findings import named
-from opsaudit.i18n import format_value, has_message, text
+from opsaudit.i18n import entity_reference, format_value, has_message, text
 
 # The contract tables a sample's columns come from, in the order they are looked up.
 SAMPLE_TABLES = ("tickets", "qa_reviews", "tasks", "plan_targets", "plans", "analysis_reports")
@@ -71,7 +71,7 @@ def _pair(label: str, value: Any, language: str) -> str:
 def _fields(values: dict[str, Any], row: RowMapping, handling: str, language: str) -> None:
     audit_name = format_value(row["audit"], "enum.audit", language)
     audit = text("label.named", language, name=audit_name, id=row["audit"])
-    entity = f"{format_value(row['entity_type'], 'enum.entity_type', language)} {row['entity_id']}"
+    entity = entity_reference(row["entity_type"], row["entity_id"], language)
     fields = [("audit", audit), ("rule", row["rule_id"]), ("entity", entity),
               ("department", named(values["department_name"], values["department_id"], language)),
               ("owner", named(values["owner_name"], values["owner_id"], language)),

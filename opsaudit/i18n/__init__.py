@@ -15,11 +15,18 @@ from opsaudit.i18n.catalogue import (
     has_message,
     resolve_language,
 )
-from opsaudit.i18n.findings import FindingText, UnknownRuleError, recommendation, render_finding, rule_ids
+from opsaudit.i18n.findings import (
+    FindingText,
+    UnknownRuleError,
+    entity_reference,
+    recommendation,
+    render_finding,
+    rule_ids,
+)
 from opsaudit.i18n.render import MISSING, format_value, render, text
 
 __all__ = [
     "LANGUAGES", "MISSING", "CatalogueError", "FindingText", "Language", "UnknownRuleError", "catalogue",
-    "check_language", "format_value", "has_message", "recommendation", "render", "render_finding",
+    "check_language", "entity_reference", "format_value", "has_message", "recommendation", "render", "render_finding",
     "resolve_language", "rule_ids", "text",
 ]

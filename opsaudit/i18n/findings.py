@@ -156,6 +156,15 @@ def _data_quality_labels(facts: Mapping[str, Any], language: str) -> dict[str, A
     }
 
 
+def entity_reference(entity_type: str, entity_id: str, language: str) -> str:
+    """An entity by its kind and id, as tables and exports list it (数据字段 tickets.closed_at); a
+    check of a table as a whole (qa_reviews.*) names the table (数据表 qa_reviews)."""
+    table, _, column = entity_id.partition(".")
+    if entity_type == "table_column" and column == "*":
+        return text("contract.table_reference", language, table=table)
+    return f"{format_value(entity_type, 'enum.entity_type', language)} {entity_id}"
+
+
 def table_label(table: str, language: str) -> str:
     key = f"contract.table.{table}"
     return text(key, language) if has_message(key, language) else table
