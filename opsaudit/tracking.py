@@ -33,8 +33,9 @@ from opsaudit.config.loader import Config
 from opsaudit.config.models import RectificationTracking
 from opsaudit.db import source_engine
 from opsaudit.errors import StoreError
+from opsaudit.i18n.render import Message
 from opsaudit.reports import outbox
-from opsaudit.reports.recipients import Directory, Recipient, RecipientList, Role, resolve
+from opsaudit.reports.recipients import Directory, Recipient, RecipientList, Role, reason, resolve
 from opsaudit.settings import Settings
 from opsaudit.source import Source
 from opsaudit.store.findings import OPEN, event_row
@@ -78,7 +79,7 @@ class Notice:
 
     step: Step
     recipients: tuple[Recipient, ...]
-    unreachable: tuple[str, ...]
+    unreachable: tuple[Message, ...]
 
 
 @dataclass(frozen=True)
@@ -88,11 +89,11 @@ class TrackingSummary:
     reminded: int = 0
     escalated: int = 0
     messages: int = 0
-    unreachable: tuple[str, ...] = ()
+    unreachable: tuple[Message, ...] = ()
 
-    def as_json(self) -> dict[str, Any]:
+    def as_json(self, language: str) -> dict[str, Any]:
         return {"reminded": self.reminded, "escalated": self.escalated, "messages": self.messages,
-                "unreachable": list(self.unreachable)}
+                "unreachable": [note.text(language) for note in self.unreachable]}
 
 
 def steps_due(finding: RowMapping, now: datetime, policy: RectificationTracking, zone: tzinfo) -> list[Step]:
@@ -167,7 +168,7 @@ class Audience:
 
     def notice(self, step: Step) -> Notice:
         owner = step.finding["owner_id"]
-        found = [resolve(self.directory, named={owner: "owner"})] if owner else []
+        found = [resolve(self.directory, named={owner: reason("owner")})] if owner else []
         if step.level is not None:
             department = step.finding["department_id"] or self.directory.operations_department
             key = (step.level, department)
@@ -193,7 +194,8 @@ def record(conn: Connection, notices: Sequence[Notice], now: datetime, language:
         note = (text("rectification.notice.told", language, people=people) if people
                 else text("rectification.notice.nobody", language))
         data = {"step": step.key, "deadline": step.deadline.isoformat(), "days": step.days,
-                "told": [r.staff_id or r.email for r in notice.recipients], "unreachable": list(notice.unreachable)}
+                "told": [r.staff_id or r.email for r in notice.recipients],
+                "unreachable": [note.text(language) for note in notice.unreachable]}
         rows.append(event_row(step.finding["id"], at=now, actor="system",
                               action="escalated" if step.level else "reminded", note=note, data=data))
     if rows:

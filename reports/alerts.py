@@ -17,6 +17,7 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Connection, RowMapping
 
 from opsaudit.config.models import Deadlines, Recipients
+from opsaudit.i18n.render import Message
 from opsaudit.reports import outbox
 from opsaudit.reports.outbox import OutgoingMail
 from opsaudit.reports.recipients import Directory, RecipientList, alert_recipients
@@ -34,10 +35,11 @@ class AlertSummary:
 
     findings: tuple[str, ...] = ()
     messages: tuple[int, ...] = ()
-    notes: tuple[str, ...] = ()
+    notes: tuple[Message, ...] = ()
 
-    def as_json(self) -> dict[str, Any]:
-        return {"alerted": list(self.findings), "messages": list(self.messages), "unreachable": list(self.notes)}
+    def as_json(self, language: str) -> dict[str, Any]:
+        return {"alerted": list(self.findings), "messages": list(self.messages),
+                "unreachable": [note.text(language) for note in self.notes]}
 
 
 def unalerted_majors(conn: Connection, run_id: str) -> list[RowMapping]:
@@ -57,7 +59,7 @@ def alert_major_findings(conn: Connection, directory: Directory, config: Recipie
     rows = unalerted_majors(conn, run_id)
     audiences: dict[str | None, RecipientList] = {}
     ids: list[int] = []
-    notes: list[str] = []
+    notes: list[Message] = []
     for row in rows:
         department = row["department_id"]
         if department not in audiences:

@@ -18,6 +18,7 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
 from opsaudit.config.models import Recipients
+from opsaudit.i18n.render import Message
 from opsaudit.periods import Period
 from opsaudit.progress import SEVERITIES, progress
 from opsaudit.reports import outbox
@@ -52,12 +53,12 @@ class Circulation:
     files: tuple[Path, ...] = ()
     messages: tuple[int, ...] = ()
     recipients: tuple[Address, ...] = ()
-    notes: tuple[str, ...] = ()
+    notes: tuple[Message, ...] = ()
 
-    def as_json(self) -> dict[str, Any]:
+    def as_json(self, language: str) -> dict[str, Any]:
         return {"month": self.month, "again": self.again, "files": [str(path) for path in self.files],
                 "messages": list(self.messages), "recipients": [address.email for address in self.recipients],
-                "unreachable": list(self.notes)}
+                "unreachable": [note.text(language) for note in self.notes]}
 
 
 def figures(conn: Connection, month: Period, *, now: datetime, zone: tzinfo) -> MonthFigures:

@@ -7,7 +7,8 @@ department (`departments.head_id`), executives (role `executive`), the audit lea
 staff (everyone active in the operations department and the departments under it).
 
 Someone who should receive a mail but cannot (no e-mail address, not in the staff table, no
-longer active) is named in the result's notes; the mail still goes to everyone else.
+longer active) is named in the result's notes; the mail still goes to everyone else. Notes and
+reasons are catalogue messages (recipients.*), written in the reader's language when shown.
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ import sqlalchemy as sa
 from opsaudit.config.models import Recipient as ConfiguredRecipient
 from opsaudit.config.models import Recipients
 from opsaudit.errors import SourceError
+from opsaudit.i18n.render import Message, text
 from opsaudit.reports.outbox import Address, is_address
 from opsaudit.settings import Settings
 from opsaudit.source import Source, missing_tables
@@ -33,6 +35,20 @@ class Role(StrEnum):
     EXECUTIVE = "executive"
     AUDIT_LEAD = "audit lead"
     OPERATIONS_STAFF = "operations staff"
+
+    @property
+    def message(self) -> Message:
+        return Message.of(f"recipients.role.{self.name.lower()}")
+
+
+def reason(key: str, /, **values: object) -> Message:
+    """Why someone receives a mail, beyond a role: recipients.reason.<key> (owner, auditor, ...)."""
+    return Message.of(f"recipients.reason.{key}", **values)
+
+
+def not_told(note: Message | str, language: str) -> str:
+    """未通知：… — one note as a line of a task log or the terminal."""
+    return text("recipients.not_told", language, note=note.text(language) if isinstance(note, Message) else note)
 
 
 @dataclass(frozen=True)
@@ -58,7 +74,7 @@ class Recipient:
     name: str | None = None
     staff_id: str | None = None
     language: str | None = None
-    reasons: tuple[str, ...] = ()
+    reasons: tuple[Message, ...] = ()
 
     @property
     def address(self) -> Address:
@@ -70,7 +86,7 @@ class RecipientList:
     """The recipients of one mail, each address once, and who could not be reached."""
 
     recipients: tuple[Recipient, ...] = ()
-    notes: tuple[str, ...] = ()
+    notes: tuple[Message, ...] = ()
 
     @property
     def addresses(self) -> tuple[Address, ...]:
@@ -100,13 +116,13 @@ class Directory:
     departments: Mapping[str, Department]
     operations_department: str
     audit_lead_id: str | None = None
-    notes: tuple[str, ...] = ()
+    notes: tuple[Message, ...] = ()
 
     @classmethod
     def load(cls, source: Source, settings: Settings) -> Directory:
         """Read the directory through the source mapping; a missing table is a note, not an error."""
         missing = missing_tables(source, ("staff", "departments"))
-        notes = tuple(f"{source.physical_name(name)}: missing table: recipients by role from it are unknown"
+        notes = tuple(Message.of("recipients.note.missing_table", table=source.physical_name(name))
                       for name in sorted(missing))
         people = {} if "staff" in missing else _read_staff(source)
         departments = {} if "departments" in missing else _read_departments(source)
@@ -131,6 +147,11 @@ class Directory:
         if self.audit_lead_id is not None:
             return self.people.get(self.audit_lead_id)
         return next(iter(self._active("auditor", self.operations_department)), None)
+
+    def department(self, department_id: str) -> Message | str:
+        """A department by name and id when the table names it, otherwise by id."""
+        known = self.departments.get(department_id)
+        return Message.of("label.named", name=known.name, id=department_id) if known and known.name else department_id
 
     def department_label(self, department_id: str | None, language: str) -> str:
         """客服三部（CS3）: a department by name and id; the whole company when there is none."""
@@ -190,18 +211,21 @@ class _Collector:
     """Gathers recipients once per address (reasons merged) and the notes on those who cannot be reached."""
 
     recipients: dict[str, Recipient] = field(default_factory=dict)
-    notes: list[str] = field(default_factory=list)
+    notes: list[Message] = field(default_factory=list)
 
-    def add_person(self, person: Person, reason: str, language: str | None = None) -> None:
-        who = f"{person.label()} ({reason})"
+    def add_person(self, person: Person, why: Message, language: str | None = None) -> None:
+        who = {"who": person.label(), "reason": why}
         if not person.active:
-            self.notes.append(f"{who} is no longer active: no mail")
+            self.note("inactive", **who)
         elif person.email is None:
-            self.notes.append(f"{who} has no e-mail address in the staff table: no mail")
+            self.note("no_email", **who)
         elif not is_address(person.email):
-            self.notes.append(f"{who}: staff e-mail {person.email!r} is not an address: no mail")
+            self.note("bad_email", **who, email=person.email)
         else:
-            self.add(Recipient(person.email, person.name, person.staff_id, language, (reason,)))
+            self.add(Recipient(person.email, person.name, person.staff_id, language, (why,)))
+
+    def note(self, key: str, /, **values: object) -> None:
+        self.notes.append(Message.of(f"recipients.note.{key}", **values))
 
     def add(self, recipient: Recipient) -> None:
         key = recipient.email.lower()
@@ -219,40 +243,42 @@ class _Collector:
 
 
 def resolve(directory: Directory, *, roles: Iterable[Role] = (), departments: Iterable[str] = (),
-            named: Mapping[str, str] | None = None, configured: Iterable[ConfiguredRecipient] = (),
+            named: Mapping[str, Message] | None = None, configured: Iterable[ConfiguredRecipient] = (),
             where: str = "config/recipients.yaml") -> RecipientList:
     """The people in `roles` (department heads: of `departments`), the staff `named` (staff_id:
     why, e.g. a finding's owner) and the configured recipients, `where` naming their list."""
     collector = _Collector(notes=list(directory.notes))
     for role in roles:
         _add_role(collector, directory, Role(role), tuple(departments))
-    for staff_id, reason in (named or {}).items():
+    for staff_id, why in (named or {}).items():
         if staff_id in directory.people:
-            collector.add_person(directory.people[staff_id], reason)
+            collector.add_person(directory.people[staff_id], why)
         else:
-            collector.notes.append(f"{reason}: staff_id {staff_id} is not in the staff table: no mail")
+            collector.note("not_in_staff", reason=why, staff_id=staff_id)
+    listed = reason("configured", place=where)
     for entry in configured:
         if entry.email:
             if is_address(entry.email):
                 name = directory.people[entry.staff_id].name if entry.staff_id in directory.people else None
-                collector.add(Recipient(entry.email, name, entry.staff_id, entry.language, (where,)))
+                collector.add(Recipient(entry.email, name, entry.staff_id, entry.language, (listed,)))
             else:
-                collector.notes.append(f"{where}: {entry.email!r} is not an e-mail address: no mail")
+                collector.note("bad_address", reason=listed, email=entry.email)
         elif entry.staff_id in directory.people:
-            collector.add_person(directory.people[entry.staff_id], where, entry.language)
+            collector.add_person(directory.people[entry.staff_id], listed, entry.language)
         else:
-            collector.notes.append(f"{where}: staff_id {entry.staff_id} is not in the staff table: no mail")
+            collector.note("not_in_staff", reason=listed, staff_id=entry.staff_id)
     return collector.result()
 
 
 def _add_role(collector: _Collector, directory: Directory, role: Role, departments: tuple[str, ...]) -> None:
-    ops = directory.operations_department
+    ops = directory.department(directory.operations_department)
     if role is Role.OPERATIONS_MANAGER:
-        _add_one(collector, directory.operations_manager(), role,
-                 f"no active manager in department {ops} (OPSAUDIT_OPERATIONS_DEPARTMENT): no operations manager")
+        _add_one(collector, directory.operations_manager(), role, Message.of(
+            "recipients.note.no_operations_manager", department=ops, setting="OPSAUDIT_OPERATIONS_DEPARTMENT"))
     elif role is Role.AUDIT_LEAD:
-        missing = (f"OPSAUDIT_AUDIT_LEAD {directory.audit_lead_id} is not in the staff table"
-                   if directory.audit_lead_id else f"no active auditor in department {ops}: no audit lead")
+        missing = (Message.of("recipients.note.audit_lead_not_in_staff", staff_id=directory.audit_lead_id,
+                              setting="OPSAUDIT_AUDIT_LEAD") if directory.audit_lead_id
+                   else Message.of("recipients.note.no_auditor", department=ops))
         _add_one(collector, directory.audit_lead(), role, missing)
     elif role is Role.DEPARTMENT_HEAD:
         for department_id in departments:
@@ -261,29 +287,31 @@ def _add_role(collector: _Collector, directory: Directory, role: Role, departmen
         people = {Role.DEPUTY: directory.deputies, Role.EXECUTIVE: directory.executives,
                   Role.OPERATIONS_STAFF: directory.operations_staff}[role]()
         if not people:
-            collector.notes.append(f"no active {role.value} in the staff table")
+            collector.note("nobody_in_role", role=role.message)
         for person in people:
-            collector.add_person(person, role.value)
+            collector.add_person(person, role.message)
 
 
-def _add_one(collector: _Collector, person: Person | None, role: Role, missing: str) -> None:
+def _add_one(collector: _Collector, person: Person | None, role: Role, missing: Message) -> None:
     if person is None:
         collector.notes.append(missing)
     else:
-        collector.add_person(person, role.value)
+        collector.add_person(person, role.message)
 
 
 def _add_head(collector: _Collector, directory: Directory, department_id: str) -> None:
-    reason = f"head of {department_id}"
+    label = directory.department(department_id)
     department = directory.departments.get(department_id)
     if department is None:
-        collector.notes.append(f"department {department_id} is not in the departments table: no head to tell")
-    elif department.head_id is None:
-        collector.notes.append(f"department {department_id} has no head (departments.head_id): no head to tell")
+        collector.note("unknown_department", department=label)
+        return
+    head = reason("department_head", department=department.name or department_id)  # 客服二部负责人
+    if department.head_id is None:
+        collector.note("no_head", department=label, column="departments.head_id")
     elif department.head_id not in directory.people:
-        collector.notes.append(f"{reason}: staff_id {department.head_id} is not in the staff table: no mail")
+        collector.note("not_in_staff", reason=head, staff_id=department.head_id)
     else:
-        collector.add_person(directory.people[department.head_id], reason)
+        collector.add_person(directory.people[department.head_id], head)
 
 
 def report_recipients(directory: Directory, config: Recipients, audit: str, *, departments: Iterable[str] = (),

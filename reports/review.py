@@ -24,6 +24,7 @@ from sqlalchemy.engine import Connection, RowMapping
 
 from opsaudit.config.models import Recipients
 from opsaudit.errors import OpsauditError, StoreError
+from opsaudit.i18n.render import Message
 from opsaudit.reports import outbox
 from opsaudit.reports.outbox import Address, Kind, MailSummary, OutgoingMail
 from opsaudit.reports.recipients import (
@@ -31,6 +32,7 @@ from opsaudit.reports.recipients import (
     Person,
     RecipientList,
     draft_recipients,
+    reason,
     report_recipients,
 )
 from opsaudit.reports.rectification import MAIL_ROWS, Body
@@ -70,7 +72,7 @@ class Outcome:
     status: str
     messages: tuple[int, ...] = ()
     recipients: tuple[Address, ...] = ()
-    notes: tuple[str, ...] = ()
+    notes: tuple[Message, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -263,7 +265,7 @@ def _auditors(directory: Directory, *, reviewer: str) -> RecipientList:
     team = [person.staff_id for person in directory.people.values() if person.role == "auditor" and person.active
             and person.department_id == directory.operations_department]
     return resolve(directory, named=dict.fromkeys([staff_id for staff_id in team if staff_id != reviewer]
-                                                  or [reviewer], "auditor"))
+                                                  or [reviewer], reason("auditor")))
 
 
 def _review(conn: Connection, rows: Sequence[RowMapping], status: str, actor: str, note: str | None,

@@ -11,7 +11,7 @@ from opsaudit.audit import AuditContext
 from opsaudit.errors import OpsauditError
 from opsaudit.reports.alerts import alert_major_findings
 from opsaudit.reports.delivery import deliver_pending
-from opsaudit.reports.recipients import Directory
+from opsaudit.reports.recipients import Directory, not_told
 from opsaudit.store.runs import RunInfo
 from opsaudit.store.times import utcnow
 from opsaudit.tasks.audit import IO_RETRIES
@@ -26,12 +26,13 @@ def alert_major_problems(context: AuditContext, run: RunInfo) -> dict[str, Any]:
                                        deadlines=context.config.thresholds.deadlines,
                                        language=context.settings.language, zone=context.settings.tz, now=utcnow())
     logger = get_run_logger()
+    language = context.settings.language
     for note in summary.notes:
-        logger.warning("major problem alert not received: %s", note)
+        logger.warning(not_told(note, language))
     if not summary.messages:
-        return summary.as_json()
+        return summary.as_json(language)
     logger.info("%d major problems alerted in %d messages", len(summary.findings), len(summary.messages))
-    return {**summary.as_json(), "mail": deliver_now(context)}
+    return {**summary.as_json(language), "mail": deliver_now(context)}
 
 
 def deliver_now(context: AuditContext) -> dict[str, Any]:

@@ -15,7 +15,7 @@ from sqlalchemy.engine import Engine
 from opsaudit.config.loader import Config
 from opsaudit.periods import Period
 from opsaudit.reports.circulation import circulate
-from opsaudit.reports.recipients import Directory
+from opsaudit.reports.recipients import Directory, not_told
 from opsaudit.settings import Settings, load_settings
 from opsaudit.tasks.mail import store_unreachable
 
@@ -72,13 +72,14 @@ def prepare_circulation(month: str | None, now: datetime | None) -> CirculationR
     return run
 
 
-def circulate_month(run: CirculationRun) -> dict[str, Any]:
-    """Write the month's circulation and enqueue its mail, once per month."""
+def circulate_month(run: CirculationRun, language: str | None = None) -> dict[str, Any]:
+    """Write the month's circulation and enqueue its mail, once per month; who could not be told,
+    in `language` (OPSAUDIT_LANGUAGE by default)."""
     with run.store.begin() as conn:
         result = circulate(conn, run.directory, run.config.recipients, run.month,
                            output_dir=run.settings.output_dir, language=run.settings.language,
                            zone=run.settings.tz, now=run.now)
-    return result.as_json()
+    return result.as_json(language or run.settings.language)
 
 
 @task(name="circulate", cache_policy=NO_CACHE, retries=2, retry_delay_seconds=30,
@@ -90,5 +91,5 @@ def circulate_task(run: CirculationRun) -> dict[str, Any]:
     if result["again"]:
         logger.info("%s was circulated before: nothing sent again", run.month.label)
     for note in result["unreachable"]:
-        logger.warning("not told: %s", note)
+        logger.warning(not_told(note, run.settings.language))
     return result

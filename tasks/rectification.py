@@ -11,6 +11,7 @@ from prefect.cache_policies import NO_CACHE
 from prefect.runtime import flow_run
 
 from opsaudit.progress import send_progress_report
+from opsaudit.reports.recipients import not_told
 from opsaudit.settings import load_settings
 from opsaudit.tasks.mail import store_unreachable
 from opsaudit.tracking import TrackingRun, prepare_run, track
@@ -35,8 +36,8 @@ def remind_and_escalate(run: TrackingRun) -> dict[str, Any]:
     logger = get_run_logger()
     logger.info("%d reminded, %d escalated, %d messages", summary.reminded, summary.escalated, summary.messages)
     for note in summary.unreachable:
-        logger.warning("not told: %s", note)
-    return summary.as_json()
+        logger.warning(not_told(note, run.settings.language))
+    return summary.as_json(run.settings.language)
 
 
 @task(cache_policy=NO_CACHE, retries=2, retry_delay_seconds=30, retry_condition_fn=store_unreachable)

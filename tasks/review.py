@@ -10,7 +10,7 @@ from prefect.cache_policies import NO_CACHE
 
 from opsaudit.audit import AuditContext
 from opsaudit.i18n import LANGUAGES
-from opsaudit.reports.recipients import Directory
+from opsaudit.reports.recipients import Directory, not_told
 from opsaudit.reports.review import Gate, submit
 from opsaudit.store.runs import RunInfo
 from opsaudit.store.times import utcnow
@@ -45,6 +45,6 @@ def submit_report(context: AuditContext, run: RunInfo, files: list[str]) -> dict
             outcomes[language] = {"status": outcome.status, "messages": list(outcome.messages),
                                   "recipients": [address.email for address in outcome.recipients]}
             for note in outcome.notes:
-                logger.warning("report %s not received: %s", language, note)
+                logger.warning(not_told(note, context.settings.language))
     logger.info("report submitted: %s", {language: o["status"] for language, o in outcomes.items()})
     return {"reports": outcomes, "mail": deliver_now(context)}

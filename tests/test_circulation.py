@@ -93,3 +93,24 @@ def test_opsaudit_reports_circulate(store, tmp_path):
     assert again.output == "2026年10月的稽查情况已经通报过，不再重复发送。\n"
     wrong = runner.invoke(app, ["reports", "circulate", "--month", "2026Q3"])
     assert isinstance(wrong.exception, UsageError) and str(wrong.exception).startswith("--month: the circulation is")
+
+
+def test_who_cannot_be_told_is_named_in_the_readers_language(store):
+    """A2 has no e-mail address: the circulation still goes to the others, and the command says
+    who was not told, in Chinese unless --lang says otherwise."""
+    import sqlalchemy as sa
+
+    from opsaudit.cli import app
+
+    with store.begin() as conn:
+        conn.execute(sa.text("UPDATE staff SET email = NULL WHERE staff_id = 'A2'"))
+    done = CliRunner().invoke(app, ["reports", "circulate", "--month", "2026-10"])
+    assert done.exit_code == 0, done.output
+    [warning] = [line for line in done.stderr.splitlines() if "A2" in line]
+    assert warning.startswith("opsaudit: 未通知：A2 ")
+    assert warning.endswith("（运营部员工）在员工表中没有电子邮箱，未发送邮件")
+    with store.begin() as conn:
+        conn.execute(sa.text("DELETE FROM oa_outbox"))
+    english = CliRunner().invoke(app, ["reports", "circulate", "--month", "2026-10", "--lang", "en"])
+    assert [line for line in english.stderr.splitlines() if "A2" in line][0].endswith(
+        "(operations staff) has no e-mail address in the staff table: no mail")

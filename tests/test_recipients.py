@@ -15,6 +15,7 @@ from opsaudit.reports.recipients import (
     alert_recipients,
     circulation_recipients,
     draft_recipients,
+    reason,
     report_recipients,
     resolve,
 )
@@ -58,6 +59,14 @@ def emails(result) -> list[str]:
     return [recipient.email for recipient in result.recipients]
 
 
+def notes(result, language: str = "zh-CN") -> tuple[str, ...]:
+    return tuple(note.text(language) for note in result.notes)
+
+
+def reasons(recipient, language: str = "zh-CN") -> tuple[str, ...]:
+    return tuple(why.text(language) for why in recipient.reasons)
+
+
 def test_roles_come_from_the_staff_and_departments_tables(directory):
     assert directory.operations_manager().staff_id == "S003"  # the first active manager of OPS by staff_id
     assert [p.staff_id for p in directory.deputies()] == ["S005"]
@@ -74,9 +83,11 @@ def test_the_audit_lead_setting_names_the_reviewer(engine):
     assert directory.audit_lead().staff_id == "S007"
     result = draft_recipients(directory)
     assert result.recipients == ()
-    assert result.notes == ("S007 员工007 (audit lead) has no e-mail address in the staff table: no mail",)
+    assert notes(result) == ("S007 员工007（稽查小组组长）在员工表中没有电子邮箱，未发送邮件",)
+    assert notes(result, "en") == ("S007 员工007 (audit team lead) has no e-mail address in the staff table: no mail",)
     unknown = draft_recipients(Directory.load(Source(engine), load_settings(audit_lead="S999")))
-    assert unknown.notes == ("OPSAUDIT_AUDIT_LEAD S999 is not in the staff table",)
+    assert notes(unknown) == ("稽查小组组长S999（见OPSAUDIT_AUDIT_LEAD）不在员工表中",)
+    assert notes(unknown, "en") == ("audit team lead S999 (see OPSAUDIT_AUDIT_LEAD) is not in the staff table",)
 
 
 def test_a_report_goes_to_the_manager_deputy_heads_and_for_a_major_problem_executives(directory):
@@ -85,19 +96,25 @@ def test_a_report_goes_to_the_manager_deputy_heads_and_for_a_major_problem_execu
     result = report_recipients(directory, config, "cs-monthly", departments=["CS1", "CS2", "SAL", "XX"], major=True)
 
     assert emails(result) == [mail("S003"), mail("S005"), mail("S010"), mail("S001"), "board@example.com"]
-    assert result.notes == (
-        "department CS2 has no head (departments.head_id): no head to tell",
-        "S020 员工020 (head of SAL) is no longer active: no mail",
-        "department XX is not in the departments table: no head to tell",
-        "S002 员工002 (executive) has no e-mail address in the staff table: no mail",
+    assert notes(result) == (
+        "Dept CS2（CS2）未设负责人（departments.head_id），无法通知",
+        "S020 员工020（Dept SAL负责人）已离职或停用，未发送邮件",
+        "部门XX不在部门表中，无法通知其负责人",
+        "S002 员工002（上级领导）在员工表中没有电子邮箱，未发送邮件",
     )
-    assert result.recipients[0].reasons == ("operations manager",)
+    assert notes(result, "en") == (
+        "department Dept CS2 (CS2) has no head (departments.head_id): nobody to tell",
+        "S020 员工020 (head of Dept SAL) is no longer active: no mail",
+        "department XX is not in the departments table: its head cannot be told",
+        "S002 员工002 (senior management) has no e-mail address in the staff table: no mail",
+    )
+    assert reasons(result.recipients[0]) == ("运营部经理",)
     assert result.recipients[0].address == Address(mail("S003"), "员工003", "S003")
 
 
 def test_a_report_without_a_major_problem_does_not_go_to_executives(directory):
     result = report_recipients(directory, Recipients(), "execution-monthly")
-    assert emails(result) == [mail("S003"), mail("S005")] and result.notes == ()
+    assert emails(result) == [mail("S003"), mail("S005")] and notes(result) == ()
 
 
 def test_an_alert_names_the_responsible_department_head_and_the_configured_alert_list(directory):
@@ -105,8 +122,11 @@ def test_an_alert_names_the_responsible_department_head_and_the_configured_alert
                                 Configured(email="not-an-address")))
     result = alert_recipients(directory, config, "CS1")
     assert emails(result) == [mail("S003"), mail("S005"), mail("S010"), mail("S001"), mail("S021")]
-    assert "config/recipients.yaml: alerts: staff_id S404 is not in the staff table: no mail" in result.notes
-    assert "config/recipients.yaml: alerts: 'not-an-address' is not an e-mail address: no mail" in result.notes
+    assert "收件人配置（config/recipients.yaml: alerts）：员工编号S404不在员工表中，未发送邮件" in notes(result)
+    assert "收件人配置（config/recipients.yaml: alerts）：“not-an-address”不是有效的电子邮箱地址，未发送邮件" \
+        in notes(result)
+    assert "recipients configuration (config/recipients.yaml: alerts): staff ID S404 is not in the staff table: " \
+           "no mail" in notes(result, "en")
 
 
 def test_one_address_once_with_every_reason_and_the_configured_language(directory):
@@ -115,7 +135,8 @@ def test_one_address_once_with_every_reason_and_the_configured_language(director
     result = alert_recipients(directory, config, "CS1")
     manager = result.recipients[0]
     assert (manager.staff_id, manager.language) == ("S003", "en")
-    assert manager.reasons == ("operations manager", "config/recipients.yaml: alerts")
+    assert reasons(manager) == ("运营部经理", "收件人配置（config/recipients.yaml: alerts）")
+    assert reasons(manager, "en") == ("operations manager", "recipients configuration (config/recipients.yaml: alerts)")
     assert emails(result).count(mail("S010")) == 1
     assert result.by_language("zh-CN") == {
         "en": (Address(mail("S003"), "员工003", "S003"),),
@@ -126,15 +147,17 @@ def test_one_address_once_with_every_reason_and_the_configured_language(director
 def test_the_circulation_goes_to_all_active_operations_staff(directory):
     result = circulation_recipients(directory, Recipients(circulation=(Configured(email="hr@example.com"),)))
     assert emails(result) == [mail(s) for s in ("S003", "S004", "S005", "S006", "S010", "S011")] + ["hr@example.com"]
-    assert result.notes == ("S007 员工007 (operations staff) has no e-mail address in the staff table: no mail",)
+    assert notes(result) == ("S007 员工007（运营部员工）在员工表中没有电子邮箱，未发送邮件",)
 
 
 def test_named_staff_such_as_a_findings_owner(directory):
-    result = resolve(directory, named={"S011": "owner of finding F1", "S012": "owner of finding F2",
-                                       "S404": "owner of finding F3"})
-    assert emails(result) == [mail("S011")] and result.recipients[0].reasons == ("owner of finding F1",)
-    assert result.notes == ("S012 员工012 (owner of finding F2) is no longer active: no mail",
-                            "owner of finding F3: staff_id S404 is not in the staff table: no mail")
+    owner = reason("owner")
+    result = resolve(directory, named={"S011": owner, "S012": owner, "S404": owner})
+    assert emails(result) == [mail("S011")] and reasons(result.recipients[0]) == ("整改责任人",)
+    assert notes(result) == ("S012 员工012（整改责任人）已离职或停用，未发送邮件",
+                             "整改责任人：员工编号S404不在员工表中，未发送邮件")
+    assert notes(result, "en") == ("S012 员工012 (rectification owner) is no longer active: no mail",
+                                   "rectification owner: staff ID S404 is not in the staff table: no mail")
 
 
 def test_a_missing_operations_manager_and_a_bad_address_are_notes(engine):
@@ -144,9 +167,9 @@ def test_a_missing_operations_manager_and_a_bad_address_are_notes(engine):
     data.insert(engine, {"departments", "staff"})
     result = report_recipients(Directory.load(Source(engine), load_settings()), Recipients(), "cs-monthly")
     assert result.recipients == ()
-    assert result.notes == (
-        "no active manager in department OPS (OPSAUDIT_OPERATIONS_DEPARTMENT): no operations manager",
-        "S001 Staff S001 (deputy manager): staff e-mail 'wang at example.com' is not an address: no mail",
+    assert notes(result) == (
+        "Dept OPS（OPS）没有在职的经理（见OPSAUDIT_OPERATIONS_DEPARTMENT），无法通知运营部经理",
+        "S001 Staff S001（运营部副经理）在员工表中的电子邮箱“wang at example.com”不是有效地址，未发送邮件",
     )
 
 
@@ -156,7 +179,9 @@ def test_without_a_staff_table_configured_addresses_still_receive(engine):
     result = report_recipients(directory, Recipients(reports={"cs-monthly": (Configured(email="a@example.com"),)}),
                                "cs-monthly")
     assert emails(result) == ["a@example.com"]
-    assert result.notes[0] == "staff: missing table: recipients by role from it are unknown"
+    assert notes(result)[0] == "数据源缺少员工或部门表（staff），无法按角色确定收件人"
+    assert notes(result, "en")[0] == \
+        "the source has no staff or departments table (staff): recipients by role are unknown"
 
 
 def test_the_source_mapping_is_honoured(engine):

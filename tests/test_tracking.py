@@ -147,7 +147,9 @@ def test_people_who_cannot_be_told_are_named_and_the_step_is_still_recorded(stor
     [finding] = raise_findings(store, [problem("CS1", "general", owner="X1")], found_at=FOUND)
     summary = run_tracking(store, people, datetime(2026, 11, 18, 8, tzinfo=ZONE))
     assert steps_taken(store, finding)[-1][2:] == ("escalate:department_head", [])
-    assert any("CS1 has no head" in note for note in summary.unreachable)
+    zh, en = summary.as_json("zh-CN")["unreachable"], summary.as_json("en")["unreachable"]
+    assert any("CS1" in note and "未设负责人（departments.head_id），无法通知" in note for note in zh), zh
+    assert any("(CS1) has no head (departments.head_id)" in note for note in en), en
     assert summary.messages == 0
 
 

@@ -119,15 +119,17 @@ def _review(step, done: str, run_id: str, actor: str, note: str | None, lang, db
     with engine.begin() as conn:
         outcome = step(conn, gate, run_id, actor, note, now=utcnow(), language=language)
     typer.echo(text(f"review.done.{done}", language, run=run_id, count=len(outcome.recipients)))
-    _warn(outcome.notes)
+    _warn(outcome.notes, language)
     _deliver(engine, gate.settings, language)
 
 
-def _warn(notes) -> None:
+def _warn(notes, language: str) -> None:
     """Who could not be told (no address, left the company): diagnostics for whoever keeps the
     staff table, on stderr like opsaudit's errors."""
+    from opsaudit.reports.recipients import not_told
+
     for note in notes:
-        typer.echo(f"opsaudit: warning: not told: {note}", err=True)
+        typer.echo(f"opsaudit: {not_told(note, language)}", err=True)
 
 
 def _deliver(engine, settings, language: str) -> None:
@@ -157,7 +159,7 @@ def reports_circulate(
     settings = settings_for(db, store)
     language = resolve_language(lang.value if lang else None)
     run = prepare(settings, month, None)
-    result = circulate_month(run)
+    result = circulate_month(run, language)
     if result["again"]:
         typer.echo(text("circulation.again", language, month=result["month"]))
         return
@@ -165,5 +167,5 @@ def reports_circulate(
     ours = [path for path in result["files"] if path.endswith(f".{language}.html")]
     typer.echo(text(key, language, month=result["month"], count=len(result["recipients"]),
                     path=(ours or result["files"])[0]))
-    _warn(result["unreachable"])
+    _warn(result["unreachable"], language)
     _deliver(run.store, settings, language)

@@ -23,10 +23,10 @@ from opsaudit.i18n.findings import (
     render_finding,
     rule_ids,
 )
-from opsaudit.i18n.render import MISSING, format_value, render, text
+from opsaudit.i18n.render import MISSING, Message, format_value, render, text
 
 __all__ = [
-    "LANGUAGES", "MISSING", "CatalogueError", "FindingText", "Language", "UnknownRuleError", "catalogue",
+    "LANGUAGES", "MISSING", "CatalogueError", "FindingText", "Language", "Message", "UnknownRuleError", "catalogue",
     "check_language", "entity_reference", "format_value", "has_message", "recommendation", "render", "render_finding",
     "resolve_language", "rule_ids", "text",
 ]

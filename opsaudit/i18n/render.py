@@ -11,6 +11,7 @@ import decimal
 import math
 import string
 from collections.abc import Callable, Mapping
+from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 from decimal import Decimal
 from functools import cache, lru_cache
@@ -34,6 +35,24 @@ Formatter = Callable[[Any, str], str]
 def text(key: str, language: str, /, **values: Any) -> str:
     """The message `key` in `language` with `values` filled in."""
     return render(message(key, language), language, values)
+
+
+@dataclass(frozen=True)
+class Message:
+    """A catalogue message and its values, written out only when someone reads it, in their
+    language: said once, read in a task log, a JSON summary and the terminal. A value may be a
+    Message itself (a role inside a note)."""
+
+    key: str
+    values: tuple[tuple[str, Any], ...] = ()
+
+    @classmethod
+    def of(cls, key: str, /, **values: Any) -> Message:
+        return cls(key, tuple(values.items()))
+
+    def text(self, language: str) -> str:
+        return text(self.key, language, **{name: value.text(language) if isinstance(value, Message) else value
+                                           for name, value in self.values})
 
 
 def render(template: str, language: str, values: Mapping[str, Any]) -> str:
