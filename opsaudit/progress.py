@@ -10,11 +10,12 @@ from __future__ import annotations
 from collections import defaultdict
 from dataclasses import dataclass
 from datetime import datetime, timedelta, tzinfo
-from typing import Any
+from typing import Any, NamedTuple
 
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection, RowMapping
 
+from opsaudit.i18n.render import Message
 from opsaudit.reports import outbox
 from opsaudit.reports.recipients import Directory, Role, resolve
 from opsaudit.store.lifecycle import NOT_CLOSED, WITH_OWNER, major_handling_of
@@ -92,22 +93,30 @@ def _highest_levels(conn: Connection, finding_ids: list[str]) -> dict[str, str]:
     return dict(highest)
 
 
+class ProgressSent(NamedTuple):
+    """What one call did: the week reported (None when nothing was enqueued), the messages (one
+    per language), and who should have received it but could not."""
+
+    week: str | None
+    messages: int
+    notes: tuple[Message, ...] = ()
+
+
 def send_progress_report(conn: Connection, directory: Directory, weekday: int, *, now: datetime, zone: tzinfo,
-                         language: str) -> tuple[str | None, int]:
+                         language: str) -> ProgressSent:
     """On or after the ISO `weekday`, the week's progress report to the operations manager,
-    and to the executives while a major finding is open; once a week. Returns the week and the
-    number of messages (one per language) when this call enqueued it."""
+    and to the executives while a major finding is open; once a week."""
     from opsaudit.reports import rectification as mails
 
     local = now.astimezone(zone)
     if local.isoweekday() < weekday:
-        return None, 0
+        return ProgressSent(None, 0)
     iso = local.isocalendar()
     prefix = f"rectification:progress:{iso.year:04d}-W{iso.week:02d}:"
     sent = conn.execute(sa.select(sa.func.count()).select_from(outbox_table)
                         .where(outbox_table.c.dedupe_key.like(f"{prefix}%"))).scalar_one()
     if sent:
-        return None, 0
+        return ProgressSent(None, 0)
     report = progress(conn, now, zone)
     roles = [Role.OPERATIONS_MANAGER] + ([Role.EXECUTIVE] if report.majors else [])
     recipients = resolve(directory, roles=roles)
@@ -115,4 +124,4 @@ def send_progress_report(conn: Connection, directory: Directory, weekday: int, *
     writer = mails.Writer(directory, zone, report.handling)
     for mail_language, addresses in groups.items():
         outbox.enqueue(conn, writer.progress(report, addresses, mail_language, f"{prefix}{mail_language}"), now=now)
-    return (report.week if groups else None), len(groups)
+    return ProgressSent(report.week if groups else None, len(groups), recipients.notes)

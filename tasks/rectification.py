@@ -44,8 +44,11 @@ def remind_and_escalate(run: TrackingRun) -> dict[str, Any]:
 def report_progress(run: TrackingRun) -> str | None:
     """The week's progress report, once a week from the configured weekday; the week it was sent for."""
     with run.store.begin() as conn:
-        week, _ = send_progress_report(conn, run.directory, run.policy.progress_report_weekday, now=run.now,
-                                       zone=run.settings.tz, language=run.settings.language)
-    if week:
-        get_run_logger().info("progress report of %s enqueued", week)
-    return week
+        sent = send_progress_report(conn, run.directory, run.policy.progress_report_weekday, now=run.now,
+                                    zone=run.settings.tz, language=run.settings.language)
+    logger = get_run_logger()
+    for note in sent.notes:
+        logger.warning(not_told(note, run.settings.language))
+    if sent.week:
+        logger.info("progress report of %s enqueued", sent.week)
+    return sent.week
