@@ -323,6 +323,13 @@ def report_recipients(directory: Directory, config: Recipients, audit: str, *, d
                    where=f"config/recipients.yaml: reports.{audit}")
 
 
+def report_languages(config: Recipients, audit: str, default: str) -> list[str]:
+    """The languages an audit's report is written in: OPSAUDIT_LANGUAGE's first, then every
+    other language a recipient in recipients.yaml `reports.<audit>` reads."""
+    wanted = {entry.language for entry in config.reports.get(audit, ()) if entry.language}
+    return [default, *sorted(wanted - {default})]
+
+
 def draft_recipients(directory: Directory) -> RecipientList:
     """A draft report awaiting review: the audit lead."""
     return resolve(directory, roles=[Role.AUDIT_LEAD])

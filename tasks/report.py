@@ -12,12 +12,17 @@ from opsaudit.tasks.audit import IO_RETRIES
 
 @task(cache_policy=NO_CACHE, **IO_RETRIES)
 def write_reports(context: AuditContext, run: RunInfo) -> list[str]:
-    """The run's report in OPSAUDIT_LANGUAGE under the run's output folder: HTML, PDF, the findings
-    CSV and the results JSON, as paths."""
+    """The run's report under the run's output folder, in OPSAUDIT_LANGUAGE and in each language
+    its configured report recipients read: HTML, PDF and the findings CSV per language, then the
+    results JSON, as paths."""
+    from opsaudit.reports.recipients import report_languages
     from opsaudit.reports.render import write_report
 
-    language = context.settings.language
-    files = write_report(context.store, context.settings, run.id, language, context.output_folder)
-    paths = [str(files.html), str(files.pdf), str(files.csv), str(files.json)]
-    get_run_logger().info("report (%s): %s", language, ", ".join(paths))
-    return paths
+    paths: list[str] = []
+    logger = get_run_logger()
+    for language in report_languages(context.config.recipients, context.audit, context.settings.language):
+        files = write_report(context.store, context.settings, run.id, language, context.output_folder)
+        written = [str(files.html), str(files.pdf), str(files.csv)]
+        logger.info("report (%s): %s", language, ", ".join(written))
+        paths += written
+    return [*paths, str(files.json)]

@@ -265,6 +265,19 @@ def test_the_flows_task_and_the_command_write_the_report_in_the_runs_folder(tmp_
     assert paths == [str(folder / name) for name in ("report.zh-CN.html", "report.zh-CN.pdf", "findings.zh-CN.csv",
                                                        "results.json")]
 
+    # A report recipient who reads English gets the report written in English too, by the same task.
+    (tmp_path / "config").mkdir(exist_ok=True)
+    (tmp_path / "config" / "recipients.yaml").write_text(
+        "reports:\n  cs-monthly:\n    - {email: board@example.com, language: en}\n", encoding="utf-8")
+    context = build_context(load_settings(), "cs-monthly", period="2026-10", now=datetime(2026, 11, 2, 9))
+    with disable_run_logger():
+        both = write_reports.fn(context, RunInfo(run_id, "cs-monthly", "periodic", parse_period("2026-10")))
+    assert both == [str(folder / name) for name in ("report.zh-CN.html", "report.zh-CN.pdf", "findings.zh-CN.csv",
+                                                      "report.en.html", "report.en.pdf", "findings.en.csv",
+                                                      "results.json")]
+    assert "Customer service" in (folder / "report.en.html").read_text(encoding="utf-8")
+    (folder / "report.en.html").unlink()
+
     app = typer.Typer()
     app.command("render")(render)
     app.command("other")(lambda: None)  # two commands: typer then takes the command's name
