@@ -486,9 +486,7 @@ def _company_samples(conn: Connection, agg: Aggregate) -> Samples:
     query = (sa.select(agg.record_id.label("sample_id"), *agg.samples).select_from(agg.from_)
              .where(agg.window, agg.offending).order_by(byte_order(agg.record_id, conn.dialect)).limit(SAMPLE_LIMIT))
     rows = _execute(conn, query, agg.tables)
-    columns = tuple(rows.keys())
-    return Samples(columns, tuple(sorted((tuple(plain(value) for value in row) for row in rows.tuples()),
-                                         key=_text_id)))
+    return _first(tuple(rows.keys()), [(row[0], tuple(plain(value) for value in row)) for row in rows.tuples()])
 
 
 def _ranked_samples(conn: Connection, members: Sequence[_Member]) -> list[dict[tuple[str, str], Samples]]:

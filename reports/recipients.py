@@ -46,6 +46,11 @@ def reason(key: str, /, **values: object) -> Message:
     return Message.of(f"recipients.reason.{key}", **values)
 
 
+def note(key: str, /, **values: object) -> Message:
+    """Why someone who should receive a mail does not: recipients.note.<key>."""
+    return Message.of(f"recipients.note.{key}", **values)
+
+
 def not_told(note: Message | str, language: str) -> str:
     """未通知：… — one note as a line of a task log or the terminal."""
     return text("recipients.not_told", language, note=note.text(language) if isinstance(note, Message) else note)
@@ -122,7 +127,7 @@ class Directory:
     def load(cls, source: Source, settings: Settings) -> Directory:
         """Read the directory through the source mapping; a missing table is a note, not an error."""
         missing = missing_tables(source, ("staff", "departments"))
-        notes = tuple(Message.of("recipients.note.missing_table", table=source.physical_name(name))
+        notes = tuple(note("missing_table", table=source.physical_name(name))
                       for name in sorted(missing))
         people = {} if "staff" in missing else _read_staff(source)
         departments = {} if "departments" in missing else _read_departments(source)
@@ -149,19 +154,19 @@ class Directory:
         return next(iter(self._active("auditor", self.operations_department)), None)
 
     def department(self, department_id: str) -> Message | str:
-        """A department by name and id when the table names it, otherwise by id."""
+        """客服三部（CS3）: a department by name and id, in the reader's language; by id alone
+        when the table gives no other name."""
         known = self.departments.get(department_id)
-        return Message.of("label.named", name=known.name, id=department_id) if known and known.name else department_id
+        if known and known.name and known.name != department_id:
+            return Message.of("label.named", name=known.name, id=department_id)
+        return department_id
 
     def department_label(self, department_id: str | None, language: str) -> str:
-        """客服三部（CS3）: a department by name and id; the whole company when there is none."""
-        from opsaudit.i18n import text
-        from opsaudit.i18n.findings import labelled
-
+        """The department written out (see department); the whole company when there is none."""
         if department_id is None:
             return text("circulation.company", language)
-        known = self.departments.get(department_id)
-        return labelled(known.name if known else None, department_id, language) or department_id
+        found = self.department(department_id)
+        return found.text(language) if isinstance(found, Message) else found
 
     def operations_departments(self) -> set[str]:
         """The operations department and every department under it."""
@@ -225,7 +230,7 @@ class _Collector:
             self.add(Recipient(person.email, person.name, person.staff_id, language, (why,)))
 
     def note(self, key: str, /, **values: object) -> None:
-        self.notes.append(Message.of(f"recipients.note.{key}", **values))
+        self.notes.append(note(key, **values))
 
     def add(self, recipient: Recipient) -> None:
         key = recipient.email.lower()
@@ -273,12 +278,11 @@ def resolve(directory: Directory, *, roles: Iterable[Role] = (), departments: It
 def _add_role(collector: _Collector, directory: Directory, role: Role, departments: tuple[str, ...]) -> None:
     ops = directory.department(directory.operations_department)
     if role is Role.OPERATIONS_MANAGER:
-        _add_one(collector, directory.operations_manager(), role, Message.of(
-            "recipients.note.no_operations_manager", department=ops, setting="OPSAUDIT_OPERATIONS_DEPARTMENT"))
+        _add_one(collector, directory.operations_manager(), role,
+                 note("no_operations_manager", department=ops, setting="OPSAUDIT_OPERATIONS_DEPARTMENT"))
     elif role is Role.AUDIT_LEAD:
-        missing = (Message.of("recipients.note.audit_lead_not_in_staff", staff_id=directory.audit_lead_id,
-                              setting="OPSAUDIT_AUDIT_LEAD") if directory.audit_lead_id
-                   else Message.of("recipients.note.no_auditor", department=ops))
+        missing = (note("audit_lead_not_in_staff", staff_id=directory.audit_lead_id, setting="OPSAUDIT_AUDIT_LEAD")
+                   if directory.audit_lead_id else note("no_auditor", department=ops))
         _add_one(collector, directory.audit_lead(), role, missing)
     elif role is Role.DEPARTMENT_HEAD:
         for department_id in departments:
