@@ -201,9 +201,13 @@ def check_lead(directory: Directory, actor: str, language: str) -> Person:
 
 
 def _drafts(conn: Connection, gate: Gate, run_id: str, language: str) -> list[RowMapping]:
-    """The run's report files awaiting review; a ReviewError saying what became of them if none do."""
+    """The run's report files awaiting review; a ReviewError saying what became of them if none do.
+
+    Locked until the decision commits: a second review at the same moment waits here on
+    PostgreSQL, then reads the first one's decision, instead of recording and mailing its own too.
+    """
     rows = list(conn.execute(sa.select(reports).where(reports.c.audit_run_id == run_id)
-                             .order_by(reports.c.language, reports.c.format)).mappings())
+                             .order_by(reports.c.language, reports.c.format).with_for_update()).mappings())
     drafts = [row for row in rows if row["status"] == DRAFT]
     if drafts:
         return drafts

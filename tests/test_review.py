@@ -130,6 +130,48 @@ def test_the_draft_goes_to_the_audit_lead_and_the_approved_report_to_the_manager
     assert len(mailbox.received) == 2
 
 
+def test_the_lead_approving_and_returning_at_once_decides_the_report_once(pg_url, port, tmp_path):
+    """PostgreSQL: the second review waits for the first to commit, then reads its decision: it is
+    refused with what the first decided, records no event and mails nothing."""
+    import threading
+    import time
+
+    from opsaudit.db import create_engine
+
+    engine = create_engine(pg_url)
+    company(engine)
+    settings = settings_for(port)
+    run = a_run(engine)
+    with engine.begin() as conn:
+        submit(conn, gate(engine, settings), run, "zh-CN", report_files(tmp_path / "out"), now=T0)
+    with engine.connect() as conn:
+        queued = conn.execute(sa.select(sa.func.count()).select_from(outbox)).scalar_one()
+    outcome: list[BaseException | None] = []
+
+    def second() -> None:
+        try:
+            with engine.begin() as conn:
+                reject(conn, gate(engine, settings), run, "A1", "请补充数据", now=T0, language="zh-CN")
+            outcome.append(None)
+        except ReviewError as refused:
+            outcome.append(refused)
+
+    with engine.connect() as conn, conn.begin():
+        approve(conn, gate(engine, settings), run, "A1", None, now=T0 + timedelta(minutes=5), language="zh-CN")
+        other = threading.Thread(target=second)
+        other.start()
+        time.sleep(1)   # the other review now waits on this one's row locks
+    other.join(timeout=30)
+    assert len(outcome) == 1 and isinstance(outcome[0], ReviewError)
+    assert "已于2026-11-02 18:05由A1 员工A1审核通过，不能再次审核" in str(outcome[0])
+    assert [status for _, status, _ in stored(engine, run)] == ["approved"] * 4
+    assert events(engine, run) == [("submitted", "system", None), ("approved", "A1", None)]
+    with engine.connect() as conn:
+        mails = conn.execute(sa.select(outbox.c.kind).order_by(outbox.c.id)).scalars().all()
+    assert len(mails) == queued + 1 and mails[-1] == "report"   # the report to the managers, no notice
+    engine.dispose()
+
+
 def test_a_returned_report_goes_back_to_the_auditors_with_the_note(store, mailbox, port, tmp_path):
     settings = settings_for(port)
     run = a_run(store)
