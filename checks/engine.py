@@ -32,7 +32,12 @@ from opsaudit.source import Source
 SAMPLE_LIMIT = 20
 # Offending records per failed entity a sample is drawn from, at least (see _thinned).
 SAMPLE_POOL = 64
-ANALYTIC_WORK_MEM = "64MB"
+ANALYTIC_SETTINGS = {"work_mem": "64MB"}
+# The evidence query's plan expects five rules per offending record where there is about one, and
+# a month of a million tickets then crosses the thresholds of LLVM's inliner and optimizer: about
+# a second of compiling in each worker for a query that runs for one. Ten times the defaults keeps
+# them for the months where they pay (ten million tickets).
+EVIDENCE_SETTINGS = ANALYTIC_SETTINGS | {"jit_inline_above_cost": "5000000", "jit_optimize_above_cost": "5000000"}
 COMPANY = "company"
 # Stands for the entity in an evidence query compiled once per rule, then filled in per finding.
 _ENTITY_MARKER = "__opsaudit_entity__"
@@ -163,7 +168,7 @@ def compute(source: Source, rules: Sequence[Rule], period: Period, *, now: datet
     return Computation(measurements, directory, aggregates, period, queries)
 
 
-def _analytic_session(conn: Connection) -> None:
+def _analytic_session(conn: Connection, settings: Mapping[str, str] = ANALYTIC_SETTINGS) -> None:
     """Room for PostgreSQL to aggregate and rank a month in memory, for this transaction only.
 
     A grouped query of a few thousand agents needs a few MB, but the planner expects one group per
@@ -172,7 +177,8 @@ def _analytic_session(conn: Connection) -> None:
     gets the server's setting back.
     """
     if conn.dialect.name == "postgresql":
-        conn.execute(sa.text(f"SET LOCAL work_mem = '{ANALYTIC_WORK_MEM}'"))
+        # set_config(..., true) is SET LOCAL: all of them in one statement.
+        conn.execute(sa.select(*(sa.func.set_config(name, value, True) for name, value in settings.items())))
 
 
 def _group_aggregates(aggregates: Mapping[Rule, Aggregate]) -> dict[str, list[tuple[Rule, Aggregate]]]:
@@ -432,7 +438,7 @@ def collect_samples(source: Source, computation: Computation, results: ResultSet
                               int(result.facts.get("failures") or 0))
         if not wanted:
             return results
-        _analytic_session(conn)
+        _analytic_session(conn, EVIDENCE_SETTINGS)
         samples: dict[tuple[str, str, str], Samples] = {}
         readings: dict[tuple[str, ...], list[tuple[str, str]]] = defaultdict(list)
         for key, entities in wanted.items():
@@ -501,7 +507,8 @@ def _ranked_samples(conn: Connection, members: Sequence[_Member]) -> list[dict[t
                 COMPANY in m.wanted) for i, m in enumerate(members)]
     columns = [("sample_id", *(column.key for j, column in shown if j == i)) for i in range(len(members))]
     found: list[dict[tuple[str, str], list[tuple[Any, tuple[Any, ...]]]]] = [defaultdict(list) for _ in members]
-    for row in rows.tuples():
+    # Fetched at once: row by row, the driver's fetchone costs more than the loop itself.
+    for row in rows.tuples().all():
         k = row[rule_at]
         entities, values, company = layouts[k]
         # One tuple per record, shared by its agent's, department's and the company's samples.

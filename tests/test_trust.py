@@ -149,7 +149,7 @@ CASES = [
          files={"config/thresholds.yaml/x": ""}),
     Case("not UTF-8", _run(), 1, "config/thresholds.yaml: not UTF-8 text",
          files={THRESHOLDS: "min_population: 30 # \xe9t\xe9\n".encode("latin-1")}),
-    Case("YAML syntax", _run(), 1, "config/thresholds.yaml: line 3: expected the node content",
+    Case("YAML syntax", _run(), 1, "config/thresholds.yaml: line 3: did not find expected node content",
          files={THRESHOLDS: "rules:\n  cs.satisfaction_rate: [\n"}),
     Case("unknown rule", _run(), 1, "config/thresholds.yaml: rules.cs.satisfaction: unknown rule",
          files={THRESHOLDS: "rules:\n  cs.satisfaction: {target: 0.9}\n"}),

@@ -210,7 +210,13 @@ def datetime_text(value: Any, language: str) -> str:
 
 def period_text(value: Any, language: str) -> str:
     """An audit period in words: 2026-10 is 2026年10月 / October 2026; an unknown label as it is."""
-    period = parse_period(str(value))
+    return _period_words(str(value), language)
+
+
+@lru_cache(maxsize=1024)
+def _period_words(label: str, language: str) -> str:
+    # Cached: every finding of a run names the same period, thousands of times in one report.
+    period = parse_period(label)
     start = period.start
     if period.kind == "range":
         last = period.end - timedelta(days=1)
