@@ -31,6 +31,7 @@ from opsaudit.periods import Period
 from opsaudit.settings import Settings
 from opsaudit.source import Source, check_source, missing_tables
 from opsaudit.store.migrate import require_current, require_writable
+from opsaudit.store.runs import run_output_folder
 
 PERIODIC_AUDITS = ("cs-weekly", "cs-monthly", "execution-monthly", "planning-quarterly", "data-quarterly")
 # The directory tables give labels and owners to every audit's findings.
@@ -166,8 +167,13 @@ class AuditContext:
         return not self.scope.restricted
 
     @property
-    def output_folder(self) -> Path:
+    def period_folder(self) -> Path:
+        """The audit's folder for the period: its runs' output, or the folders of each run's."""
         return self.settings.output_dir / self.audit / self.period.label
+
+    def output_folder(self, run_id: str) -> Path:
+        """Where run `run_id` of this audit writes its results and report (see run_output_folder)."""
+        return run_output_folder(self.settings.output_dir, self.audit, self.kind, self.period.label, run_id)
 
     def tables_read(self) -> tuple[str, ...]:
         """Every contract table this audit's rules read, plus the directory tables."""
@@ -235,7 +241,7 @@ def preflight(context: AuditContext) -> None:
             if len(problems) > 1 else ""
         raise SourceError(f"database: {problems[0]}{more}")
     check_directory_settings(context.settings, context.source, set(tables) - absent)
-    check_output_folder(context.output_folder)
+    check_output_folder(context.period_folder)
     require_writable(context.store)
 
 

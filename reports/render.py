@@ -23,6 +23,7 @@ from opsaudit.reports.findings_workbook import COLUMNS, row_values
 from opsaudit.reports.report_data import Kpi, ReportData, load_report_data
 from opsaudit.settings import Settings
 from opsaudit.store.finding_views import SEVERITIES, FindingFilter, iter_findings
+from opsaudit.store.runs import run_output_folder
 from opsaudit.store.schema import audit_runs, check_results
 
 TEMPLATES = Path(__file__).resolve().parent / "templates"
@@ -64,17 +65,17 @@ def write_report(store: sa.Engine, settings: Settings, run_id: str, language: st
 
 
 def run_folder(store: sa.Engine, settings: Settings, prefix: str) -> tuple[Path, str]:
-    """The output folder of the run whose id starts with `prefix` (as the flow writes it:
-    OPSAUDIT_OUTPUT_DIR/audit/period), and the run's full id."""
+    """The output folder of the run whose id starts with `prefix`, where the flow writes it (see
+    run_output_folder), and the run's full id."""
     with store.connect() as conn:
-        found = conn.execute(sa.select(audit_runs.c.id, audit_runs.c.audit, audit_runs.c.period)
+        found = conn.execute(sa.select(audit_runs.c.id, audit_runs.c.audit, audit_runs.c.kind, audit_runs.c.period)
                              .where(audit_runs.c.id.startswith(prefix)).limit(2)).all()
     if not found:
         raise InputError(f"audit run {prefix}: no such run in oa_audit_runs")
     if len(found) > 1:
         raise InputError(f"audit run {prefix}: the prefix matches several runs; give more of the id")
-    run_id, audit, period = found[0]
-    return settings.output_dir / audit / period, run_id
+    run_id, audit, kind, period = found[0]
+    return run_output_folder(settings.output_dir, audit, kind, period, run_id), run_id
 
 
 def render_html(data: ReportData, language: str, files: ReportFiles) -> str:

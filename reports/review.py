@@ -37,7 +37,7 @@ from opsaudit.reports.recipients import (
 )
 from opsaudit.reports.rectification import MAIL_ROWS, Body
 from opsaudit.settings import Settings
-from opsaudit.store.runs import _jsonable
+from opsaudit.store.runs import OWN_FOLDER_KINDS, _jsonable
 from opsaudit.store.schema import audit_runs, findings, report_events, reports
 from opsaudit.store.times import from_db, to_db
 
@@ -152,8 +152,9 @@ def submit(conn: Connection, gate: Gate, run_id: str, language: str, files: Sequ
     run = _run(conn, run_id, language)
     rows = file_rows(files, language)
     status = DRAFT if gate.settings.report_review == "required" else APPROVED
+    # A special audit or spot check is its own request: another over the same days keeps its draft.
     earlier = sa.select(audit_runs.c.id).where(audit_runs.c.audit == run.audit, audit_runs.c.period == run.period,
-                                                audit_runs.c.id != run.id)
+                                                audit_runs.c.id != run.id, audit_runs.c.kind.not_in(OWN_FOLDER_KINDS))
     conn.execute(reports.delete().where(reports.c.language == language, reports.c.status.in_((DRAFT, REJECTED)),
                                         reports.c.audit_run_id.in_(earlier.scalar_subquery())))
     conn.execute(reports.delete().where(reports.c.audit_run_id == run.id, reports.c.language == language,

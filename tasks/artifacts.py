@@ -224,7 +224,7 @@ def publish_findings(context: AuditContext, results: ResultSet) -> None:
 def publish_report_link(context: AuditContext, output: Path) -> None:
     """A link to the run's audit report, or to its results until a report exists."""
     language = context.settings.language
-    report = report_file(context.output_folder, language)
+    report = report_file(output.parent, language)   # the run's folder, beside its results
     values = {"audit": context.audit, "period": context.period.label}
     label = text("dashboard.report.report", language, **values) if report \
         else text("dashboard.report.results", language, **values)

@@ -151,7 +151,7 @@ def outcome_counts(results: ResultSet) -> dict[str, Any]:
 def hand_over_to_reporting(context: AuditContext, run: RunInfo, results: ResultSet,
                            counts: dict[str, int]) -> Path:
     """Write the run's results as JSON under OPSAUDIT_OUTPUT_DIR, where the report renderer reads them."""
-    folder = context.output_folder
+    folder = context.output_folder(run.id)
     folder.mkdir(parents=True, exist_ok=True)
     payload = {
         "audit_run_id": run.id, "audit": context.audit, "kind": context.kind, "period": context.period.label,

@@ -21,7 +21,7 @@ def write_reports(context: AuditContext, run: RunInfo) -> list[str]:
     paths: list[str] = []
     logger = get_run_logger()
     for language in report_languages(context.config.recipients, context.audit, context.settings.language):
-        files = write_report(context.store, context.settings, run.id, language, context.output_folder)
+        files = write_report(context.store, context.settings, run.id, language, context.output_folder(run.id))
         written = [str(files.html), str(files.pdf), str(files.csv)]
         logger.info("report (%s): %s", language, ", ".join(written))
         paths += written

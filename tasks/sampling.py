@@ -36,7 +36,7 @@ def draw_quality_sample(context: AuditContext, run: RunInfo) -> dict[str, Any]:
         record_sample(conn, run.id, context.period.label, draw)
         set_run_seed(conn, run.id, seed, draw.parameters())
     info = ticket_details(context.source, [row.ticket_id for row in draw.rows])
-    folder = context.settings.output_dir / context.audit / context.period.label
+    folder = context.output_folder(run.id)
     csv_path, xlsx_path = write_review_sheet(draw, info, folder, context.period.label)
     get_run_logger().info("sampled %d tickets with seed %d", len(draw.rows), seed)
     return {"seed": seed, "size": len(draw.rows), "sheet_csv": str(csv_path), "sheet_xlsx": str(xlsx_path)}

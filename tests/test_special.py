@@ -18,7 +18,7 @@ from test_flows import small_company
 
 from opsaudit.special import SpecialAudit
 from opsaudit.store.migrate import upgrade
-from opsaudit.store.schema import audit_runs, findings
+from opsaudit.store.schema import audit_runs, findings, reports
 
 pytestmark = pytest.mark.usefixtures("prefect_harness")
 
@@ -74,6 +74,17 @@ def test_a_special_audit_of_a_department_finds_only_that_departments_problems(co
 
     other = special(request=SpecialAudit(**request(departments=["D1"], areas=["execution"])))
     assert findings_of(company, other["audit_run_id"]) == [("exec.overdue_task", "K0", "D1")]
+    # Two special audits over the same days: each keeps its own folder, report and draft.
+    folders = [Path(run["output"]).parent for run in (summary, other)]
+    assert [(folder.parent.name, folder.name) for folder in folders] == [
+        ("2026-10-01..2026-10-31", run["audit_run_id"][:8]) for run in (summary, other)]
+    assert all((folder / "report.zh-CN.pdf").is_file() for folder in folders)
+    assert json.loads(Path(summary["output"]).read_text(encoding="utf-8"))["special"]["departments"] == ["D2"]
+    with company.connect() as conn:
+        drafts = conn.execute(sa.select(reports.c.audit_run_id, reports.c.path).where(
+            reports.c.status == "draft", reports.c.format == "pdf").order_by(reports.c.created_at)).all()
+    assert [(run_id, Path(path).parent) for run_id, path in drafts] == [
+        (run["audit_run_id"], folder.resolve()) for run, folder in zip((summary, other), folders, strict=True)]
 
 
 def test_a_special_audit_is_named_tagged_and_summarized_as_one(company):

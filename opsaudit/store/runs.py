@@ -37,6 +37,18 @@ class RunInfo:
     period: Period
 
 
+# Kinds whose runs each answer their own request (a stated reason and scope, or a random draw): two
+# of them over the same days are different audits, each with its own report and review.
+OWN_FOLDER_KINDS = ("special", "spot_check")
+
+
+def run_output_folder(output_dir: Path, audit: str, kind: str, period: str, run_id: str) -> Path:
+    """OPSAUDIT_OUTPUT_DIR/audit/period, where a periodic audit's rerun replaces its period's report
+    as it refreshes the same findings; below it, the run's short id for a special audit or spot check."""
+    folder = output_dir / audit / period
+    return folder / run_id[:8] if kind in OWN_FOLDER_KINDS else folder
+
+
 def start_run(conn: Connection, *, audit: str, kind: str, period: Period, parameters: dict[str, Any],
               config_hash: str, seed: int | None = None, flow_run_id: str | None = None,
               started_at: datetime | None = None) -> RunInfo:
