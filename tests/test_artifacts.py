@@ -98,7 +98,7 @@ def test_every_run_publishes_its_summary_findings_and_report_link(company):  # n
     report = Path(summary["output"]).parent / "report.zh-CN.html"   # what the reporting step wrote
     assert report.is_file()
     link = shown["cs-monthly-report"]
-    assert link.data == f"[客户服务月度全面评估（2026年10月）稽查报告]({report.resolve().as_uri()})"
+    assert link.data == f"[客户服务月度全面评估稽查报告（2026年10月）]({report.resolve().as_uri()})"
 
 
 @pytest.mark.usefixtures("prefect_harness")

@@ -107,6 +107,19 @@ def test_the_severities_statuses_and_audits_read_as_the_regulation_names_them():
         "整改方案须在7天内提交，整改期限30天，整改情况及时向上级领导汇报。")
 
 
+def test_every_audit_has_a_report_title_that_names_it_once():
+    """运营执行月度稽查 gets 运营执行月度稽查报告, not 稽查稽查报告; the titles name the audits themselves."""
+    audits = [key.removeprefix("enum.audit.") for key in catalogue(ZH) if key.startswith("enum.audit.")]
+    reported = [audit for audit in audits if audit != "rectification-tracking"]
+    titles = {audit: text("report.title", ZH, audit=audit) for audit in reported}
+    assert titles["execution-monthly"] == "运营执行月度稽查报告" and titles["spot-check"] == "不定期抽查报告"
+    assert titles["cs-monthly"] == "客户服务月度全面评估稽查报告"
+    for audit, title in titles.items():
+        assert title.startswith(text(f"enum.audit.{audit}", ZH)) and title.endswith("报告")
+        assert "稽查稽查" not in title and "抽查稽查" not in title
+        assert text("report.title", EN, audit=audit) == f"Audit report: {text(f'enum.audit.{audit}', EN)}"
+
+
 def test_a_catalogue_file_with_a_duplicate_key_or_a_bare_yes_is_refused(tmp_path):
     (tmp_path / "a.yaml").write_text("enum:\n  x: 一\n", encoding="utf-8")
     (tmp_path / "b.yaml").write_text("enum:\n  x: 二\n", encoding="utf-8")
