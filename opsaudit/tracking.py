@@ -186,11 +186,12 @@ class Audience:
 def record(conn: Connection, notices: Sequence[Notice], now: datetime, language: str) -> None:
     """One event per notice: `reminded` or `escalated`, the note naming who was told."""
     from opsaudit.i18n import text
+    from opsaudit.i18n.findings import labelled
 
     rows = []
     for notice in notices:
         step = notice.step
-        people = [f"{r.staff_id} {r.name}" if r.staff_id else r.email for r in notice.recipients]
+        people = [labelled(r.name, r.staff_id, language) if r.staff_id else r.email for r in notice.recipients]
         note = (text("rectification.notice.told", language, people=people) if people
                 else text("rectification.notice.nobody", language))
         data = {"step": step.key, "deadline": step.deadline.isoformat(), "days": step.days,

@@ -83,7 +83,7 @@ def compose(row: RowMapping, directory: Directory, deadlines: Deadlines, zone: t
         ("field.title", text("label.named", language, name=title, id=row["entity_id"])),
         ("field.description", description),
         ("field.department", directory.department_label(row["department_id"], language)),
-        ("field.owner", owner.label() if owner else row["owner_id"] or text("alert.unassigned", language)),
+        ("field.owner", owner.label(language) if owner else row["owner_id"] or text("alert.unassigned", language)),
         ("field.plan_due_at", format_value(from_db(row["plan_due_at"], zone), "date", language)),
         ("field.due_at", format_value(from_db(row["due_at"], zone), "date", language)),
         ("field.handling", text("handling.major", language, deadline=deadlines.major,

@@ -67,8 +67,17 @@ class Person:
     email: str | None
     active: bool
 
-    def label(self) -> str:
-        return f"{self.staff_id} {self.name}"
+    def named(self) -> Message | str:
+        """王芳（S007）: the person by name and staff ID, in the reader's language; by ID alone
+        when the staff table gives no other name."""
+        if self.name and self.name != self.staff_id:
+            return Message.of("label.named", name=self.name, id=self.staff_id)
+        return self.staff_id
+
+    def label(self, language: str) -> str:
+        """The person written out (see named)."""
+        named = self.named()
+        return named.text(language) if isinstance(named, Message) else named
 
 
 @dataclass(frozen=True)
@@ -219,7 +228,7 @@ class _Collector:
     notes: list[Message] = field(default_factory=list)
 
     def add_person(self, person: Person, why: Message, language: str | None = None) -> None:
-        who = {"who": person.label(), "reason": why}
+        who = {"name": person.name or person.staff_id, "staff_id": person.staff_id, "reason": why}
         if not person.active:
             self.note("inactive", **who)
         elif person.email is None:

@@ -140,9 +140,9 @@ class Writer:
                                    id=finding["entity_id"])
         return self._titles[key]
 
-    def person(self, staff_id: str | None) -> str:
+    def person(self, staff_id: str | None, language: str) -> str:
         person = self.directory.people.get(staff_id or "")
-        return person.label() if person else (staff_id or "—")
+        return person.label(language) if person else (staff_id or "—")
 
     def subject(self, kind: str, steps: Sequence[Step], language: str) -> str:
         count = len({step.finding["id"] for step in steps})
@@ -186,7 +186,8 @@ class Writer:
             finding = told[0].finding
             rows.append([self.title(finding, language),
                          self.directory.department_label(finding["department_id"], language),
-                         self.person(finding["owner_id"]), _t(f"enum.severity.{finding['severity']}", language),
+                         self.person(finding["owner_id"], language),
+                         _t(f"enum.severity.{finding['severity']}", language),
                          _t(f"enum.finding_status.{finding['status']}", language),
                          _date(told[0].deadline, self.zone, language),
                          _t("rectification.mail.days", language, days=told[0].days),
@@ -232,7 +233,7 @@ class Writer:
                   _t("field.severity", language), _t("field.due_at", language),
                   _t("rectification.column.level", language)]
         body.table(header, [[self.title(row, language), self.directory.department_label(row["department_id"], language),
-                             self.person(row["owner_id"]),
+                             self.person(row["owner_id"], language),
                              _t(f"enum.severity.{row['severity']}", language),
                              _date(row["due_at"], self.zone, language),
                              _t(f"rectification.level.{report.escalation[row['id']]}", language)
@@ -255,9 +256,9 @@ class Writer:
             handling = self.majors.get(row["id"])
             meeting = (_t("rectification.major.meeting", language, date=handling.meeting_on)
                        if handling and handling.meeting_on else _t("rectification.major.no_meeting", language))
-            team = (_t("rectification.major.task_force", language, lead=self.person(handling.task_force_lead),
-                       members=[self.person(m) for m in handling.task_force_members])
+            team = (_t("rectification.major.task_force", language, lead=self.person(handling.task_force_lead, language),
+                       members=[self.person(m, language) for m in handling.task_force_members])
                     if handling and handling.task_force_lead else _t("rectification.major.no_task_force", language))
-            table.append([self.title(row, language), self.person(row["owner_id"]),
+            table.append([self.title(row, language), self.person(row["owner_id"], language),
                           _t(f"enum.finding_status.{row['status']}", language), meeting, team])
         body.table(header, table)

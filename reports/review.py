@@ -197,7 +197,7 @@ def check_lead(directory: Directory, actor: str, language: str) -> Person:
     if actor not in directory.people:
         raise _refuse("unknown_actor", language, actor=actor)
     if actor != lead.staff_id:
-        raise _refuse("not_lead", language, actor=directory.people[actor].label(), lead=lead.label())
+        raise _refuse("not_lead", language, actor=directory.people[actor].label(language), lead=lead.label(language))
     return lead
 
 
@@ -218,7 +218,7 @@ def _drafts(conn: Connection, gate: Gate, run_id: str, language: str) -> list[Ro
     if latest["reviewed_by"] is None:
         raise _refuse("released", language, run=run_id)
     raise _refuse("rejected" if latest["status"] == REJECTED else "approved", language, run=run_id,
-                  by=_label(gate.directory, latest["reviewed_by"]),
+                  by=_label(gate.directory, latest["reviewed_by"], language),
                   at=from_db(latest["reviewed_at"], gate.settings.tz))
 
 
@@ -251,8 +251,8 @@ def reject(conn: Connection, gate: Gate, run_id: str, actor: str, note: str, *, 
     mails = Mails(conn, gate, run)
     ids = []
     for mail_language, addresses in team.by_language(gate.settings.language).items():
-        body = Body(mail_language).paragraph(_t("review.mail.rejected.intro", mail_language, lead=lead.label(),
-                                                audit=run.audit, period=run.period))
+        body = Body(mail_language).paragraph(_t("review.mail.rejected.intro", mail_language,
+                                                lead=lead.label(mail_language), audit=run.audit, period=run.period))
         body.paragraph(_t("review.mail.rejected.note", mail_language, note=note.strip()))
         mails.summary(body, mail_language)
         key = f"review:rejected:{run.id}:{mail_language}:{digest(drafts)}"
@@ -307,7 +307,7 @@ def _release(conn: Connection, gate: Gate, run: RunReport, languages: Sequence[s
             body.paragraph(_t("review.mail.report.unreviewed", mail_language))
         else:
             body.paragraph(_t("review.mail.report.reviewed", mail_language, at=now.astimezone(gate.settings.tz),
-                              lead=_label(gate.directory, reviewer[0])))
+                              lead=_label(gate.directory, reviewer[0], mail_language)))
             if reviewer[1] and reviewer[1].strip():
                 body.paragraph(_t("review.mail.report.note", mail_language, note=reviewer[1].strip()))
         mails.summary(body, mail_language)
@@ -325,9 +325,9 @@ def _reads(wanted: str, available: set[str], default: str, released: str) -> str
     return wanted if wanted in available else default if default in available else released
 
 
-def _label(directory: Directory, staff_id: str) -> str:
+def _label(directory: Directory, staff_id: str, language: str) -> str:
     person = directory.people.get(staff_id)
-    return person.label() if person else staff_id
+    return person.label(language) if person else staff_id
 
 
 def _scope(conn: Connection, run_id: str) -> tuple[list[str], bool]:
@@ -387,7 +387,7 @@ class Mails:
             body.table([_t("field.title", language), _t("field.department", language), _t("field.owner", language),
                         _t("field.due_at", language)],
                        [[_t("label.named", language, name=finding_text(row, language)[0], id=row["entity_id"]),
-                         row["department_id"] or "—", _label(self.gate.directory, row["owner_id"] or "—"),
+                         row["department_id"] or "—", _label(self.gate.directory, row["owner_id"] or "—", language),
                          format_value(from_db(row["due_at"], self.gate.settings.tz), "date", language)]
                         for row in majors])
 

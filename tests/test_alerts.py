@@ -49,7 +49,7 @@ def test_a_major_problem_alerts_the_managers_once_naming_the_problem_owner_and_d
     assert received(mailbox) == [(managers, "重大问题：客户满意度未达标（CS1）"),
                                  (["duty@example.com"], "Major problem: Customer satisfaction below target (CS1)")]
     text = mailbox.received[0].get_body(("plain",)).get_content()
-    for line in ("责任部门：客服一部（CS1）", "责任人：O1 员工O1", "整改方案提交期限：2026-11-09",
+    for line in ("责任部门：客服一部（CS1）", "责任人：员工O1（O1）", "整改方案提交期限：2026-11-09",
                  "整改期限：2026-12-02", f"问题编号：{major}", "运营部经理应立即组织召开专题会议"):
         assert line in text
     assert "客户服务月度全面评估（2026年10月）发现以下重大问题" in text

@@ -143,12 +143,12 @@ def test_a_refusal_names_who_may(store, people):
     act(store, people, finding, "submit-plan", "O1")
     with pytest.raises(Refused) as refused:
         act(store, people, finding, "approve-plan", "H1")
-    assert str(refused.value) == ("H1 员工H1不能批准整改方案："
-                                  "只有运营部经理（M1 员工M1）或运营部副经理（M2 员工M2）可以。")
+    assert str(refused.value) == ("员工H1（H1）不能批准整改方案："
+                                  "只有运营部经理员工M1（M1）或运营部副经理员工M2（M2）可以。")
     with store.begin() as conn, pytest.raises(Refused) as english:
         perform(conn, finding, Request("approve-plan", "O2"), people, now=FOUND, language="en")
-    assert str(english.value) == ("O2 员工O2 may not approve rectification plan: only the operations manager "
-                                  "(M1 员工M1) or the deputy operations manager (M2 员工M2) may")
+    assert str(english.value) == ("员工O2 (O2) may not approve rectification plan: only the operations manager "
+                                  "员工M1 (M1) or the deputy operations manager 员工M2 (M2) may")
 
 
 def test_people_who_left_or_are_unknown_cannot_act(store, people):
@@ -302,18 +302,18 @@ def test_the_command_line_moves_a_finding_and_refuses_in_one_line(store, db_url,
     env = {**os.environ, "OPSAUDIT_DATABASE_URL": db_url, "OPSAUDIT_OPERATIONS_DEPARTMENT": "OPS"}
     moved = opsaudit("findings", "submit-plan", finding[:8], "--actor", "O1", "--note", "方案", env=env)
     assert moved.returncode == 0, moved.stderr
-    assert moved.stdout.strip() == f"问题{finding[:8]}：提交整改方案，待整改 → 整改方案待审批（O1 员工O1）"
+    assert moved.stdout.strip() == f"问题{finding[:8]}：提交整改方案，待整改 → 整改方案待审批，操作人：员工O1（O1）"
     before = snapshot(store, finding)
     refused = opsaudit("findings", "approve-plan", finding, "--actor", "O1", "--lang", "en", env=env)
     assert refused.returncode == 1 and refused.stdout == ""
-    assert refused.stderr.startswith("opsaudit: error: O1 员工O1 may not approve rectification plan: only")
+    assert refused.stderr.startswith("opsaudit: error: 员工O1 (O1) may not approve rectification plan: only")
     assert refused.stderr.count("\n") == 1
     usage = opsaudit("findings", "reject-plan", finding, "--actor", "M1", env=env)
     assert usage.returncode == 2 and "reject-plan needs --note" in usage.stderr
     assert snapshot(store, finding) == before
     english = opsaudit("findings", "approve-plan", finding, "--actor", "M1", "--lang", "en", env=env)
     assert english.stdout.strip() == (f"finding {finding[:8]}: approve rectification plan, rectification plan awaiting "
-                                      "approval → rectification plan approved (M1 员工M1)")
+                                      "approval → rectification plan approved, by 员工M1 (M1)")
 
 
 def test_two_people_acting_at_once_cannot_both_move_the_finding(pg_url):

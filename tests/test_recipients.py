@@ -83,8 +83,8 @@ def test_the_audit_lead_setting_names_the_reviewer(engine):
     assert directory.audit_lead().staff_id == "S007"
     result = draft_recipients(directory)
     assert result.recipients == ()
-    assert notes(result) == ("S007 员工007（稽查小组组长）在员工表中没有电子邮箱，未发送邮件",)
-    assert notes(result, "en") == ("S007 员工007 (audit team lead) has no e-mail address in the staff table: no mail",)
+    assert notes(result) == ("员工007（S007，稽查小组组长）在员工表中没有电子邮箱，未发送邮件",)
+    assert notes(result, "en") == ("员工007 (S007, audit team lead) has no e-mail address in the staff table: no mail",)
     unknown = draft_recipients(Directory.load(Source(engine), load_settings(audit_lead="S999")))
     assert notes(unknown) == ("稽查小组组长S999（见OPSAUDIT_AUDIT_LEAD）不在员工表中",)
     assert notes(unknown, "en") == ("audit team lead S999 (see OPSAUDIT_AUDIT_LEAD) is not in the staff table",)
@@ -98,15 +98,15 @@ def test_a_report_goes_to_the_manager_deputy_heads_and_for_a_major_problem_execu
     assert emails(result) == [mail("S003"), mail("S005"), mail("S010"), mail("S001"), "board@example.com"]
     assert notes(result) == (
         "Dept CS2（CS2）未设负责人（departments.head_id），无法通知",
-        "S020 员工020（Dept SAL负责人）已离职或停用，未发送邮件",
+        "员工020（S020，Dept SAL负责人）已离职或停用，未发送邮件",
         "部门XX不在部门表中，无法通知其负责人",
-        "S002 员工002（上级领导）在员工表中没有电子邮箱，未发送邮件",
+        "员工002（S002，上级领导）在员工表中没有电子邮箱，未发送邮件",
     )
     assert notes(result, "en") == (
         "department Dept CS2 (CS2) has no head (departments.head_id): nobody to tell",
-        "S020 员工020 (head of Dept SAL) is no longer active: no mail",
+        "员工020 (S020, head of Dept SAL) is no longer active: no mail",
         "department XX is not in the departments table: its head cannot be told",
-        "S002 员工002 (senior management) has no e-mail address in the staff table: no mail",
+        "员工002 (S002, senior management) has no e-mail address in the staff table: no mail",
     )
     assert reasons(result.recipients[0]) == ("运营部经理",)
     assert result.recipients[0].address == Address(mail("S003"), "员工003", "S003")
@@ -147,16 +147,16 @@ def test_one_address_once_with_every_reason_and_the_configured_language(director
 def test_the_circulation_goes_to_all_active_operations_staff(directory):
     result = circulation_recipients(directory, Recipients(circulation=(Configured(email="hr@example.com"),)))
     assert emails(result) == [mail(s) for s in ("S003", "S004", "S005", "S006", "S010", "S011")] + ["hr@example.com"]
-    assert notes(result) == ("S007 员工007（运营部员工）在员工表中没有电子邮箱，未发送邮件",)
+    assert notes(result) == ("员工007（S007，运营部员工）在员工表中没有电子邮箱，未发送邮件",)
 
 
 def test_named_staff_such_as_a_findings_owner(directory):
     owner = reason("owner")
     result = resolve(directory, named={"S011": owner, "S012": owner, "S404": owner})
     assert emails(result) == [mail("S011")] and reasons(result.recipients[0]) == ("整改责任人",)
-    assert notes(result) == ("S012 员工012（整改责任人）已离职或停用，未发送邮件",
+    assert notes(result) == ("员工012（S012，整改责任人）已离职或停用，未发送邮件",
                              "整改责任人：员工编号S404不在员工表中，未发送邮件")
-    assert notes(result, "en") == ("S012 员工012 (rectification owner) is no longer active: no mail",
+    assert notes(result, "en") == ("员工012 (S012, rectification owner) is no longer active: no mail",
                                    "rectification owner: staff ID S404 is not in the staff table: no mail")
 
 
@@ -169,7 +169,7 @@ def test_a_missing_operations_manager_and_a_bad_address_are_notes(engine):
     assert result.recipients == ()
     assert notes(result) == (
         "Dept OPS（OPS）没有在职的经理（见OPSAUDIT_OPERATIONS_DEPARTMENT），无法通知运营部经理",
-        "S001 Staff S001（运营部副经理）在员工表中的电子邮箱“wang at example.com”不是有效地址，未发送邮件",
+        "Staff S001（S001，运营部副经理）在员工表中的电子邮箱“wang at example.com”不是有效地址，未发送邮件",
     )
 
 

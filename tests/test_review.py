@@ -100,7 +100,7 @@ def test_the_draft_goes_to_the_audit_lead_and_the_approved_report_to_the_manager
     assert stored(store, run) == [("csv", "draft", None), ("html", "draft", None), ("json", "draft", None),
                                   ("pdf", "draft", None)]
 
-    not_lead = "^A2 员工A2不能审核稽查报告：只有稽查小组组长A1 员工A1可以。$"
+    not_lead = "^员工A2（A2）不能审核稽查报告：只有稽查小组组长员工A1（A1）可以。$"
     with store.begin() as conn, pytest.raises(ReviewError, match=not_lead):
         approve(conn, gate(store, settings), run, "A2", None, now=T0, language="zh-CN")
     with store.begin() as conn:
@@ -115,7 +115,7 @@ def test_the_draft_goes_to_the_audit_lead_and_the_approved_report_to_the_manager
     report = mailbox.received[1]
     assert attachments(report) == ["report.zh-CN.pdf", "report.zh-CN.html", "findings.zh-CN.csv"]
     body = report.get_body(("plain",)).get_content()
-    assert "本报告已经稽查小组组长A1 员工A1于2026-11-02 19:00审核。" in body and "审核意见：数据已核对" in body
+    assert "本报告已经稽查小组组长员工A1（A1）于2026-11-02 19:00审核。" in body and "审核意见：数据已核对" in body
     assert "<h3" in report.get_body(("html",)).get_content()
     assert stored(store, run) == [(fmt, "sent", "A1") for fmt in ("csv", "html", "json", "pdf")]
     assert events(store, run) == [("submitted", "system", None), ("approved", "A1", "数据已核对"),
@@ -124,7 +124,7 @@ def test_the_draft_goes_to_the_audit_lead_and_the_approved_report_to_the_manager
         assert [line.as_json() for line in list_reports(conn)] == [
             {"audit_run_id": run, "audit": "cs-monthly", "period": "2026-10", "status": "sent"}]
 
-    twice = "已于2026-11-02 19:00由A1 员工A1审核通过，不能再次审核"
+    twice = "已于2026-11-02 19:00由员工A1（A1）审核通过，不能再次审核"
     with store.begin() as conn, pytest.raises(ReviewError, match=twice):
         approve(conn, gate(store, settings), run, "A1", None, now=T0, language="zh-CN")
     assert len(mailbox.received) == 2
@@ -163,7 +163,7 @@ def test_the_lead_approving_and_returning_at_once_decides_the_report_once(pg_url
         time.sleep(1)   # the other review now waits on this one's row locks
     other.join(timeout=30)
     assert len(outcome) == 1 and isinstance(outcome[0], ReviewError)
-    assert "已于2026-11-02 18:05由A1 员工A1审核通过，不能再次审核" in str(outcome[0])
+    assert "已于2026-11-02 18:05由员工A1（A1）审核通过，不能再次审核" in str(outcome[0])
     assert [status for _, status, _ in stored(engine, run)] == ["approved"] * 4
     assert events(engine, run) == [("submitted", "system", None), ("approved", "A1", None)]
     with engine.connect() as conn:
@@ -186,7 +186,7 @@ def test_a_returned_report_goes_back_to_the_auditors_with_the_note(store, mailbo
 
     assert received(mailbox)[1] == ([email("A2")], f"稽查报告被退回：{SUBJECT}")
     assert "审核意见：请补充客服二部的抽样说明" in mailbox.received[1].get_body(("plain",)).get_content()
-    with store.begin() as conn, pytest.raises(ReviewError, match="被A1 员工A1退回，须重新提交后才能审核"):
+    with store.begin() as conn, pytest.raises(ReviewError, match="被员工A1（A1）退回，须重新提交后才能审核"):
         approve(conn, gate(store, settings), run, "A1", None, now=T0, language="zh-CN")
 
     # A new submission is a new draft, mailed again, and can be approved.
@@ -276,7 +276,7 @@ def test_opsaudit_reports_list_approve_and_reject(db_url, store, monkeypatch, tm
 
     assert runner.invoke(app, ["reports", "reject", run, "--actor", "A1"]).exit_code == 2  # --note is required
     refused = runner.invoke(app, ["reports", "approve", run, "--actor", "M1"])
-    assert refused.exit_code == 1 and "只有稽查小组组长A1 员工A1可以" in str(refused.exception)
+    assert refused.exit_code == 1 and "只有稽查小组组长员工A1（A1）可以" in str(refused.exception)
 
     approved = runner.invoke(app, ["reports", "approve", run, "--actor", "A1", "--note", "同意", "--lang", "en"])
     assert approved.exit_code == 0, approved.output

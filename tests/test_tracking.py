@@ -80,7 +80,7 @@ def test_a_late_general_finding_is_reminded_then_climbs_the_ladder_each_step_onc
     with store.connect() as conn:
         notes = conn.execute(sa.select(finding_events.c.note).where(finding_events.c.action == "escalated")
                              .order_by(finding_events.c.id)).scalars().all()
-    assert notes[0] == "已通知H1 员工H1、O1 员工O1"
+    assert notes[0] == "已通知员工H1（H1）、员工O1（O1）"
 
 
 def test_the_ladder_stops_while_the_rectification_is_with_the_auditors_and_resumes_when_returned(store, people):
@@ -196,7 +196,8 @@ def test_the_weekly_progress_report_counts_and_names_the_major_findings_with_the
     assert weeks == ["2026-W45", "2026-W46", "2026-W47", "2026-W48", "2026-W49"]
     assert {a.email for a in weekly.recipients} == {email("M1"), email("E1"), email("E2")}
     assert weekly.subject == "整改进展周报：2026年第49周"
-    assert "2026-11-03" in weekly.body_text and "组长H1 员工H1，成员H1 员工H1、O1 员工O1、O2 员工O2" in weekly.body_text
+    assert "2026-11-03" in weekly.body_text
+    assert "组长员工H1（H1），成员员工H1（H1）、员工O1（O1）、员工O2（O2）" in weekly.body_text
     with store.begin() as conn:   # later in the week: nothing more
         assert send_progress_report(conn, people, 1, now=monday + timedelta(days=2), zone=ZONE,
                                     language="zh-CN")[:2] == (None, 0)
@@ -226,7 +227,7 @@ def test_the_progress_report_names_who_could_not_receive_it(store, people):
         sent = send_progress_report(conn, people, 3, now=datetime(2026, 11, 12, 8, tzinfo=ZONE), zone=ZONE,
                                     language="zh-CN")
     assert (sent.week, sent.messages) == (None, 0)
-    assert [note.text("zh-CN") for note in sent.notes] == ["M1 员工M1（运营部经理）在员工表中没有电子邮箱，未发送邮件"]
+    assert [note.text("zh-CN") for note in sent.notes] == ["员工M1（M1，运营部经理）在员工表中没有电子邮箱，未发送邮件"]
 
 
 @pytest.mark.parametrize(("yaml", "message"), [

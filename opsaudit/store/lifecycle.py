@@ -157,7 +157,7 @@ def check_allowed(finding: RowMapping, action: Action, actor: str, directory: Di
     if person is None:
         raise Refused("unknown_actor", language, action=action.name, actor=actor)
     if not person.active:
-        raise Refused("inactive_actor", language, action=action.name, actor=person.label())
+        raise Refused("inactive_actor", language, action=action.name, actor=person.label(language))
     sources = action.sources + (action.general_sources if finding["severity"] == "general" else ())
     if finding["status"] not in sources:
         if finding["status"] in action.general_sources:
@@ -166,20 +166,20 @@ def check_allowed(finding: RowMapping, action: Action, actor: str, directory: Di
         raise Refused("state", language, action=action.name, status=finding["status"], allowed=allowed)
     party = {"owner_id": finding["owner_id"], "department_id": finding["department_id"]}
     if not roles_of(directory, actor, **party) & set(action.roles):
-        raise Refused("role", language, action=action.name, actor=person.label(),
+        raise Refused("role", language, action=action.name, actor=person.label(language),
                       who=who_may(action.roles, directory, language, **party))
 
 
 def who_may(roles: tuple[Role, ...], directory: Directory, language: str, *, owner_id: str | None,
             department_id: str | None) -> str:
-    """`the owner (S017 王伟) or the head of the department (S010 王芳)`, in `language`."""
+    """`责任人王伟（S017）或责任部门负责人王芳（S010）`, in `language`."""
     from opsaudit.i18n import text
 
     parts = []
     for role in roles:
         people = holders(directory, role, owner_id=owner_id, department_id=department_id)
         role_text = text(f"rectification.role.{role.value}", language)
-        parts.append(text("rectification.who", language, role=role_text, people=[p.label() for p in people])
+        parts.append(text("rectification.who", language, role=role_text, people=[p.label(language) for p in people])
                      if people else text("rectification.who_nobody", language, role=role_text))
     return text("rectification.or", language).join(parts)
 
@@ -195,9 +195,9 @@ def _new_owner(finding: RowMapping, staff_id: str, directory: Directory, languag
     if person is None:
         raise Refused("unknown_owner", language, owner=staff_id)
     if not person.active:
-        raise Refused("inactive_owner", language, owner=person.label())
+        raise Refused("inactive_owner", language, owner=person.label(language))
     if staff_id == finding["owner_id"]:
-        raise Refused("same_owner", language, owner=person.label())
+        raise Refused("same_owner", language, owner=person.label(language))
     return staff_id
 
 
@@ -253,7 +253,7 @@ def record_task_force(conn: Connection, finding_id: str, *, actor: str, lead: st
         person = directory.people.get(staff_id)
         if person is None or not person.active:
             key = "unknown_member" if person is None else "inactive_member"
-            raise Refused(key, language, member=person.label() if person else staff_id)
+            raise Refused(key, language, member=person.label(language) if person else staff_id)
     _save_handling(conn, finding["id"], actor, now, task_force_lead=lead, task_force_members=list(team))
     _append(conn, finding["id"], at=now, actor=actor, action=TASK_FORCE.name, from_status=finding["status"],
             to_status=finding["status"], note=note, data={"lead": lead, "members": list(team)})
