@@ -22,6 +22,7 @@ import sqlalchemy as sa
 from opsaudit.config.models import Recipient as ConfiguredRecipient
 from opsaudit.config.models import Recipients
 from opsaudit.errors import SourceError
+from opsaudit.i18n.findings import labelled
 from opsaudit.i18n.render import Message, text
 from opsaudit.reports.outbox import Address, is_address
 from opsaudit.settings import Settings
@@ -67,17 +68,10 @@ class Person:
     email: str | None
     active: bool
 
-    def named(self) -> Message | str:
+    def label(self, language: str) -> str:
         """王芳（S007）: the person by name and staff ID, in the reader's language; by ID alone
         when the staff table gives no other name."""
-        if self.name and self.name != self.staff_id:
-            return Message.of("label.named", name=self.name, id=self.staff_id)
-        return self.staff_id
-
-    def label(self, language: str) -> str:
-        """The person written out (see named)."""
-        named = self.named()
-        return named.text(language) if isinstance(named, Message) else named
+        return labelled(self.name, self.staff_id, language) or self.staff_id
 
 
 @dataclass(frozen=True)
