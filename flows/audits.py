@@ -15,6 +15,7 @@ from prefect.exceptions import TerminationSignal
 from opsaudit.audit import AuditContext
 from opsaudit.errors import OpsauditError
 from opsaudit.flows.labels import audit_run_name, tag_run_with_areas
+from opsaudit.signals import stop_asked
 from opsaudit.tasks import audit as steps
 from opsaudit.tasks.alerts import alert_major_problems
 from opsaudit.tasks.artifacts import publish_artifacts
@@ -90,6 +91,8 @@ def stop_if_told() -> None:
     """
     from prefect._internal import control_listener  # no public API tells a flow run of the intent
 
+    if stop_asked():
+        raise KeyboardInterrupt("SIGTERM")   # the command's own stop (opsaudit/signals.py), never raised
     if control_listener.get_intent() is not None:
         raise TerminationSignal(signal=signal.SIGTERM)
 

@@ -119,6 +119,27 @@ def test_a_stop_the_runner_sent_ends_the_audit_even_when_its_sigterm_was_lost(co
     assert cs_monthly(period="2026-10")["findings"]["raised"] > 0   # the next run is not held back
 
 
+def test_a_sigterm_of_the_command_ends_the_audit_even_when_its_exception_was_dropped(company):
+    """`opsaudit run` got SIGTERM, whose KeyboardInterrupt Python dropped inside a weakref callback:
+    the handler remembered it, and the audit stops at its next step, recorded interrupted."""
+    import signal
+
+    from opsaudit.flows.audits import cs_monthly
+    from opsaudit.signals import ask_to_stop, forget_stop
+
+    ask_to_stop(signal.SIGTERM)   # what the command's handler records before it raises
+    try:
+        with pytest.raises(KeyboardInterrupt):
+            cs_monthly(period="2026-10")
+    finally:
+        forget_stop()
+    with company.connect() as conn:
+        run = conn.execute(sa.select(audit_runs.c.status, audit_runs.c.error)).one()
+        recorded = conn.execute(sa.select(sa.func.count()).select_from(findings)).scalar()
+    assert (run.status, run.error, recorded) == ("interrupted", "interrupted (Ctrl-C or SIGTERM)", 0)
+    assert cs_monthly(period="2026-10")["findings"]["raised"] > 0   # the next run is not held back
+
+
 def test_weekly_audit_draws_and_records_the_sample(company, tmp_path):
     from opsaudit.flows.audits import cs_weekly
 

@@ -18,6 +18,7 @@ import typer
 
 from opsaudit.errors import OpsauditError, UsageError
 from opsaudit.i18n.catalogue import Language
+from opsaudit.signals import ask_to_stop
 
 try:  # typer 0.26 and newer carry their own copy of click
     from typer._click.exceptions import NoArgsIsHelpError as NoArgsIsHelp
@@ -125,6 +126,7 @@ def open_store(settings):
 
 
 def _interrupt(signum: int, _frame: object) -> None:
+    ask_to_stop(signum)   # remembered, in case Python drops the exception below (opsaudit/signals.py)
     raise KeyboardInterrupt(f"signal {signum}")
 
 
