@@ -164,6 +164,11 @@ class Directory:
             return Message.of("label.named", name=known.name, id=department_id)
         return department_id
 
+    def person_label(self, staff_id: str | None, language: str) -> str | None:
+        """A person written out (Person.label), or the ID as given when the staff table lacks it."""
+        person = self.people.get(staff_id or "")
+        return person.label(language) if person else staff_id
+
     def department_label(self, department_id: str | None, language: str) -> str:
         """The department written out (see department); the whole company when there is none."""
         if department_id is None:

@@ -141,8 +141,7 @@ class Writer:
         return self._titles[key]
 
     def person(self, staff_id: str | None, language: str) -> str:
-        person = self.directory.people.get(staff_id or "")
-        return person.label(language) if person else (staff_id or "—")
+        return self.directory.person_label(staff_id, language) or "—"
 
     def subject(self, kind: str, steps: Sequence[Step], language: str) -> str:
         count = len({step.finding["id"] for step in steps})

@@ -218,7 +218,7 @@ def _drafts(conn: Connection, gate: Gate, run_id: str, language: str) -> list[Ro
     if latest["reviewed_by"] is None:
         raise _refuse("released", language, run=run_id)
     raise _refuse("rejected" if latest["status"] == REJECTED else "approved", language, run=run_id,
-                  by=_label(gate.directory, latest["reviewed_by"], language),
+                  by=gate.directory.person_label(latest["reviewed_by"], language),
                   at=from_db(latest["reviewed_at"], gate.settings.tz))
 
 
@@ -307,7 +307,7 @@ def _release(conn: Connection, gate: Gate, run: RunReport, languages: Sequence[s
             body.paragraph(_t("review.mail.report.unreviewed", mail_language))
         else:
             body.paragraph(_t("review.mail.report.reviewed", mail_language, at=now.astimezone(gate.settings.tz),
-                              lead=_label(gate.directory, reviewer[0], mail_language)))
+                              lead=gate.directory.person_label(reviewer[0], mail_language)))
             if reviewer[1] and reviewer[1].strip():
                 body.paragraph(_t("review.mail.report.note", mail_language, note=reviewer[1].strip()))
         mails.summary(body, mail_language)
@@ -323,11 +323,6 @@ def _reads(wanted: str, available: set[str], default: str, released: str) -> str
     """The report language a recipient who wants `wanted` reads: theirs when the run has it, else
     OPSAUDIT_LANGUAGE's when the run has that, else the one being released."""
     return wanted if wanted in available else default if default in available else released
-
-
-def _label(directory: Directory, staff_id: str, language: str) -> str:
-    person = directory.people.get(staff_id)
-    return person.label(language) if person else staff_id
 
 
 def _scope(conn: Connection, run_id: str) -> tuple[list[str], bool]:
@@ -387,7 +382,8 @@ class Mails:
             body.table([_t("field.title", language), _t("field.department", language), _t("field.owner", language),
                         _t("field.due_at", language)],
                        [[_t("label.named", language, name=finding_text(row, language)[0], id=row["entity_id"]),
-                         row["department_id"] or "—", _label(self.gate.directory, row["owner_id"] or "—", language),
+                         row["department_id"] or "—",
+                         self.gate.directory.person_label(row["owner_id"] or "—", language),
                          format_value(from_db(row["due_at"], self.gate.settings.tz), "date", language)]
                         for row in majors])
 

@@ -54,19 +54,14 @@ def _act(action: str, finding_id: str, actor: str, note: str | None, evidence: s
     with open_store(settings).begin() as conn:
         done = lifecycle.perform(conn, finding_id, request, directory, now=datetime.now(settings.tz),
                                  language=language)
-    who = _label(directory, actor, language)
+    who = directory.person_label(actor, language)
     if done.action == "assign":
         typer.echo(text("rectification.done.assigned", language, id=done.finding_id[:8], actor=who,
-                        previous=_label(directory, done.previous_owner_id, language),
-                        owner=_label(directory, done.owner_id, language)))
+                        previous=directory.person_label(done.previous_owner_id, language),
+                        owner=directory.person_label(done.owner_id, language)))
     else:
         typer.echo(text("rectification.done.moved", language, id=done.finding_id[:8], action=done.action, actor=who,
                         from_status=done.from_status, to_status=done.to_status))
-
-
-def _label(directory: Directory, staff_id: str | None, language: str) -> str | None:
-    person = directory.people.get(staff_id or "")
-    return person.label(language) if person else staff_id
 
 
 def _command(action: str) -> Callable[..., None]:
@@ -103,7 +98,7 @@ def special_meeting(
                                                     directory=directory, now=datetime.now(settings.tz),
                                                     language=language)
     typer.echo(text("rectification.done.meeting", language, id=handling.finding_id[:8], held_on=handling.meeting_on,
-                    actor=_label(directory, actor, language)))
+                    actor=directory.person_label(actor, language)))
 
 
 @findings_app.command("task-force")
@@ -128,9 +123,9 @@ def task_force(
                                                note=note, directory=directory, now=datetime.now(settings.tz),
                                                language=language)
     typer.echo(text("rectification.done.task_force", language, id=handling.finding_id[:8],
-                    actor=_label(directory, actor, language),
-                    lead=_label(directory, handling.task_force_lead, language),
-                    members=[_label(directory, member, language) for member in handling.task_force_members]))
+                    actor=directory.person_label(actor, language),
+                    lead=directory.person_label(handling.task_force_lead, language),
+                    members=[directory.person_label(member, language) for member in handling.task_force_members]))
 
 
 def _setup(lang: Language | None, db: str | None, store: str | None) -> tuple[Settings, str, Directory]:
