@@ -36,7 +36,9 @@ def test_bad_usage_exits_2():
 def test_init_creates_the_store_and_exits_0(db_url):
     result = opsaudit("init", "--store", db_url)
     assert result.returncode == 0, result.stderr
-    assert "audit store ready at revision" in result.stdout
+    assert result.stdout.startswith("稽查数据库已就绪（结构版本")
+    english = opsaudit("init", "--store", db_url, "--lang", "en")
+    assert english.stdout.startswith("The audit store is ready (schema revision ")
     listed = opsaudit("findings", "list", "--format", "json", "--store", db_url)
     assert listed.returncode == 0 and listed.stdout.strip() == "[]"
 
@@ -79,6 +81,7 @@ def test_check_source_passes_a_complete_source(db_url, engine):
     metadata.create_all(engine)
     result = opsaudit("init", "--check-source", "--db", db_url)
     assert result.returncode == 0, result.stdout
+    assert result.stdout == "数据源包含数据约定的全部数据表和字段。\n"
 
 
 def test_check_source_reports_a_wrong_type(tmp_path):

@@ -4,6 +4,7 @@ nothing else is raised."""
 from __future__ import annotations
 
 import json
+import re
 import subprocess
 import sys
 from collections import defaultdict
@@ -66,6 +67,11 @@ def test_opsaudit_demo_needs_no_setup_and_writes_its_output(tmp_path):
                             capture_output=True, text=True, timeout=600)
     assert result.returncode == 0, result.stderr
     assert "演示数据中共埋设" in result.stdout and "稽查输出已写入" in result.stdout
+    # What was built, in the words of the contract's tables and with figures as people write them.
+    built = result.stdout.splitlines()[0]
+    assert built.startswith(f"已生成演示公司（随机种子20261101，数据截至{AS_OF:%Y-%m-%d}）：")
+    assert "：部门表8条、员工表86条、工单表" in built
+    assert re.search(r"、工单表\d{1,3}(,\d{3})+条、", built) and built.endswith("报告数据表180条。")
     out = tmp_path / "out"
     assert json.loads((out / "demo" / "planted.json").read_text())["planted"]
     for audit, period in (("cs-weekly", "2026-W46"), ("cs-monthly", "2026-10"), ("execution-monthly", "2026-10"),

@@ -97,8 +97,16 @@ def test_opsaudit_run_rectification_tracking_fixes_its_clock(store, monkeypatch)
     runner = CliRunner()
     result = runner.invoke(app, ["run", "rectification-tracking", "--now", "2026-11-10T08:00"])
     assert result.exit_code == 0, result.output
-    assert result.output.startswith("rectification tracking at 2026-11-10T08:00:00+08:00: 1 reminded, 0 escalated")
-    assert "kept in the outbox" in result.output
+    # A manager reads it in Chinese: the day's notices, the weekly report, and where the mail is.
+    assert result.output.splitlines() == [
+        "整改跟踪已完成（2026-11-10 08:00）：催办提醒1次，升级上报0次。",
+        "2026年第46周的整改进展周报已放入发件箱。",
+        "未设置邮件服务器（环境变量OPSAUDIT_SMTP_HOST），2封邮件保留在发件箱中。"]
+    again = runner.invoke(app, ["run", "rectification-tracking", "--now", "2026-11-10T09:00", "--lang", "en"])
+    assert again.output.splitlines() == [
+        "Rectification follow-up done (Nov 10, 2026, 09:00): 0 reminders, 0 escalations.",
+        "No weekly rectification progress report is due.",
+        "No mail server is set (OPSAUDIT_SMTP_HOST); mail kept in the outbox: 2."]
     refused = runner.invoke(app, ["run", "rectification-tracking", "--period", "2026-10"])
     assert refused.exit_code == 2
 

@@ -114,6 +114,16 @@ def console():
     return Console() if sys.stdout.isatty() else Console(width=160)
 
 
+def delivery_line(language: str, *, attempted: bool, sent: int, waiting: int) -> str:
+    """What a delivery of the outbox did, in one line: sent and still in the outbox (pending, or
+    given up on), or all kept for want of a mail server."""
+    from opsaudit.i18n import text
+
+    if attempted:
+        return text("cli.delivery.sent", language, sent=sent, waiting=waiting)
+    return text("cli.delivery.kept", language, waiting=waiting, setting="OPSAUDIT_SMTP_HOST")
+
+
 def open_store(settings):
     """The store engine, reachable and at the current schema revision."""
     from opsaudit.db import check_reachable, create_engine

@@ -60,20 +60,23 @@ def init(
                                                help="Check the operational database against the contract.")] = False,
     replace: Annotated[bool, typer.Option("--replace",
                                           help="With --demo: drop contract tables that already hold data.")] = False,
+    lang: LangOption = None,
     db: DbOption = None,
     store: StoreOption = None,
 ) -> None:
     """Create or upgrade the audit store (and, with --demo, build a demo company)."""
     from opsaudit.db import check_reachable, store_engine
+    from opsaudit.i18n import resolve_language, text
     from opsaudit.store.migrate import upgrade
 
     settings = settings_for(db, store)
+    language = resolve_language(lang.value if lang else None)
     if check_source:
-        _check_source(settings)
+        _check_source(settings, language)
         return
     if demo:
         _refuse_to_replace_data(settings.database, replace)
-        _build_demo(settings, seed=seed, scale=scale, as_of=None)
+        _build_demo(settings, seed=seed, scale=scale, as_of=None, language=language)
     elif scale is not None:
         raise typer.BadParameter("--scale goes with --demo", param_hint="--scale")
     engine = store_engine(settings.store)
@@ -84,11 +87,11 @@ def init(
     with engine.begin() as conn:
         abandoned = mark_abandoned(conn)
     if abandoned:
-        typer.echo(f"{abandoned} audit runs whose process had ended were marked abandoned")
-    typer.echo(f"audit store ready at revision {revision}")
+        typer.echo(text("cli.store.abandoned", language, count=abandoned))
+    typer.echo(text("cli.store.ready", language, revision=revision))
 
 
-def _check_source(settings) -> None:
+def _check_source(settings, language: str) -> None:
     from opsaudit.db import check_reachable, source_engine
     from opsaudit.source import Source, check_source
 
@@ -100,7 +103,9 @@ def _check_source(settings) -> None:
         typer.echo(line)
     if problems:
         raise typer.Exit(1)
-    typer.echo("the source has every contract table and column")
+    from opsaudit.i18n import text
+
+    typer.echo(text("cli.source_check.complete", language))
 
 
 def _refuse_to_replace_data(url: str, replace: bool) -> None:
@@ -125,9 +130,10 @@ def _refuse_to_replace_data(url: str, replace: bool) -> None:
                             "add --replace to drop them and build the demo there")
 
 
-def _build_demo(settings, *, seed: int, scale: int | None, as_of: datetime | None):
+def _build_demo(settings, *, seed: int, scale: int | None, as_of: datetime | None, language: str):
     from opsaudit.db import create_engine
     from opsaudit.demo import build_demo
+    from opsaudit.i18n import text
 
     engine = create_engine(settings.database)
     summary = build_demo(engine, seed=seed, as_of=as_of, total_tickets=scale, progress=sys.stderr.isatty())
@@ -136,8 +142,9 @@ def _build_demo(settings, *, seed: int, scale: int | None, as_of: datetime | Non
     (folder / "planted.json").write_text(json.dumps(
         {"seed": summary.seed, "as_of": summary.as_of.isoformat(), "row_counts": summary.row_counts,
          "planted": [p.__dict__ for p in summary.planted]}, ensure_ascii=False, indent=2), encoding="utf-8")
-    counts = ", ".join(f"{table} {count:,}" for table, count in summary.row_counts.items())
-    typer.echo(f"demo company built (seed {summary.seed}, data to {summary.as_of:%Y-%m-%d}): {counts}")
+    tables = [text("cli.demo.table", language, table=text(f"contract.table.{table}", language), count=count)
+              for table, count in summary.row_counts.items()]
+    typer.echo(text("cli.demo.built", language, seed=summary.seed, as_of=summary.as_of, tables=tables))
     return summary
 
 
@@ -159,7 +166,7 @@ def demo(
     # The demo is for the embedded database only, whatever OPSAUDIT_DATABASE_URL points at.
     settings = settings_for(settings.embedded_database, settings.embedded_database)
     clock = parse_now(now, settings.tz) or datetime.now(settings.tz)
-    summary = _build_demo(settings, seed=seed, scale=None, as_of=clock.replace(tzinfo=None))
+    summary = _build_demo(settings, seed=seed, scale=None, as_of=clock.replace(tzinfo=None), language=language)
     upgrade(store_engine(settings.store))
     from opsaudit.flows.server import prefect_api
 
@@ -242,7 +249,7 @@ def run(
     if audit is AuditName.rectification_tracking:
         from opsaudit.cli.lifecycle import run_tracking
 
-        run_tracking(settings, period, clock)
+        run_tracking(settings, period, clock, language)
         return
     if audit is AuditName.special:
         result = run_special(settings, clock, areas=[a.value for a in area or []], departments=department or [],

@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING, Annotated
 
 import typer
 
-from opsaudit.cli.app import DbOption, StoreOption, open_store, settings_for
+from opsaudit.cli.app import DbOption, StoreOption, delivery_line, open_store, settings_for
 from opsaudit.cli.findings import findings_app
 from opsaudit.i18n import Language
 
@@ -139,8 +139,9 @@ def _setup(lang: Language | None, db: str | None, store: str | None) -> tuple[Se
 
 
 
-def run_tracking(settings: Settings, period: str | None, now: datetime | None) -> None:
+def run_tracking(settings: Settings, period: str | None, now: datetime | None, language: str) -> None:
     """`opsaudit run rectification-tracking [--now TS]`: the daily flow, once, through Prefect."""
+    from opsaudit.i18n import text
     from opsaudit.tracking import prepare_run
 
     if period is not None:
@@ -152,10 +153,10 @@ def run_tracking(settings: Settings, period: str | None, now: datetime | None) -
 
     with prefect_api():
         result = rectification_tracking(now=now)
+    typer.echo(text("cli.tracking.done", language, now=result["now"], reminded=result["reminded"],
+                    escalated=result["escalated"]))
+    week = result["progress_report"]
+    typer.echo(text("cli.tracking.report", language, week=week) if week else text("cli.tracking.no_report", language))
     mail = result["mail"]
-    delivery = (f"{len(mail['sent'])} sent, {len(mail['retrying']) + len(mail['failed'])} not sent"
-                if mail["attempted"] else "kept in the outbox (OPSAUDIT_SMTP_HOST is not set)")
-    report = f"progress report of {result['progress_report']} enqueued" if result["progress_report"] \
-        else "no progress report due"
-    typer.echo(f"rectification tracking at {result['now']}: {result['reminded']} reminded, {result['escalated']} "
-               f"escalated, {report}; mail {delivery}, {len(mail['waiting'])} waiting")
+    typer.echo(delivery_line(language, attempted=mail["attempted"], sent=len(mail["sent"]),
+                             waiting=len(mail["waiting"]) + len(mail["failed"])))

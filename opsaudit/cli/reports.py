@@ -9,7 +9,7 @@ from typing import Annotated
 
 import typer
 
-from opsaudit.cli.app import DbOption, LangOption, StoreOption, app, console, open_store, settings_for
+from opsaudit.cli.app import DbOption, LangOption, StoreOption, app, console, delivery_line, open_store, settings_for
 from opsaudit.cli.report_render import render
 
 reports_app = typer.Typer(no_args_is_help=True, help="Audit reports: the audit lead's review, and the monthly "
@@ -133,15 +133,11 @@ def _warn(notes, language: str) -> None:
 
 
 def _deliver(engine, settings, language: str) -> None:
-    from opsaudit.i18n import text
     from opsaudit.reports.delivery import deliver_pending
 
     report = deliver_pending(engine, settings)
-    if report.attempted:
-        typer.echo(text("review.delivery.sent", language, sent=len(report.sent),
-                        waiting=len(report.waiting) + len(report.failed)))
-    else:
-        typer.echo(text("review.delivery.kept", language, waiting=len(report.waiting), setting="OPSAUDIT_SMTP_HOST"))
+    typer.echo(delivery_line(language, attempted=report.attempted, sent=len(report.sent),
+                             waiting=len(report.waiting) + len(report.failed)))
 
 
 @reports_app.command("circulate")
