@@ -169,6 +169,7 @@ def test_unknown_keys_and_languages_are_clear_errors(monkeypatch):
     (datetime(2026, 9, 15, 14, 30), "datetime", "2026-09-15 14:30", "Sep 15, 2026, 14:30"),
     (datetime(2026, 9, 15, 14, 30, tzinfo=timezone(timedelta(hours=8))), "datetime", "2026-09-15 14:30",
      "Sep 15, 2026, 14:30"),
+    (datetime(2026, 12, 7, 8, 0), "weekday", "周一", "Mon"),
     ("2026-10", "period", "2026年10月", "October 2026"),
     ("2026Q3", "period", "2026年第三季度", "Q3 2026"),
     ("2026-W46", "period", "2026年第46周", "week 46 of 2026"),

@@ -127,7 +127,10 @@ def test_schedules_table_shows_the_next_run_and_a_bad_cron_is_one_line(tmp_path)
     table = opsaudit("schedules")
     assert table.returncode == 0, table.stderr
     assert all(audit in table.stdout for audit in PERIODIC) and "area:customer_service" in table.stdout, table.stdout
-    assert " Mon 08:00" in table.stdout   # the weekly audit's next run
+    assert "下次运行时间" in table.stdout and "08:00（周一）" in table.stdout   # the weekly audit's next run
+    assert "客户服务每周质量抽样" in table.stdout and "按需运行" in table.stdout   # the audit in words; special
+    english = opsaudit("schedules", "--lang", "en")
+    assert "Next run" in english.stdout and "Mon " in english.stdout and "on demand" in english.stdout
     (tmp_path / "config").mkdir(exist_ok=True)
     (tmp_path / "config" / "audits.yaml").write_text('audits:\n  data-quarterly:\n    cron: "0 9 1 13 *"\n')
     failed = opsaudit("schedules", "--format", "json")

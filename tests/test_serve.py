@@ -119,7 +119,7 @@ def serving(args: list[str], env: dict[str, str], log: Path) -> Iterator[subproc
                                    stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
     try:
         deadline = time.monotonic() + STARTUP
-        while "press Ctrl-C to stop" not in log.read_text(errors="replace"):
+        while "Ctrl-C" not in log.read_text(errors="replace"):   # the line that says it serves, in either language
             assert process.poll() is None, log.read_text(errors="replace")
             assert time.monotonic() < deadline, f"serve did not start in {STARTUP:.0f} s"
             time.sleep(0.5)
@@ -218,14 +218,14 @@ def test_serve_uses_the_server_prefect_api_url_names(tmp_path):
     subprocess.run([sys.executable, "-m", "opsaudit", "init", "--db", database], check=True, capture_output=True)
     log = tmp_path / "serve.log"
     env = serve_env(tmp_path, database, PREFECT_API_URL=api_url)
-    with serving([], env, log) as process:
+    with serving(["--lang", "en"], env, log) as process:
         assert f"Prefect UI: {api_url.removesuffix('/api')}" in log.read_text()
         served = read_deployments(api_url)
         assert {"cs-weekly", "cs-monthly", "execution-monthly", "planning-quarterly", "data-quarterly"} <= set(served)
         assert not served["cs-weekly"].paused
         assert not [pid for pid in descendants(process.pid) if b"uvicorn" in command_line(pid)]   # no own server
         output = stop(process, log)
-    assert output.rstrip().endswith("stopped")
+    assert output.rstrip().endswith("Stopped.")
     # A served deployment stops being scheduled when nobody serves it any more.
     assert read_deployments(api_url)["cs-weekly"].paused
 
@@ -243,7 +243,8 @@ def test_serve_runs_the_calendar_on_its_own_server_and_stops_cleanly(tmp_path):
     api_url = f"http://127.0.0.1:{port}/api"
     log = tmp_path / "serve.log"
     with serving(["--port", str(port)], env, log) as process:
-        assert f"Prefect UI: http://127.0.0.1:{port}" in log.read_text()
+        assert f"Prefect控制台：http://127.0.0.1:{port}" in log.read_text()
+        assert "个部署并开始按计划运行，按Ctrl-C停止。" in log.read_text()
         assert httpx.get(f"http://127.0.0.1:{port}/", timeout=30).status_code == 200   # the UI
         served = read_deployments(api_url)
         assert sorted(served) == sorted(row["name"] for row in expected)
@@ -284,7 +285,7 @@ def test_serve_runs_the_calendar_on_its_own_server_and_stops_cleanly(tmp_path):
             time.sleep(10)
         assert process.wait(timeout=120) == 0, log.read_text(errors="replace")
         output = log.read_text(errors="replace")
-    assert output.rstrip().endswith("stopped")
+    assert output.rstrip().endswith("已停止运行。")
     assert not listening(port)
     assert not [pid for pid in started if alive(pid)]
     assert wait_for_status(database, "data-quarterly", "interrupted", timeout=0) == "interrupted (Ctrl-C or SIGTERM)"

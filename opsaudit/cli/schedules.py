@@ -11,7 +11,7 @@ from typing import Annotated
 
 import typer
 
-from opsaudit.cli.app import DbOption, StoreOption, app, console, open_store, quiet_prefect, settings_for
+from opsaudit.cli.app import DbOption, LangOption, StoreOption, app, console, open_store, quiet_prefect, settings_for
 from opsaudit.errors import OpsauditError
 
 
@@ -28,29 +28,38 @@ def _registered(settings):
     return deployments(settings, load_config(settings.config_dir))
 
 
-def _print_schedules(specs, now: datetime) -> None:
+def _print_schedules(specs, now: datetime, language: str) -> None:
+    """The calendar as people read it: the audit in words, the next run with its weekday; the
+    deployment's name, cron, tags and parameters as Prefect shows them."""
     from rich.table import Table
 
     from opsaudit.flows.deployments import fire_times
+    from opsaudit.i18n import format_value, text
 
-    table = Table("deployment", "audit", "cron", "timezone", "next run", "tags", "parameters")
+    columns = ("deployment", "audit", "cron", "timezone", "next_run", "tags", "parameters")
+    table = Table(*(text(f"cli.schedules.column.{column}", language) for column in columns))
     for spec in specs:
         upcoming = fire_times(spec, now, count=1)
-        table.add_row(spec.name, spec.audit, spec.cron or "on demand", spec.timezone,
-                      f"{upcoming[0]:%Y-%m-%d %a %H:%M}" if upcoming else "—", ", ".join(spec.tags),
+        table.add_row(spec.name, format_value(spec.audit, "enum.audit", language),
+                      spec.cron or text("cli.schedules.on_demand", language), spec.timezone,
+                      text("cli.schedules.next_run", language, when=upcoming[0]) if upcoming else "—",
+                      ", ".join(spec.tags),
                       json.dumps(dict(spec.parameters), ensure_ascii=False) if spec.parameters else "")
     console().print(table)
 
 
 @app.command()
-def schedules(format: Annotated[ScheduleFormat, typer.Option("--format")] = ScheduleFormat.table) -> None:
+def schedules(format: Annotated[ScheduleFormat, typer.Option("--format")] = ScheduleFormat.table,
+              lang: LangOption = None) -> None:
     """The deployments and their schedules, as `opsaudit serve` registers them."""
+    from opsaudit.i18n import resolve_language
+
     settings = settings_for()
     specs = _registered(settings)
     if format is ScheduleFormat.json:
         typer.echo(json.dumps([spec.as_json() for spec in specs], ensure_ascii=False, indent=2))
     else:
-        _print_schedules(specs, datetime.now(settings.tz))
+        _print_schedules(specs, datetime.now(settings.tz), resolve_language(lang.value if lang else None))
 
 
 def _require_free_port(port: int) -> None:
@@ -69,6 +78,7 @@ def _require_free_port(port: int) -> None:
 def serve(
     port: Annotated[int, typer.Option("--port", min=1, max=65535,
                                       help="Port of the local Prefect server and its UI.")] = 4200,
+    lang: LangOption = None,
     db: DbOption = None,
     store: StoreOption = None,
 ) -> None:
@@ -81,9 +91,11 @@ def serve(
     from opsaudit.db import check_reachable, create_engine
     from opsaudit.flows.deployments import serve as serve_deployments
     from opsaudit.flows.server import configured_api_url, prefect_api
+    from opsaudit.i18n import resolve_language, text
 
     quiet_prefect()
     settings = settings_for(db, store)
+    language = resolve_language(lang.value if lang else None)
     specs = _registered(settings)
     # A daemon whose every run fails is worse than one that does not start: check what runs need.
     check_reachable(create_engine(settings.database, purpose="database"), purpose="database")
@@ -93,8 +105,9 @@ def serve(
     with prefect_api(port=port, full=True) as api_url:
         from prefect.settings import PREFECT_UI_URL
 
-        typer.echo(f"Prefect UI: {PREFECT_UI_URL.value() or api_url} (API {api_url})")
-        _print_schedules(specs, datetime.now(settings.tz))
+        typer.echo(text("cli.schedules.ui", language, product="Prefect", url=PREFECT_UI_URL.value() or api_url,
+                        api=api_url))
+        _print_schedules(specs, datetime.now(settings.tz), language)
         serve_deployments(specs, on_registered=lambda: typer.echo(
-            f"{len(specs)} deployments registered and served; press Ctrl-C to stop"))
-    typer.echo("stopped")
+            text("cli.schedules.serving", language, count=len(specs), keys="Ctrl-C")))
+    typer.echo(text("cli.schedules.stopped", language))

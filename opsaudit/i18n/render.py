@@ -208,6 +208,11 @@ def datetime_text(value: Any, language: str) -> str:
                            locale=_locale(language))
 
 
+def weekday(value: Any, language: str) -> str:
+    """The day of the week, short: 周一 / Mon."""
+    return format_date(moment(value), "EEE", locale=_locale(language))
+
+
 def period_text(value: Any, language: str) -> str:
     """An audit period in words: 2026-10 is 2026年10月 / October 2026; an unknown label as it is."""
     return _period_words(str(value), language)
@@ -253,6 +258,7 @@ FORMATTERS: dict[str, Formatter] = {
     "whole_days": whole_days,
     "date": date_text,
     "datetime": datetime_text,
+    "weekday": weekday,
     "period": period_text,
     "list": list_text,
 }
