@@ -130,9 +130,16 @@ def test_opsaudit_scores_prints_json_csv_and_a_table(october, db_url):
     rows = {row["entity_id"]: row for row in csv.DictReader(io.StringIO(as_csv.stdout))}
     assert (rows["CS1"]["score"], rows["CS1"]["major"], rows["CS1"]["overdue"], rows["CS1"]["deducted"]) == (
         "83", "1", "3", "17")
-    assert rows["O3"]["name"] == "员工O3"
+    assert rows["O3"]["name"] == "员工O3" and rows["CS1"]["name"] == "客服一部"
     handling = ids["week ending in October"][:8]
     assert rows["O3"]["deductions"] == f"问题处理率未达标（CS2）：重大问题，扣10分（问题{handling}）"
+    # The table names departments as a manager reads them: a person's, and the one a department belongs to.
+    chinese = opsaudit("scores", "--period", "2026-10", env=env)
+    assert chinese.returncode == 0, chinese.stderr
+    department = next(line for line in chinese.stdout.splitlines() if " CS1 " in line)
+    assert "客服一部" in department and "总部（HQ）" in department, chinese.stdout
+    person = next(line for line in chinese.stdout.splitlines() if " O3 " in line)
+    assert "员工O3" in person, chinese.stdout
     table = opsaudit("scores", "--period", "2026-10", "--lang", "en", env=env)
     assert table.returncode == 0 and "Score" in table.stdout
     assert "Scores of October 2026: 4 departments and 5 owners with deductions" in table.stdout

@@ -51,7 +51,7 @@ def scores(
         return
     rows = [_row(score, directory, language) for score in results]
     if format is Format.csv:
-        writer = csv.DictWriter(sys.stdout, fieldnames=CSV_COLUMNS)
+        writer = csv.DictWriter(sys.stdout, fieldnames=CSV_COLUMNS, extrasaction="ignore")
         writer.writeheader()
         writer.writerows(rows)
     else:
@@ -65,10 +65,16 @@ def _row(score, directory, language: str) -> dict[str, object]:
     if score.entity_type == "staff":
         person = directory.people.get(score.entity_id)
         name = person.name if person else ""
+        # A person's department, as a manager reads it: 客服一部（CS1）.
+        department = directory.department_label(score.department_id, language) if score.department_id else ""
     else:
-        name = ""
+        known = directory.departments.get(score.entity_id)
+        name = (known.name or "") if known else ""
+        # A department's own place in the company: the department it belongs to.
+        parent = known.parent_id if known else None
+        department = directory.department_label(parent, language) if parent else ""
     return {"entity_type": score.entity_type, "entity_id": score.entity_id, "name": name,
-            "department_id": score.department_id or "", "score": score.score,
+            "department_id": score.department_id or "", "department": department, "score": score.score,
             **{severity: score.count("problem", severity) for severity in SEVERITIES},
             "overdue": score.count("overdue"), "deducted": sum(d.points for d in score.deductions),
             "deductions": text("format.list_separator", language).join(describe(d, language)
@@ -78,16 +84,20 @@ def _row(score, directory, language: str) -> dict[str, object]:
 def _print_table(rows: list[dict[str, object]], period: str, language: str) -> None:
     from rich.table import Table
 
-    from opsaudit.i18n import text
+    from opsaudit.i18n import format_value, text
 
     headers = [text(f"scores.column.{name}", language) for name in ("entity_type", "entity_id", "name", "department")]
     headers += [text("scores.column.score", language), *(text(f"enum.severity.{s}", language) for s in SEVERITIES),
                 text("scores.column.overdue", language), text("scores.column.deducted", language)]
     table = Table(*headers)
+
+    def count(value: object) -> str:
+        return format_value(value, "count", language)
+
     for row in rows:
         table.add_row(text(f"scores.entity.{row['entity_type']}", language), str(row["entity_id"]), str(row["name"]),
-                      str(row["department_id"]), str(row["score"]), *(str(row[s]) for s in SEVERITIES),
-                      str(row["overdue"]), str(row["deducted"]))
+                      str(row["department"]), count(row["score"]), *(count(row[s]) for s in SEVERITIES),
+                      count(row["overdue"]), count(row["deducted"]))
     console().print(table)
     typer.echo(text("scores.summary", language, period=period,
                     departments=sum(row["entity_type"] == "department" for row in rows),
