@@ -13,6 +13,7 @@ from openpyxl.styles import Alignment, Font, PatternFill
 from openpyxl.utils import get_column_letter
 
 from opsaudit.i18n import entity_reference, format_value, text
+from opsaudit.i18n.findings import labelled
 
 # (header key in the catalogue, how to read the value from a finding, column width)
 COLUMNS: tuple[tuple[str, str, int], ...] = (
@@ -77,7 +78,7 @@ def _value(finding: dict[str, Any], name: str, language: str) -> Any:
         return " ".join(finding["sample_ids"])
     if name in ("department_name", "owner_name"):
         identifier = finding["department_id" if name == "department_name" else "owner_id"]
-        return text("label.named", language, name=finding[name], id=identifier) if finding[name] else identifier
+        return labelled(finding[name], identifier, language)
     value = finding.get(name)
     if name in DATES | {"found_at"} and value:
         # Excel keeps no time zone: the local time of OPSAUDIT_TIMEZONE, as the rest of the report.

@@ -18,6 +18,7 @@ from markupsafe import Markup
 
 from opsaudit.errors import InputError
 from opsaudit.i18n import check_language, entity_reference, format_value, has_message, recommendation, text
+from opsaudit.i18n.findings import labelled
 from opsaudit.reports import charts, fonts
 from opsaudit.reports.findings_workbook import COLUMNS, row_values
 from opsaudit.reports.report_data import Kpi, ReportData, load_report_data
@@ -150,8 +151,7 @@ class View:
     def department(self, department_id: str | None) -> str:
         if not department_id:
             return self.t("report.analysis.no_department")
-        name = self.d.department_names.get(department_id)
-        return self.t("label.named", name=name, id=department_id) if name else department_id
+        return labelled(self.d.department_names.get(department_id), department_id, self.language)
 
     def departments(self, department_ids: Sequence[str]) -> list[str]:
         return [self.department(department_id) for department_id in department_ids]
@@ -159,8 +159,7 @@ class View:
     def person(self, staff_id: str | None) -> str:
         if not staff_id:
             return self.t("report.problems.unassigned")
-        name = self.d.staff_names.get(staff_id)
-        return self.t("label.named", name=name, id=staff_id) if name else staff_id
+        return labelled(self.d.staff_names.get(staff_id), staff_id, self.language)
 
     def people(self, staff_ids: Sequence[str]) -> list[str]:
         return [self.person(staff_id) for staff_id in staff_ids]

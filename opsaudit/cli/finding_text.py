@@ -12,8 +12,8 @@ import typer
 from sqlalchemy.engine import RowMapping
 
 from opsaudit.cli.app import console
-from opsaudit.cli.findings import named
 from opsaudit.i18n import entity_reference, format_value, has_message, text
+from opsaudit.i18n.findings import labelled
 
 # The contract tables a sample's columns come from, in the order they are looked up.
 SAMPLE_TABLES = ("tickets", "qa_reviews", "tasks", "plan_targets", "plans", "analysis_reports")
@@ -73,8 +73,8 @@ def _fields(values: dict[str, Any], row: RowMapping, handling: str, language: st
     audit = text("label.named", language, name=audit_name, id=row["audit"])
     entity = entity_reference(row["entity_type"], row["entity_id"], language)
     fields = [("audit", audit), ("rule", row["rule_id"]), ("entity", entity),
-              ("department", named(values["department_name"], values["department_id"], language)),
-              ("owner", named(values["owner_name"], values["owner_id"], language)),
+              ("department", labelled(values["department_name"], values["department_id"], language)),
+              ("owner", labelled(values["owner_name"], values["owner_id"], language)),
               ("found_at", format_value(values["found_at"], "datetime", language)),
               ("plan_due_at", format_value(values["plan_due_at"], "date", language) if values["plan_due_at"] else None),
               ("due_at", format_value(values["due_at"], "date", language)), ("handling", handling),

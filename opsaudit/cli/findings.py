@@ -18,6 +18,7 @@ from typing import Annotated, Any
 import typer
 
 from opsaudit.cli.app import DbOption, LangOption, StoreOption, app, console, open_store, settings_for
+from opsaudit.i18n.findings import labelled
 
 findings_app = typer.Typer(no_args_is_help=True, help="List, inspect and act on findings.")
 app.add_typer(findings_app, name="findings")
@@ -65,15 +66,6 @@ class Names:
 
     staff: dict[str, str] = field(default_factory=dict)
     departments: dict[str, str] = field(default_factory=dict)
-
-def named(name: str | None, identifier: str | None, language: str) -> str | None:
-    """客服三部（CS3）: a name with its id, the id alone when the name is unknown."""
-    from opsaudit.i18n import text
-
-    if not identifier:
-        return None
-    return text("label.named", language, name=name, id=identifier) if name else identifier
-
 
 def load_names(settings) -> Names:
     """Names for the ids a finding holds. The store may be read where the operational database is
@@ -292,9 +284,9 @@ def _lines(values: dict[str, Any], now: datetime, language: str) -> list[str]:
         status.append(text("cli.findings.overdue", language))
     if values["recurring"]:
         status.append(text("field.recurring", language))
-    owner = text("cli.findings.owner", language, owner=named(values["owner_name"], values["owner_id"], language)) \
+    owner = text("cli.findings.owner", language, owner=labelled(values["owner_name"], values["owner_id"], language)) \
         if values["owner_id"] else text("cli.findings.no_owner", language)
-    department = named(values["department_name"], values["department_id"], language)
+    department = labelled(values["department_name"], values["department_id"], language)
     where = [part for part in (department, owner, values["rule_id"]) if part]
     return [separator.join(status), values["title"], separator.join(where)]
 
