@@ -1,0 +1,60 @@
+"""Load a file of ../shared/real-data into a PostgreSQL database as it is: one table of text
+columns named as the CSV's header, every value unchanged ("?" stays "?", dates stay d/m/Y).
+
+What the audit reads is then only the source mapping's work (config/examples/<data>/source.yaml),
+as it would be on a company's own database:
+
+    .venv/bin/python scripts/load_real_data.py servicenow postgresql+psycopg://postgres@127.0.0.1/opsaudit_real
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import gzip
+from pathlib import Path
+
+import sqlalchemy as sa
+from sqlalchemy.engine import make_url
+
+REAL_DATA = Path(__file__).resolve().parents[2] / "shared" / "real-data"
+# The data sets with a source mapping, and the table each is loaded into.
+DATA_SETS = {"servicenow": ("servicenow_incident_event_log.csv.gz", "servicenow_incident_events")}
+
+
+def load(name: str, url: str, folder: Path = REAL_DATA) -> int:
+    """(Re)create data set `name`'s table in the database at `url` and copy the file into it; its rows."""
+    file, table = DATA_SETS[name]
+    path = folder / file
+    with gzip.open(path, "rt", encoding="utf-8", newline="") as source:
+        header = next(csv.reader(source))
+        body = source.read()
+    if make_url(url).get_backend_name() != "postgresql":
+        raise SystemExit(f"{url}: the real-data mappings are written for PostgreSQL")
+    engine = sa.create_engine(url)
+    columns = ", ".join(f'"{column}" text' for column in header)
+    try:
+        with engine.begin() as conn:
+            conn.execute(sa.text(f'DROP TABLE IF EXISTS "{table}"'))
+            conn.execute(sa.text(f'CREATE TABLE "{table}" ({columns})'))
+            cursor = conn.connection.driver_connection.cursor()
+            with cursor.copy(f'COPY "{table}" FROM STDIN WITH (FORMAT csv)') as copy:
+                copy.write(body)
+            rows = conn.execute(sa.text(f'SELECT count(*) FROM "{table}"')).scalar_one()
+            conn.execute(sa.text(f'ANALYZE "{table}"'))
+    finally:
+        engine.dispose()
+    return rows
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("name", choices=sorted(DATA_SETS))
+    parser.add_argument("url", help="a PostgreSQL database (SQLAlchemy URL)")
+    parser.add_argument("--folder", type=Path, default=REAL_DATA, help="where the real-data files are")
+    args = parser.parse_args()
+    print(f"{DATA_SETS[args.name][1]}: {load(args.name, args.url, args.folder):,} rows")
+
+
+if __name__ == "__main__":
+    main()
