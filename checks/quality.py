@@ -108,9 +108,13 @@ def _prepare(source: Source, name: str, period: Period, now: datetime, rules: Da
     statement = batch_select(source, name, period, columns_of)
     sql = to_sql(statement, source.engine)
     fresh = FRESHNESS_COLUMNS.get(name) if rules.rules.enabled("dq.freshness") else None
+    references, unresolvable = _referenced_tables(source, name, columns, columns_of)
+    if not rules.rules.enabled("dq.reference"):
+        unresolvable = []
     try:
-        rows, newest_row = _count_and_newest(source.engine, statement, fresh if fresh in columns else None,
-                                             source.dialect)
+        rows, newest_row, referring = _count_and_newest(
+            source.engine, statement, fresh if fresh in columns else None, source.dialect,
+            counted=[result.facts["column"] for result in unresolvable])
     except sa.exc.SQLAlchemyError as exc:
         # A table that cannot be read says nothing about the data: the audit cannot run.
         raise SourceError(f"database: {source.physical_name(name)}: cannot be read: {_first_line(exc)}") from None
@@ -119,9 +123,9 @@ def _prepare(source: Source, name: str, period: Period, now: datetime, rules: Da
         if name in FRESHNESS_COLUMNS or _count_and_newest(source.engine, sa.select(source.table(name)))[0] == 0:
             return [*findings, _table_finding(name, "no_rows", {"query": sql}, population=0)], None
         return findings, None
-    references, unresolvable = _referenced_tables(source, name, columns, columns_of)
-    if rules.rules.enabled("dq.reference"):
-        findings += unresolvable
+    # A reference to a table the source lacks is a problem only where a row refers to something:
+    # tasks of a company without plans leave plan_id empty.
+    findings += [result for result in unresolvable if referring[result.facts["column"]]]
     enforced = rules.rules.enabled("dq.unique") and key_enforced(source, name)
     if enforced:
         # The database refuses duplicate keys; say so instead of scanning for them.
@@ -166,15 +170,17 @@ def _referenced_tables(source: Source, name: str, columns: tuple[str, ...],
     return references, unresolvable
 
 
-def _count_and_newest(engine: Engine, statement: sa.Select, fresh: str | None = None,
-                      dialect: str = "") -> tuple[int, Any]:
-    """The rows in scope and, when `fresh` is given, that column's newest readable timestamp, in
-    one pass: Great Expectations then answers freshness in its first pass, without a second read."""
+def _count_and_newest(engine: Engine, statement: sa.Select, fresh: str | None = None, dialect: str = "",
+                      counted: Sequence[str] = ()) -> tuple[int, Any, dict[str, int]]:
+    """The rows in scope; when `fresh` is given, that column's newest readable timestamp; and the
+    values in each `counted` column: one pass, and Great Expectations then answers freshness in its
+    first pass, without a second read."""
     rows = statement.subquery()
     latest = newest(rows.c[fresh], dialect) if fresh is not None else sa.null()
     with engine.connect() as conn:
-        count, value = conn.execute(sa.select(sa.func.count(), latest).select_from(rows)).one()
-    return int(count), value
+        count, value, *filled = conn.execute(
+            sa.select(sa.func.count(), latest, *(sa.func.count(rows.c[c]) for c in counted)).select_from(rows)).one()
+    return int(count), value, dict(zip(counted, (int(n) for n in filled), strict=True))
 
 
 def _validate(batches: Batches, plan: _TablePlan, engine: Engine, bands: tuple[float, float],
@@ -274,6 +280,11 @@ def _grade(check: Check, outcome: ExpectationValidationResult, plan: _TablePlan,
 def _grade_freshness(check: Check, outcome: ExpectationValidationResult, rows: int, sql: str,
                      expectation: dict[str, Any], newest: Any) -> CheckResult:
     facts = {"newest": str(newest) if newest is not None else None, **check.facts}
+    if newest is None:
+        # No row gives the column a readable time: how fresh the table is cannot be told from it.
+        # The empty values are dq.not_null's finding (or dq.type's), not a stale feed.
+        return _result(check, Outcome.INSUFFICIENT_DATA, population=rows, facts=facts,
+                       evidence={"expectation": expectation, "query": sql})
     if outcome.success:
         return _result(check, Outcome.PASSED, population=rows, facts=facts, evidence={"expectation": expectation})
     # Data late but present is important; an empty or missing table is the major case.

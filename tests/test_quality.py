@@ -421,3 +421,45 @@ def test_great_expectations_runs_without_scipy_stats_and_altair_which_load_when_
                           capture_output=True, text=True, check=False)
     assert done.returncode == 0, done.stderr[-2000:]
     assert done.stdout.split("\n")[:3] == ["[]", "0.5108", "Chart module"], done.stdout
+
+
+def task(number: int, **overrides: Any) -> dict[str, Any]:
+    """A task of D1 due and done in January 2026, part of no plan."""
+    due = datetime(2026, 1, 1 + number % 28, 18, 0)
+    row = {"task_id": f"K{number:04d}", "plan_id": None, "department_id": "D1", "owner_id": "S1",
+           "title": f"Task {number}", "priority": "normal", "due_at": due, "started_at": due - timedelta(days=2),
+           "completed_at": due - timedelta(hours=1), "status": "done"}
+    return row | overrides
+
+
+def test_a_reference_to_a_table_the_source_lacks_is_a_finding_only_where_a_row_refers(engine) -> None:
+    """A company without a planning system: no plans table, and its tasks leave plan_id empty.
+    Nothing refers to a plan, so nothing is unresolvable; a task that names a plan is."""
+    metadata.create_all(engine, tables=[T["departments"], T["staff"], T["tasks"]])
+    source = load(engine, [], create=False)
+    with engine.begin() as conn:
+        conn.execute(T["tasks"].insert(), [task(n) for n in range(1, 6)])
+
+    assert ("dq.reference", "tasks.plan_id") not in failed(run_data_quality(source, ["tasks"], JANUARY, now=NOW))
+
+    with engine.begin() as conn:
+        conn.execute(T["tasks"].insert(), [task(6, plan_id="P1")])
+    unresolvable = failed(run_data_quality(source, ["tasks"], JANUARY, now=NOW))[("dq.reference", "tasks.plan_id")]
+    assert unresolvable.severity is Severity.MAJOR and unresolvable.facts["reason"] == "missing_referenced_table"
+
+
+def test_a_freshness_column_with_no_value_cannot_tell_how_fresh_the_table_is(engine) -> None:
+    """A task log that keeps no deadlines: every due_at is empty. That is dq.not_null's major
+    finding; freshness cannot be judged from the column, rather than "the newest is —, too old"."""
+    raw = sa.Table("tasks", sa.MetaData(), *(sa.Column(c.name, c.type, nullable=True) for c in T["tasks"].columns))
+    metadata.create_all(engine, tables=[T["departments"], T["staff"]])
+    raw.create(engine)
+    source = load(engine, [], create=False)
+    with engine.begin() as conn:
+        conn.execute(raw.insert(), [task(n, due_at=None) for n in range(1, 6)])
+
+    results = {(r.rule_id, r.entity_id): r for r in run_data_quality(source, ["tasks"], JANUARY, now=NOW)}
+
+    assert results[("dq.not_null", "tasks.due_at")].severity is Severity.MAJOR
+    fresh = results[("dq.freshness", "tasks.due_at")]
+    assert fresh.outcome is Outcome.INSUFFICIENT_DATA and fresh.severity is None and fresh.population == 5
