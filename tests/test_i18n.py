@@ -85,11 +85,8 @@ def test_every_contract_table_and_column_has_a_readable_name():
 
 def test_every_enumeration_of_the_contract_is_translated():
     from opsaudit.contract import ENUMS
+    from opsaudit.i18n.findings import ENUM_OF_COLUMN as names
 
-    names = {("staff", "role"): "role", ("tickets", "kind"): "ticket_kind", ("tickets", "channel"): "channel",
-             ("tickets", "status"): "ticket_status", ("plans", "level"): "plan_level",
-             ("plans", "status"): "plan_status", ("tasks", "priority"): "priority", ("tasks", "status"): "task_status",
-             ("analysis_reports", "kind"): "report_kind", ("reported_metrics", "metric"): "reported_metric"}
     assert set(names) == set(ENUMS)
     for (table, column), values in ENUMS.items():
         for value in values:

@@ -354,6 +354,16 @@ def test_results_read_well_in_both_languages(engine) -> None:
                                    "占本期30行的3.3%。")
 
 
+def test_the_values_a_column_allows_are_named_in_words_with_the_codes_the_data_must_hold(engine) -> None:
+    from opsaudit.i18n import render_finding
+
+    rows = [ticket(n) for n in range(1, 30)] + [ticket(30, channel="fax")]
+    bad = failed(run_data_quality(load(engine, rows), ["tickets"], JANUARY, now=NOW))[("dq.in_set", "tickets.channel")]
+    chinese = render_finding(bad.rule_id, bad.entity_type, {**bad.facts, "entity_id": bad.entity_id}, "zh-CN")
+    assert chinese.description.endswith("允许的取值为：电话（phone）、在线客服（chat）、电子邮件（email）、"
+                                        "网页（web）、现场服务（onsite）、其他（other）。"), chinese.description
+
+
 def test_undated_and_unreadable_timestamps_are_findings_in_every_audit_of_the_table(engine) -> None:
     """300 tickets without an opening time, and (where the database lets it be stored) text in a
     timestamp: both are data-quality findings, not a population that silently shrinks."""

@@ -94,6 +94,14 @@ def _dq_reason(rule_id: str, values: Mapping[str, Any], language: str) -> str | 
 
 # --- values the templates use beyond the facts ----------------------------------------------
 
+# The catalogue's enumeration (enum.NAME.value) of each enumerated contract column (contract.ENUMS).
+ENUM_OF_COLUMN: dict[tuple[str, str], str] = {
+    ("staff", "role"): "role", ("tickets", "kind"): "ticket_kind", ("tickets", "channel"): "channel",
+    ("tickets", "status"): "ticket_status", ("plans", "level"): "plan_level", ("plans", "status"): "plan_status",
+    ("tasks", "priority"): "priority", ("tasks", "status"): "task_status", ("analysis_reports", "kind"): "report_kind",
+    ("reported_metrics", "metric"): "reported_metric",
+}
+
 def labelled(name: Any, identifier: Any, language: str) -> str | None:
     """客服三部（D03）: a name with its id; either alone when the other is missing."""
     if name and identifier and str(name) != str(identifier):
@@ -143,17 +151,23 @@ def _scope(facts: Mapping[str, Any], language: str) -> str | None:
 
 
 def _data_quality_labels(facts: Mapping[str, Any], language: str) -> dict[str, Any]:
-    """Readable names of the table and columns a dq finding is about (工单表 “首次响应时间”)."""
+    """Readable names of the table and columns a dq finding is about (工单表 “首次响应时间”), and
+    the values a column allows in words, each with the code the data must hold (未开始（not_started）)."""
     table = facts.get("table")
     if not table:
         return {}
     columns = [column_label(table, c, language) for c in str(facts.get("column") or "").split("+") if c and c != "*"]
-    return {
+    labels = {
         "table_label": table_label(table, language),
         "column_label": format_value(columns, "list", language) if columns else None,
         "references_label": qualified_label(facts.get("references"), language),
         "not_before_label": qualified_label(facts.get("not_before"), language),
     }
+    enum = ENUM_OF_COLUMN.get((table, str(facts.get("column"))))
+    if enum is not None and facts.get("value_set"):
+        labels["value_set"] = [labelled(format_value(value, f"enum.{enum}", language), value, language)
+                               for value in facts["value_set"]]
+    return labels
 
 
 def entity_reference(entity_type: str, entity_id: str, language: str) -> str:
