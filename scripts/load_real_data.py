@@ -1,10 +1,12 @@
-"""Load a file of ../shared/real-data into a PostgreSQL database as it is: one table of text
-columns named as the CSV's header, every value unchanged ("?" stays "?", dates stay d/m/Y).
+"""Load a data set of ../shared/real-data into a PostgreSQL database as it is: a table of text
+columns per file, named as the CSV's header, every value unchanged ("?" stays "?", dates stay as
+written), only decoded from the file's own encoding.
 
 What the audit reads is then only the source mapping's work (config/examples/<data>/source.yaml),
 as it would be on a company's own database:
 
     .venv/bin/python scripts/load_real_data.py servicenow postgresql+psycopg://postgres@127.0.0.1/opsaudit_real
+    .venv/bin/python scripts/load_real_data.py sip postgresql+psycopg://postgres@127.0.0.1/opsaudit_real
 """
 
 from __future__ import annotations
@@ -18,19 +20,27 @@ import sqlalchemy as sa
 from sqlalchemy.engine import make_url
 
 REAL_DATA = Path(__file__).resolve().parents[2] / "shared" / "real-data"
-# The data sets with a source mapping, and the table each is loaded into.
-DATA_SETS = {"servicenow": ("servicenow_incident_event_log.csv.gz", "servicenow_incident_events")}
+# The data sets with a source mapping: each file, the table it is loaded into, and its encoding
+# (the SiP task log is Windows-1252: its summaries have curly quotes).
+DATA_SETS = {
+    "servicenow": (("servicenow_incident_event_log.csv.gz", "servicenow_incident_events", "utf-8"),),
+    "sip": (("sip_task_info.csv.gz", "sip_task_info", "cp1252"),
+            ("sip_est_act_dates.csv.gz", "sip_task_dates", "cp1252")),
+}
 
 
-def load(name: str, url: str, folder: Path = REAL_DATA) -> int:
-    """(Re)create data set `name`'s table in the database at `url` and copy the file into it; its rows."""
-    file, table = DATA_SETS[name]
-    path = folder / file
-    with gzip.open(path, "rt", encoding="utf-8", newline="") as source:
-        header = next(csv.reader(source))
-        body = source.read()
+def load(name: str, url: str, folder: Path = REAL_DATA) -> dict[str, int]:
+    """(Re)create data set `name`'s tables in the database at `url` and copy its files into them;
+    the rows of each table."""
     if make_url(url).get_backend_name() != "postgresql":
         raise SystemExit(f"{url}: the real-data mappings are written for PostgreSQL")
+    return {table: _load_file(folder / file, table, encoding, url) for file, table, encoding in DATA_SETS[name]}
+
+
+def _load_file(path: Path, table: str, encoding: str, url: str) -> int:
+    with gzip.open(path, "rt", encoding=encoding, newline="") as source:
+        header = next(csv.reader(source))
+        body = source.read()
     engine = sa.create_engine(url)
     columns = ", ".join(f'"{column}" text' for column in header)
     try:
@@ -53,7 +63,8 @@ def main() -> None:
     parser.add_argument("url", help="a PostgreSQL database (SQLAlchemy URL)")
     parser.add_argument("--folder", type=Path, default=REAL_DATA, help="where the real-data files are")
     args = parser.parse_args()
-    print(f"{DATA_SETS[args.name][1]}: {load(args.name, args.url, args.folder):,} rows")
+    for table, rows in load(args.name, args.url, args.folder).items():
+        print(f"{table}: {rows:,} rows")
 
 
 if __name__ == "__main__":
