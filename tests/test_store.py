@@ -18,7 +18,7 @@ from opsaudit.store import findings as store_findings
 from opsaudit.store import runs
 from opsaudit.store.finding_views import FINDING_KEYS, finding_json, list_findings
 from opsaudit.store.migrate import current_revision, head_revision, require_current, upgrade
-from opsaudit.store.schema import VERSION_TABLE, audit_runs, finding_events, findings
+from opsaudit.store.schema import VERSION_TABLE, audit_runs, check_results, finding_events, findings
 from opsaudit.store.schema import metadata as store_metadata
 
 ZONE = ZoneInfo("Asia/Shanghai")
@@ -84,6 +84,20 @@ def test_rerun_of_a_period_updates_and_never_duplicates(engine):
         actions = conn.execute(sa.select(finding_events.c.action).where(finding_events.c.finding_id == d04["id"])
                                .order_by(finding_events.c.id)).scalars().all()
     assert actions == ["raised", "rechecked"]
+
+
+def test_ids_of_the_operational_data_are_stored_whole_whatever_their_length(engine):
+    """A real register names departments by sponsors' full names; the contract's ids are opaque text."""
+    upgrade(engine)
+    sponsor = "Responsible party of the National Institute of Allergy and Infectious Diseases (NIAID), USA"
+    with engine.begin() as conn:
+        run = new_run(conn)
+        runs.save_results(conn, run.id, [failed(sponsor)])
+        record(conn, run, [failed(sponsor)])
+    with engine.connect() as conn:
+        [row] = list_findings(conn)
+        stored = conn.execute(sa.select(check_results.c.department_id)).scalar_one()
+    assert len(sponsor) > 64 and row["entity_id"] == row["department_id"] == stored == sponsor
 
 
 def test_deadlines_follow_severity(engine):

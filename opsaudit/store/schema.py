@@ -23,6 +23,7 @@ from sqlalchemy import (
     UniqueConstraint,
     text,
 )
+from sqlalchemy.types import TypeEngine
 
 metadata = MetaData(naming_convention={
     "ix": "ix_%(column_0_label)s",
@@ -32,6 +33,14 @@ metadata = MetaData(naming_convention={
 })
 
 VERSION_TABLE = "oa_alembic_version"
+
+
+def source_id(sqlite_length: int) -> TypeEngine:
+    """An id from the operational data (a record, a department, a person): opaque text of any
+    length (data-contract.md), such as a sponsor's full name. SQLite keeps any length whatever a
+    column declares, so its stores keep the VARCHAR they were created with instead of a table copy
+    (which would drop the append-only triggers)."""
+    return Text().with_variant(String(sqlite_length), "sqlite")
 
 audit_runs = Table(
     "oa_audit_runs", metadata,
@@ -65,8 +74,8 @@ check_results = Table(
     Column("rule_id", String(64), nullable=False),
     Column("area", String(32), nullable=False),
     Column("entity_type", String(32), nullable=False),
-    Column("entity_id", String(255), nullable=False),
-    Column("department_id", String(64), nullable=True),
+    Column("entity_id", source_id(255), nullable=False),
+    Column("department_id", source_id(64), nullable=True),
     Column("outcome", String(24), nullable=False, doc="passed, warning, failed or insufficient_data"),
     Column("severity", String(16), nullable=True),
     Column("observed", Float, nullable=True),
@@ -85,8 +94,8 @@ findings = Table(
     Column("rule_id", String(64), nullable=False),
     Column("period", String(32), nullable=False),
     Column("entity_type", String(32), nullable=False),
-    Column("entity_id", String(255), nullable=False),
-    Column("department_id", String(64), nullable=True),
+    Column("entity_id", source_id(255), nullable=False),
+    Column("department_id", source_id(64), nullable=True),
     Column("severity", String(16), nullable=False),
     Column("status", String(24), nullable=False),
     Column("title", Text, nullable=True),
@@ -98,7 +107,7 @@ findings = Table(
     Column("found_at", DateTime(timezone=True), nullable=False),
     Column("due_at", DateTime(timezone=True), nullable=False),
     Column("plan_due_at", DateTime(timezone=True), nullable=True),
-    Column("owner_id", String(64), nullable=True),
+    Column("owner_id", source_id(64), nullable=True),
     Column("recurring", Boolean, nullable=False, default=False),
     Column("updated_at", DateTime(timezone=True), nullable=False),
     Column("closed_at", DateTime(timezone=True), nullable=True),
@@ -114,7 +123,7 @@ finding_events = Table(
     Column("id", Integer, primary_key=True, autoincrement=True),
     Column("finding_id", String(36), ForeignKey("oa_findings.id", ondelete="CASCADE"), nullable=False),
     Column("at", DateTime(timezone=True), nullable=False),
-    Column("actor", String(64), nullable=False, doc="a staff_id, or 'system'"),
+    Column("actor", source_id(64), nullable=False, doc="a staff_id, or 'system'"),
     Column("action", String(32), nullable=False),
     Column("from_status", String(24), nullable=True),
     Column("to_status", String(24), nullable=True),
@@ -131,10 +140,10 @@ major_handling = Table(
     Column("finding_id", String(36), ForeignKey("oa_findings.id", ondelete="CASCADE"), primary_key=True),
     Column("meeting_on", Date, nullable=True),
     Column("meeting_note", Text, nullable=True),
-    Column("task_force_lead", String(64), nullable=True),
+    Column("task_force_lead", source_id(64), nullable=True),
     Column("task_force_members", JSON, nullable=True, doc="staff_ids, the lead first"),
     Column("updated_at", DateTime(timezone=True), nullable=False),
-    Column("updated_by", String(64), nullable=False),
+    Column("updated_by", source_id(64), nullable=False),
 )
 
 # Each reminder and escalation step of a finding's deadline, once: the unique key makes a second
@@ -154,10 +163,10 @@ samples = Table(
     Column("id", Integer, primary_key=True, autoincrement=True),
     Column("audit_run_id", String(36), ForeignKey("oa_audit_runs.id", ondelete="CASCADE"), nullable=False),
     Column("period", String(32), nullable=False),
-    Column("department_id", String(64), nullable=False),
-    Column("agent_id", String(64), nullable=True),
-    Column("channel", String(32), nullable=False),
-    Column("ticket_id", String(64), nullable=False),
+    Column("department_id", source_id(64), nullable=False),
+    Column("agent_id", source_id(64), nullable=True),
+    Column("channel", source_id(32), nullable=False),
+    Column("ticket_id", source_id(64), nullable=False),
     Column("draw_order", Integer, nullable=False),
     Column("seed", BigInteger, nullable=False),
     UniqueConstraint("audit_run_id", "ticket_id", name="uq_oa_samples_ticket"),
@@ -173,7 +182,7 @@ reports = Table(
     Column("sha256", String(64), nullable=False),
     Column("status", String(16), nullable=False, doc="draft, approved, rejected or sent"),
     Column("created_at", DateTime(timezone=True), nullable=False),
-    Column("reviewed_by", String(64), nullable=True),
+    Column("reviewed_by", source_id(64), nullable=True),
     Column("reviewed_at", DateTime(timezone=True), nullable=True),
     Column("review_note", Text, nullable=True),
     UniqueConstraint("audit_run_id", "language", "format", name="uq_oa_reports_key"),
@@ -187,7 +196,7 @@ report_events = Table(
     Column("audit_run_id", String(36), ForeignKey("oa_audit_runs.id", ondelete="CASCADE"), nullable=False),
     Column("language", String(8), nullable=True, doc="the report's language; none for the whole run"),
     Column("at", DateTime(timezone=True), nullable=False),
-    Column("actor", String(64), nullable=False, doc="a staff_id, or 'system'"),
+    Column("actor", source_id(64), nullable=False, doc="a staff_id, or 'system'"),
     Column("action", String(16), nullable=False, doc="submitted, approved, rejected or sent"),
     Column("note", Text, nullable=True),
     Column("data", JSON, nullable=False),
