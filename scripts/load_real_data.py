@@ -7,6 +7,7 @@ as it would be on a company's own database:
 
     .venv/bin/python scripts/load_real_data.py servicenow postgresql+psycopg://postgres@127.0.0.1/opsaudit_real
     .venv/bin/python scripts/load_real_data.py sip postgresql+psycopg://postgres@127.0.0.1/opsaudit_real
+    .venv/bin/python scripts/load_real_data.py fdaaa postgresql+psycopg://postgres@127.0.0.1/opsaudit_real
 """
 
 from __future__ import annotations
@@ -26,6 +27,7 @@ DATA_SETS = {
     "servicenow": (("servicenow_incident_event_log.csv.gz", "servicenow_incident_events", "utf-8"),),
     "sip": (("sip_task_info.csv.gz", "sip_task_info", "cp1252"),
             ("sip_est_act_dates.csv.gz", "sip_task_dates", "cp1252")),
+    "fdaaa": (("fdaaa_results_reporting.csv.gz", "fdaaa_trials", "utf-8"),),
 }
 
 

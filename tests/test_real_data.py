@@ -140,3 +140,36 @@ def test_a_month_of_a_real_task_log_is_audited_on_its_hours_and_its_gaps(pg_url,
     unknown = sum(t["StatusCode"] in ("CHRONICLE", "TEMPLATE") for t in tasks.values()) / len(tasks)
     assert by_key[("dq.in_set", "tasks.status")]["observed"] == pytest.approx(unknown)
     assert ("dq.reference", "tasks.plan_id") not in by_key
+
+
+def test_a_quarter_of_a_real_register_of_required_reports_is_audited_for_lateness(pg_url, monkeypatch):
+    from opsaudit.flows.audits import data_quarterly
+
+    assert load_and_map("fdaaa", pg_url, monkeypatch) == "fdaaa_trials: 21,525 rows\n"
+
+    summary = data_quarterly(period="2019Q1")
+
+    with gzip.open(REAL_DATA / "fdaaa_results_reporting.csv.gz", "rt", encoding="utf-8", newline="") as source:
+        due = [t for t in csv.DictReader(source)
+               if t["results_due"] == "1" and "2019-01-01" <= t["due_date"] <= "2019-03-31"]
+    quarter_end = datetime(2019, 4, 1)
+    days_late: dict[str, int] = {}
+    for trial in due:
+        deadline = datetime.fromisoformat(trial["due_date"])
+        sent = trial["first_results_submission"]
+        submitted = datetime.fromisoformat(sent) if sent else None
+        if submitted is None or submitted > deadline:
+            # Late by the day it came, or, still missing, by the end of the quarter.
+            days_late[trial["nct_id"]] = ((submitted or quarter_end) - deadline).days
+    results = json.loads(Path(summary["output"]).read_text(encoding="utf-8"))["results"]
+    late = {r["entity_id"]: r["severity"] for r in results if r["rule_id"] == "data.report_late"
+            and r["entity_type"] == "report" and r["outcome"] == "failed"}
+    # Every trial due in the quarter whose results came late or not by its end, and no other;
+    # important when more than 14 days late.
+    assert set(late) == set(days_late) and len(late) == 334
+    assert {i for i, severity in late.items() if severity == "important"} == {i for i, d in days_late.items() if d > 14}
+    # The register's own columns are sound; the rules it cannot feed are off (thresholds.yaml).
+    assert [r["entity_id"] for r in results if r["rule_id"].startswith("dq.") and r["outcome"] != "passed"] == []
+    assert not [r for r in results if r["rule_id"] in ("data.report_incomplete", "data.report_unreviewed")]
+    # Sponsors' full names are departments: ids past 64 characters are stored whole.
+    assert max(len(r["department_id"] or "") for r in results) > 64
