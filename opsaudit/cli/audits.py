@@ -93,6 +93,7 @@ def init(
 
 def _check_source(settings, language: str) -> None:
     from opsaudit.db import check_reachable, source_engine
+    from opsaudit.i18n import text
     from opsaudit.source import Source, check_source
 
     source = Source(source_engine(settings.database, timezone=settings.timezone), settings.load_config().source,
@@ -103,8 +104,6 @@ def _check_source(settings, language: str) -> None:
         typer.echo(line)
     if problems:
         raise typer.Exit(1)
-    from opsaudit.i18n import text
-
     typer.echo(text("cli.source_check.complete", language))
 
 
