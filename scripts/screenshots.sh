@@ -43,7 +43,7 @@ unset PREFECT_API_URL
 
 "$BIN/opsaudit" serve --port "$PORT" >"$WORK/serve.log" 2>&1 &
 SERVE_PID=$!
-until grep -qs "press Ctrl-C" "$WORK/serve.log"; do
+until grep -qs "Ctrl-C" "$WORK/serve.log"; do
     kill -0 "$SERVE_PID" 2>/dev/null || { cat "$WORK/serve.log"; exit 1; }
     sleep 1
 done

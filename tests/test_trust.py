@@ -321,7 +321,7 @@ def test_a_killed_run_leaves_no_server_and_is_marked_abandoned(company: Path, st
     assert _gone(servers), "Prefect's server outlived the killed audit"
     assert _run_status(store) == "running"
     result = run_cli("init", "--store", store)
-    assert result.returncode == 0 and "1 audit runs whose process had ended were marked abandoned" in result.stdout
+    assert result.returncode == 0 and "1个稽查批次的进程已结束而稽查未完成，已标记为异常终止。" in result.stdout
     assert _run_status(store) == "abandoned"
 
 
