@@ -36,26 +36,28 @@ def load(name: str, url: str, folder: Path = REAL_DATA) -> dict[str, int]:
     the rows of each table."""
     if make_url(url).get_backend_name() != "postgresql":
         raise SystemExit(f"{url}: the real-data mappings are written for PostgreSQL")
-    return {table: _load_file(folder / file, table, encoding, url) for file, table, encoding in DATA_SETS[name]}
+    engine = sa.create_engine(url)
+    try:
+        with engine.begin() as conn:   # the whole data set, or none of it
+            return {table: _load_file(conn, folder / file, table, encoding)
+                    for file, table, encoding in DATA_SETS[name]}
+    finally:
+        engine.dispose()
 
 
-def _load_file(path: Path, table: str, encoding: str, url: str) -> int:
+def _load_file(conn: sa.Connection, path: Path, table: str, encoding: str) -> int:
+    """The file copied into a fresh table of text columns; the rows copied."""
     with gzip.open(path, "rt", encoding=encoding, newline="") as source:
         header = next(csv.reader(source))
         body = source.read()
-    engine = sa.create_engine(url)
     columns = ", ".join(f'"{column}" text' for column in header)
-    try:
-        with engine.begin() as conn:
-            conn.execute(sa.text(f'DROP TABLE IF EXISTS "{table}"'))
-            conn.execute(sa.text(f'CREATE TABLE "{table}" ({columns})'))
-            cursor = conn.connection.driver_connection.cursor()
-            with cursor.copy(f'COPY "{table}" FROM STDIN WITH (FORMAT csv)') as copy:
-                copy.write(body)
-            rows = conn.execute(sa.text(f'SELECT count(*) FROM "{table}"')).scalar_one()
-            conn.execute(sa.text(f'ANALYZE "{table}"'))
-    finally:
-        engine.dispose()
+    conn.execute(sa.text(f'DROP TABLE IF EXISTS "{table}"'))
+    conn.execute(sa.text(f'CREATE TABLE "{table}" ({columns})'))
+    cursor = conn.connection.driver_connection.cursor()
+    with cursor.copy(f'COPY "{table}" FROM STDIN WITH (FORMAT csv)') as copy:
+        copy.write(body)
+    rows = cursor.rowcount
+    conn.execute(sa.text(f'ANALYZE "{table}"'))
     return rows
 
 

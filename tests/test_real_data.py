@@ -20,6 +20,8 @@ from pathlib import Path
 import pytest
 import sqlalchemy as sa
 
+from tests.test_cli import opsaudit
+
 ROOT = Path(__file__).resolve().parents[1]
 REAL_DATA = ROOT.parent / "shared" / "real-data"
 LOG = REAL_DATA / "servicenow_incident_event_log.csv.gz"
@@ -53,10 +55,6 @@ def incidents_as_last_updated() -> dict[str, dict[str, str]]:
 
 def opened_in(incident: dict[str, str], month: str) -> bool:
     return f"{datetime.strptime(incident['opened_at'], '%d/%m/%Y %H:%M'):%Y-%m}" == month
-
-
-def opsaudit(*args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([sys.executable, "-m", "opsaudit", *args], capture_output=True, text=True, timeout=300)
 
 
 def test_a_month_of_a_real_service_desk_is_audited_from_its_own_records(pg_url, monkeypatch):

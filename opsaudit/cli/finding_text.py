@@ -13,12 +13,11 @@ from sqlalchemy.engine import RowMapping
 
 from opsaudit.cli.app import console
 from opsaudit.i18n import entity_reference, format_value, has_message, text
-from opsaudit.i18n.findings import labelled
+from opsaudit.i18n.findings import ENUM_OF_COLUMN, labelled
 
 # The contract tables a sample's columns come from, in the order they are looked up.
 SAMPLE_TABLES = ("tickets", "qa_reviews", "tasks", "plan_targets", "plans", "analysis_reports")
 # Sample columns that hold an enumeration, and which.
-SAMPLE_ENUMS = {"channel": "channel", "kind": "ticket_kind", "priority": "priority"}
 
 
 def print_finding(values: dict[str, Any], row: RowMapping, events: list[dict[str, Any]], handling: str,
@@ -130,12 +129,10 @@ def _column_label(column: str, language: str) -> str:
 def _sample_value(column: str, value: Any, language: str) -> str:
     if value is None:
         return format_value(None, "text", language)
-    if column in SAMPLE_ENUMS:
-        return format_value(value, f"enum.{SAMPLE_ENUMS[column]}", language)
-    if column == "status":
-        for enum in ("ticket_status", "task_status"):
-            if has_message(f"enum.{enum}.{value}", language):
-                return format_value(value, f"enum.{enum}", language)
+    # The column's enumeration in the first sample table that has it, as its label is looked up.
+    for enum in (ENUM_OF_COLUMN[(table, column)] for table in SAMPLE_TABLES if (table, column) in ENUM_OF_COLUMN):
+        if has_message(f"enum.{enum}.{value}", language):
+            return format_value(value, f"enum.{enum}", language)
     if column.endswith("_at"):
         return format_value(value, "datetime", language)
     if isinstance(value, bool):
