@@ -3,11 +3,13 @@
 A message is enqueued once per dedupe key, in the caller's transaction, so a rerun never mails
 twice. Delivery claims a message (status `sending`) before it talks to the SMTP server and marks
 it `sent` right after the server accepted it; a claim is atomic, so two senders never both send.
+A recipient the server refused is kept on the message's recipient (`refused`, the server's reply),
+so a list shows who did not get it and later attempts leave that recipient out.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta, tzinfo
 from email.utils import parseaddr
@@ -29,14 +31,18 @@ KINDS: tuple[str, ...] = ("report", "alert", "notice")
 
 @dataclass(frozen=True)
 class Address:
-    """One recipient of a message: the address, and the person behind it when known."""
+    """One recipient of a message: the address, and the person behind it when known;
+    `refused`: the server's reply when it refused this recipient."""
 
     email: str
     name: str | None = None
     staff_id: str | None = None
+    refused: str | None = None
 
     def as_json(self) -> dict[str, str | None]:
-        return {"email": self.email, "name": self.name, "staff_id": self.staff_id}
+        """The recipient as stored and listed; `refused` only once the server refused it."""
+        stored = {"email": self.email, "name": self.name, "staff_id": self.staff_id}
+        return stored | ({"refused": self.refused} if self.refused is not None else {})
 
 
 @dataclass(frozen=True)
@@ -74,6 +80,11 @@ class MailSummary:
     def from_row(cls, row: RowMapping) -> MailSummary:
         return cls(**_summary_fields(row))
 
+    @property
+    def refused(self) -> dict[str, str]:
+        """The recipients the server refused, with its reply."""
+        return {address.email: address.refused for address in self.recipients if address.refused is not None}
+
     def as_json(self, zone: tzinfo) -> dict[str, Any]:
         """The message without its bodies, times in `zone` (what `opsaudit outbox list --format json` prints)."""
         def moment(value: datetime | None) -> str | None:
@@ -105,7 +116,8 @@ _SUMMARY_COLUMNS = [column for column in outbox.c if column.name not in ("body_t
 def _summary_fields(row: RowMapping) -> dict[str, Any]:
     return dict(
         id=row["id"], dedupe_key=row["dedupe_key"], kind=row["kind"], status=row["status"],
-        recipients=tuple(Address(r["email"], r.get("name"), r.get("staff_id")) for r in row["recipients"]),
+        recipients=tuple(Address(r["email"], r.get("name"), r.get("staff_id"), r.get("refused"))
+                         for r in row["recipients"]),
         subject=row["subject"], attachments=tuple(Path(p) for p in row["attachments"]), attempts=row["attempts"],
         created_at=from_db(row["created_at"]), last_error=row["last_error"], sent_at=from_db(row["sent_at"]),
         last_attempt_at=from_db(row["last_attempt_at"]), next_attempt_at=from_db(row["next_attempt_at"]))
@@ -190,33 +202,46 @@ def claim(conn: Connection, message_id: int, now: datetime) -> StoredMail | None
     return get(conn, message_id) if claimed.rowcount == 1 else None
 
 
-def mark_sent(conn: Connection, message_id: int, now: datetime, *, note: str | None = None) -> None:
-    """The SMTP server accepted the message. `note` keeps what it refused (some recipients)."""
-    conn.execute(outbox.update().where(outbox.c.id == message_id).values(
-        status=SENT, sent_at=to_db(now), next_attempt_at=None, last_error=note))
+def mark_sent(conn: Connection, message_id: int, now: datetime, *, refused: Mapping[str, str] | None = None) -> None:
+    """The SMTP server accepted the message; `refused`: the recipients it refused (address: reply)."""
+    values: dict[str, Any] = dict(status=SENT, sent_at=to_db(now), next_attempt_at=None, last_error=None)
+    if refused:
+        values["recipients"] = _with_refusals(conn, message_id, refused)
+    conn.execute(outbox.update().where(outbox.c.id == message_id).values(**values))
 
 
-def mark_attempt_failed(conn: Connection, message_id: int, error: str, *, retry_at: datetime | None) -> None:
+def mark_attempt_failed(conn: Connection, message_id: int, error: str, *, retry_at: datetime | None,
+                        refused: Mapping[str, str] | None = None) -> None:
     """Record a failed attempt of a claimed message: pending again until retry_at, or failed
-    for good when retry_at is None."""
+    for good when retry_at is None. `refused`: recipients the server refused, left out from now on."""
     values: dict[str, Any] = {"last_error": error[:2000]}
     if retry_at is None:
         values.update(status=FAILED, next_attempt_at=None)
     else:
         values.update(status=PENDING, next_attempt_at=to_db(retry_at))
+    if refused:
+        values["recipients"] = _with_refusals(conn, message_id, refused)
     conn.execute(outbox.update().where(outbox.c.id == message_id, outbox.c.status == SENDING).values(**values))
 
 
+def _with_refusals(conn: Connection, message_id: int, refused: Mapping[str, str]) -> list[dict[str, Any]]:
+    """The message's stored recipients with the server's reply on each one it refused."""
+    stored = conn.execute(sa.select(outbox.c.recipients).where(outbox.c.id == message_id)).scalar_one()
+    return [r | {"refused": refused[r["email"]][:500]} if r["email"] in refused else r for r in stored]
+
+
 def requeue_failed(conn: Connection, ids: Sequence[int] | None = None) -> list[int]:
-    """Put failed messages (all, or those among ids) back in the queue for a new round of attempts."""
-    query = sa.select(outbox.c.id).where(outbox.c.status == FAILED)
+    """Put failed messages (all, or those among ids) back in the queue for a new round of attempts,
+    to every recipient again: a person asked, e.g. once a refused mailbox exists."""
+    query = sa.select(outbox.c.id, outbox.c.recipients).where(outbox.c.status == FAILED)
     if ids is not None:
         query = query.where(outbox.c.id.in_(list(ids)))
-    found = list(conn.execute(query.order_by(outbox.c.id)).scalars())
-    if found:
-        conn.execute(outbox.update().where(outbox.c.id.in_(found), outbox.c.status == FAILED)
-                     .values(status=PENDING, attempts=0, next_attempt_at=None))
-    return found
+    found = conn.execute(query.order_by(outbox.c.id)).all()
+    for message_id, recipients in found:
+        conn.execute(outbox.update().where(outbox.c.id == message_id, outbox.c.status == FAILED).values(
+            status=PENDING, attempts=0, next_attempt_at=None,
+            recipients=[{k: v for k, v in r.items() if k != "refused"} for r in recipients]))
+    return [message_id for message_id, _ in found]
 
 
 def make_due(conn: Connection, ids: Sequence[int] | None = None) -> int:

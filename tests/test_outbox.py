@@ -173,3 +173,23 @@ def test_make_due_lifts_the_backoff_of_pending_messages_only(store):
         assert outbox.make_due(conn) == 1
         assert outbox.due(conn, T0) == [waiting, other]
         assert outbox.get(conn, failed).status == "failed"
+
+
+def test_refused_recipients_are_kept_in_the_recipients_and_a_requeue_asks_them_again(store):
+    two = (Address("s003@example.com", "王伟", "S003"), Address("lead@example.com"))
+    with store.begin() as conn:
+        sent, failed = (outbox.enqueue(conn, mail(f"alert:F{i}", recipients=two), now=T0) for i in range(2))
+        for message_id in (sent, failed):
+            outbox.claim(conn, message_id, T0)
+        outbox.mark_sent(conn, sent, T0, refused={"s003@example.com": "550 5.1.1 no such user"})
+        outbox.mark_attempt_failed(conn, failed, "every recipient was refused", retry_at=None,
+                                   refused={"s003@example.com": "550 no", "lead@example.com": "550 no"})
+    assert rows(store)[0]["recipients"] == [
+        {"email": "s003@example.com", "name": "王伟", "staff_id": "S003", "refused": "550 5.1.1 no such user"},
+        {"email": "lead@example.com", "name": None, "staff_id": None}]
+    with store.begin() as conn:
+        assert outbox.get(conn, sent).refused == {"s003@example.com": "550 5.1.1 no such user"}
+        assert outbox.get(conn, failed).refused == {"s003@example.com": "550 no", "lead@example.com": "550 no"}
+        assert outbox.requeue_failed(conn) == [failed]
+        assert outbox.get(conn, failed).refused == {}
+        assert [m.recipients for m in outbox.list_mail(conn, ids=[sent])][0][0].refused == "550 5.1.1 no such user"

@@ -1,0 +1,43 @@
+"""Commands as a person sees them in a terminal of a given width (a pseudo-terminal)."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+
+from rich.cells import cell_len
+
+
+def on_a_terminal(*args: str, columns: int = 80) -> str:
+    """What a person sees running the command in a terminal `columns` wide (a pseudo-terminal)."""
+    import fcntl
+    import pty
+    import struct
+    import termios
+
+    leader, follower = pty.openpty()
+    fcntl.ioctl(follower, termios.TIOCSWINSZ, struct.pack("HHHH", 50, columns, 0, 0))
+    # COLUMNS would win over the terminal's size: the terminal alone says how wide it is.
+    environ = {key: value for key, value in os.environ.items() if key != "COLUMNS"}
+    process = subprocess.Popen([sys.executable, "-m", "opsaudit", *args], stdout=follower, stderr=subprocess.PIPE,
+                               env={**environ, "NO_COLOR": "1", "TERM": "dumb"})
+    os.close(follower)
+    chunks = []
+    while True:
+        try:
+            chunk = os.read(leader, 65536)
+        except OSError:   # the terminal closed: the command is done
+            break
+        if not chunk:
+            break
+        chunks.append(chunk)
+    process.wait(timeout=300)
+    os.close(leader)
+    assert process.returncode == 0, process.stderr.read()
+    return b"".join(chunks).decode("utf-8").replace("\r\n", "\n")
+
+
+def widest(shown: str) -> int:
+    """The widest line's width in terminal cells (a Chinese character takes two)."""
+    return max(cell_len(line.rstrip()) for line in shown.splitlines())
