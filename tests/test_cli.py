@@ -24,7 +24,8 @@ def test_help_works_everywhere():
                  ["qa", "import"]):
         result = opsaudit(*args, "--help")
         assert result.returncode == 0, (args, result.stderr)
-        assert "Usage" in result.stdout
+        assert "用法：" in result.stdout
+        assert "Usage: " in opsaudit(*args, "--help", env={**os.environ, "OPSAUDIT_LANGUAGE": "en"}).stdout
 
 
 def test_bad_usage_exits_2():
@@ -100,7 +101,7 @@ def test_check_source_reports_a_wrong_type(tmp_path):
 @pytest.mark.parametrize(("args", "message"), [
     (["run", "cs-monthly", "--period", "2026-13"], "is not a period"),
     (["run", "cs-weekly", "--period", "2026-10"], "cs-weekly audits a week, and '2026-10' is a month"),
-    (["run", "cs-monthly", "--now", "x"], "is not an ISO timestamp"),
+    (["run", "cs-monthly", "--now", "x"], "--now的值无效：“x”不是 ISO 时间"),
 ])
 def test_bad_period_or_clock_is_usage(args, message, tmp_path):
     result = opsaudit(*args, "--store", f"sqlite:///{tmp_path / 's.db'}")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import re
 from datetime import UTC, datetime, timedelta, timezone
 from decimal import Decimal
@@ -9,7 +10,7 @@ from decimal import Decimal
 import pytest
 
 from opsaudit.contract import metadata
-from opsaudit.i18n import LANGUAGES, CatalogueError, catalogue, format_value, resolve_language, text
+from opsaudit.i18n import LANGUAGES, CatalogueError, catalogue, format_value, has_message, resolve_language, text
 from opsaudit.i18n.catalogue import MESSAGES_DIR, load_messages
 from opsaudit.i18n.render import is_formatter, placeholders
 
@@ -52,9 +53,11 @@ def test_every_placeholder_names_a_formatter_and_every_enum_exists():
 
 
 def test_chinese_messages_have_no_latin_words_and_english_ones_no_chinese():
-    zh_words = {key: LATIN.findall(_prose(t)) for key, t in catalogue(ZH).items() if key not in PATTERNS}
+    # Help pages and usage errors quote what is typed (options, codes, variables), in either script.
+    typed = tuple(key for key in catalogue(ZH) if key.startswith("cli_help."))
+    zh_words = {key: LATIN.findall(_prose(t)) for key, t in catalogue(ZH).items() if key not in (*PATTERNS, *typed)}
     assert {key: words for key, words in zh_words.items() if words} == {}
-    en_chinese = {key: CJK.findall(_prose(t)) for key, t in catalogue(EN).items()}
+    en_chinese = {key: CJK.findall(_prose(t)) for key, t in catalogue(EN).items() if key not in typed}
     assert {key: chars for key, chars in en_chinese.items() if chars} == {}
 
 
@@ -107,7 +110,7 @@ def test_the_severities_statuses_and_audits_read_as_the_regulation_names_them():
 def test_every_audit_has_a_report_title_that_names_it_once():
     """运营执行月度稽查 gets 运营执行月度稽查报告, not 稽查稽查报告; the titles name the audits themselves."""
     audits = [key.removeprefix("enum.audit.") for key in catalogue(ZH) if key.startswith("enum.audit.")]
-    reported = [audit for audit in audits if audit != "rectification-tracking"]
+    reported = [audit for audit in audits if audit not in ("rectification-tracking", "circulation")]
     titles = {audit: text("report.title", ZH, audit=audit) for audit in reported}
     assert titles["execution-monthly"] == "运营执行月度稽查报告" and titles["spot-check"] == "不定期抽查报告"
     assert titles["cs-monthly"] == "客户服务月度全面评估稽查报告"
@@ -211,3 +214,46 @@ def test_an_unknown_formatter_is_a_catalogue_error():
 
 def test_utc_times_keep_their_own_wall_time():
     assert format_value(datetime(2026, 1, 2, 3, 4, tzinfo=UTC), "datetime", ZH) == "2026-01-02 03:04"
+
+
+def test_every_command_and_option_has_its_help_in_the_catalogue():
+    """`opsaudit --help` in either language: no command or option falls back to its English help."""
+    import typer.main
+
+    from opsaudit.cli import app
+
+    def missing(command, path: tuple[str, ...]) -> list[str]:
+        name = " ".join(path) or "opsaudit"
+        gaps = [] if has_message(f"cli_help.command.{name}", ZH) else [name]
+        gaps += [f"{name} {param.name}" for param in command.params
+                 if not any(has_message(key, ZH) for key in (f"cli_help.command_option.{name}.{param.name}",
+                                                               f"cli_help.option.{param.name}"))]
+        for sub_name, sub in getattr(command, "commands", {}).items():
+            gaps += missing(sub, (*path, sub_name))
+        return gaps
+
+    assert missing(typer.main.get_command(app), ()) == []
+
+
+def test_help_and_usage_errors_are_in_the_readers_language():
+    import subprocess
+    import sys
+
+    def opsaudit(*args: str, language: str = "zh-CN") -> subprocess.CompletedProcess[str]:
+        return subprocess.run([sys.executable, "-m", "opsaudit", *args], capture_output=True, text=True, timeout=120,
+                              env={**os.environ, "OPSAUDIT_LANGUAGE": language, "COLUMNS": "200"})
+
+    chinese = opsaudit("findings", "list", "--help").stdout
+    assert "用法：" in chinese and "列出稽查发现，问题最严重的在前。" in chinese and "显示此帮助并退出。" in chinese
+    assert "Only recurring findings" not in chinese
+    assert "List audit findings, most severe first." in opsaudit("findings", "list", "--help", language="en").stdout
+    assert "List audit findings, most severe first." in opsaudit("findings", "list", "--help", "--lang", "en").stdout
+    for args, said in ((("findings", "assign", "x"), "缺少选项 --actor"),
+                       (("findings", "list", "--bogus"), "没有选项 --bogus"),
+                       (("run", "nope"), "AUDIT的值无效：“nope”不是可选值之一：cs-weekly、cs-monthly"),
+                       (("findings", "list", "--period", "2026/11"), "--period的值无效：“2026/11”不是稽查期间"),
+                       (("findings", "lst"), "没有命令“lst”（是否要用：list）")):
+        result = opsaudit(*args)
+        assert result.returncode == 2 and said in result.stderr and result.stderr.count("\n") == 1, result.stderr
+    english = opsaudit("findings", "assign", "x", language="en")
+    assert "missing option --actor (see `" in english.stderr

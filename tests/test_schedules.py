@@ -18,6 +18,7 @@ from opsaudit.errors import ConfigError
 from opsaudit.flows.deployments import REGISTRY, Deployment, Entry, deployments, fire_times
 from opsaudit.flows.labels import run_name
 from opsaudit.settings import load_settings
+from tests.terminal import on_a_terminal, widest
 
 PERIODIC = ["cs-weekly", "cs-monthly", "execution-monthly", "planning-quarterly", "data-quarterly"]
 DEPLOYMENTS = [*PERIODIC, "special", "spot-check", "rectification-tracking", "circulation"]
@@ -138,6 +139,16 @@ def test_schedules_table_shows_the_next_run_and_a_bad_cron_is_one_line(tmp_path)
     assert failed.stderr.startswith("opsaudit: error: config/audits.yaml: audits.data-quarterly.cron: '0 9 1 13 *'")
     assert len(failed.stderr.strip().splitlines()) == 1
 
+
+
+def test_schedules_fit_80_columns_and_name_every_deployment_in_words():
+    shown = on_a_terminal("schedules")
+    assert widest(shown) <= 80
+    names = [line.split()[0] for line in shown.splitlines() if line and not line[0].isspace()]
+    assert names == DEPLOYMENTS   # Prefect's names whole, never cut
+    assert "稽查情况月度通报" in shown and "0 8 1 1,4,7,10 * · Asia/Shanghai" in shown
+    assert "参数：{\"decide\": true}" in shown
+    assert "monthly audit circulation" in on_a_terminal("schedules", "--lang", "en")
 
 @pytest.mark.parametrize(("audit", "period", "moment", "name"), [
     ("cs-monthly", "2026-10", datetime(2026, 12, 24), "cs-monthly 2026-10"),

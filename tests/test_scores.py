@@ -17,6 +17,7 @@ from opsaudit.errors import UsageError
 from opsaudit.scores import month, scores_for
 from opsaudit.store.lifecycle import Request, perform
 from tests.rectification import ZONE, company, directory, problem, raise_findings
+from tests.terminal import on_a_terminal, widest
 
 NOW = datetime(2026, 11, 5, 12, tzinfo=ZONE)
 
@@ -136,11 +137,20 @@ def test_opsaudit_scores_prints_json_csv_and_a_table(october, db_url):
     # The table names departments as a manager reads them: a person's, and the one a department belongs to.
     chinese = opsaudit("scores", "--period", "2026-10", env=env)
     assert chinese.returncode == 0, chinese.stderr
-    department = next(line for line in chinese.stdout.splitlines() if " CS1 " in line)
+    department = next(line for line in chinese.stdout.splitlines() if line.startswith("CS1 "))
     assert "客服一部" in department and "总部（HQ）" in department, chinese.stdout
-    person = next(line for line in chinese.stdout.splitlines() if " O3 " in line)
+    person = next(line for line in chinese.stdout.splitlines() if line.startswith("O3 "))
     assert "员工O3" in person, chinese.stdout
     table = opsaudit("scores", "--period", "2026-10", "--lang", "en", env=env)
     assert table.returncode == 0 and "Score" in table.stdout
     assert "Scores of October 2026: 4 departments and 5 owners with deductions" in table.stdout
     assert opsaudit("scores", "--period", "2026Q4", env=env).returncode == 2
+
+
+def test_the_scores_table_fits_80_columns(october, db_url, monkeypatch):
+    monkeypatch.setenv("OPSAUDIT_DATABASE_URL", db_url)
+    for language, headings in (("zh-CN", ("部门得分", "责任人得分")), ("en", ("Departments", "Owners"))):
+        shown = on_a_terminal("scores", "--period", "2026-10", "--lang", language)
+        assert widest(shown) <= 80 and all(heading in shown.splitlines() for heading in headings), shown
+        rows = {line.split()[0]: line.split() for line in shown.splitlines() if line.startswith(("CS1 ", "O3 "))}
+        assert rows["CS1"][-6:] == ["83", "1", "0", "1", "3", "17"], shown   # score, problems, overdue, deducted

@@ -29,23 +29,36 @@ def _registered(settings):
 
 
 def _print_schedules(specs, now: datetime, language: str) -> None:
-    """The calendar as people read it: the audit in words, the next run with its weekday; the
-    deployment's name, cron, tags and parameters as Prefect shows them."""
+    """The calendar as people read it, fitting 80 columns: the deployment's name as Prefect shows
+    it, never cut; beside it the audit in words, the cron and time zone, the next run with its
+    weekday, the tags and the parameters."""
+    from rich.markup import escape
     from rich.table import Table
 
+    table = Table(box=None, show_header=False, pad_edge=False, padding=(0, 2, 1, 0))
+    table.add_column(no_wrap=True)
+    table.add_column(overflow="fold")
+    for spec in specs:
+        table.add_row(spec.name, "\n".join(escape(line) for line in _schedule_lines(spec, now, language)))
+    console().print(table)
+
+
+def _schedule_lines(spec, now: datetime, language: str) -> list[str]:
     from opsaudit.flows.deployments import fire_times
     from opsaudit.i18n import format_value, text
 
-    columns = ("deployment", "audit", "cron", "timezone", "next_run", "tags", "parameters")
-    table = Table(*(text(f"cli.schedules.column.{column}", language) for column in columns))
-    for spec in specs:
-        upcoming = fire_times(spec, now, count=1)
-        table.add_row(spec.name, format_value(spec.audit, "enum.audit", language),
-                      spec.cron or text("cli.schedules.on_demand", language), spec.timezone,
-                      text("cli.schedules.next_run", language, when=upcoming[0]) if upcoming else "—",
-                      ", ".join(spec.tags),
-                      json.dumps(dict(spec.parameters), ensure_ascii=False) if spec.parameters else "")
-    console().print(table)
+    def pair(column: str, value: str) -> str:
+        return text("label.pair", language, label=text(f"cli.schedules.column.{column}", language), value=value)
+
+    upcoming = fire_times(spec, now, count=1)
+    lines = [format_value(spec.audit, "enum.audit", language),
+             " · ".join((spec.cron or text("cli.schedules.on_demand", language), spec.timezone)),
+             pair("next_run", text("cli.schedules.next_run", language, when=upcoming[0]) if upcoming else "—")]
+    if spec.tags:
+        lines.append(pair("tags", ", ".join(spec.tags)))
+    if spec.parameters:
+        lines.append(pair("parameters", json.dumps(dict(spec.parameters), ensure_ascii=False)))
+    return lines
 
 
 @app.command()
@@ -78,6 +91,8 @@ def _require_free_port(port: int) -> None:
 def serve(
     port: Annotated[int, typer.Option("--port", min=1, max=65535,
                                       help="Port of the local Prefect server and its UI.")] = 4200,
+    web_port: Annotated[int, typer.Option("--web-port", min=1, max=65535,
+                                          help="Port of the web pages (opsaudit web) on 127.0.0.1.")] = 8400,
     lang: LangOption = None,
     db: DbOption = None,
     store: StoreOption = None,
@@ -87,6 +102,8 @@ def serve(
     Without PREFECT_API_URL: a local Prefect server with its UI on 127.0.0.1:PORT, stopped with it.
 
     With PREFECT_API_URL: the deployments are served against that server (PORT is not used).
+
+    The web pages (opsaudit web) are served beside them on 127.0.0.1:WEB_PORT.
     """
     from opsaudit.db import check_reachable, create_engine
     from opsaudit.flows.deployments import serve as serve_deployments
@@ -102,7 +119,12 @@ def serve(
     open_store(settings)
     if not configured_api_url():
         _require_free_port(port)
-    with prefect_api(port=port, full=True) as api_url:
+    from opsaudit.cli.web import serving_in_background, web_server
+
+    pages = web_server(settings, "127.0.0.1", web_port)
+    with prefect_api(port=port, full=True) as api_url, serving_in_background(pages):
+        typer.echo(text("cli.web.serving", language, url=f"http://127.0.0.1:{web_port}", address=settings.web_url,
+                        keys="Ctrl-C"))
         from prefect.settings import PREFECT_UI_URL
 
         typer.echo(text("cli.schedules.ui", language, product="Prefect", url=PREFECT_UI_URL.value() or api_url,

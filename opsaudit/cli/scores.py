@@ -38,14 +38,14 @@ def scores(
     settings = settings_for(db, store)
     language = resolve_language(lang.value if lang else None)
     now = datetime.now(settings.tz)
-    span = month(period) if period else periods.previous("month", now.replace(tzinfo=None))
+    span = month(period) if period is not None else periods.previous("month", now.replace(tzinfo=None))
     if span.start > now.replace(tzinfo=None):
         raise typer.BadParameter(f"{span.label} has not begun", param_hint="--period")
     config = settings.load_config()
     directory = load_directory(settings, config)
     with open_store(settings).connect() as conn:
         results = scores_for(conn, span, scoring=config.thresholds.scoring, zone=settings.tz, now=now,
-                             directory=directory)
+                             directory=directory, language=language)
     if format is Format.json:
         typer.echo(json.dumps([score.as_json(settings.tz) for score in results], ensure_ascii=False, indent=2))
         return
@@ -82,23 +82,36 @@ def _row(score, directory, language: str) -> dict[str, object]:
 
 
 def _print_table(rows: list[dict[str, object]], period: str, language: str) -> None:
+    """The departments, then the people, each a table that fits 80 columns: the id never cut,
+    the names wrapped, the figures under short headings."""
+    from opsaudit.i18n import text
+
+    out = console()
+    for entity_type in ("department", "staff"):
+        shown = [row for row in rows if row["entity_type"] == entity_type]
+        if shown:
+            out.print(text(f"scores.heading.{entity_type}", language), style="bold", highlight=False)
+            out.print(_score_table(shown, language))
+            out.print()
+    # A sentence: wrapped between words to the terminal, as the tables are.
+    out.print(text("scores.summary", language, period=period,
+                   departments=sum(row["entity_type"] == "department" for row in rows),
+                   staff=sum(row["entity_type"] == "staff" for row in rows)), highlight=False, markup=False)
+
+
+def _score_table(rows: list[dict[str, object]], language: str):
     from rich.table import Table
 
     from opsaudit.i18n import format_value, text
 
-    headers = [text(f"scores.column.{name}", language) for name in ("entity_type", "entity_id", "name", "department")]
-    headers += [text("scores.column.score", language), *(text(f"enum.severity.{s}", language) for s in SEVERITIES),
-                text("scores.column.overdue", language), text("scores.column.deducted", language)]
-    table = Table(*headers)
-
-    def count(value: object) -> str:
-        return format_value(value, "count", language)
-
+    table = Table(box=None, pad_edge=False, padding=(0, 2, 0, 0), header_style="bold")
+    table.add_column(text("scores.column.entity_id", language), no_wrap=True)
+    for name in ("name", "department"):
+        table.add_column(text(f"scores.column.{name}", language), overflow="fold", ratio=1)
+    for name in ("score", *SEVERITIES, "overdue", "deducted"):
+        table.add_column(text(f"scores.short.{name}", language), justify="right", no_wrap=True)
     for row in rows:
-        table.add_row(text(f"scores.entity.{row['entity_type']}", language), str(row["entity_id"]), str(row["name"]),
-                      str(row["department"]), count(row["score"]), *(count(row[s]) for s in SEVERITIES),
-                      count(row["overdue"]), count(row["deducted"]))
-    console().print(table)
-    typer.echo(text("scores.summary", language, period=period,
-                    departments=sum(row["entity_type"] == "department" for row in rows),
-                    staff=sum(row["entity_type"] == "staff" for row in rows)))
+        figures = (row[name] for name in ("score", *SEVERITIES, "overdue", "deducted"))
+        table.add_row(str(row["entity_id"]), str(row["name"]), str(row["department"]),
+                      *(format_value(value, "count", language) for value in figures))
+    return table
