@@ -24,12 +24,14 @@ from opsaudit.checks.metrics import Aggregate, MetricContext, Records, load_buil
 from opsaudit.checks.results import PLAIN_TYPES, CheckResult, Outcome, ResultSet, Samples, Severity
 from opsaudit.checks.scope import EVERYTHING, Scope
 from opsaudit.checks.spec import Rule
-from opsaudit.checks.sqlfuncs import byte_order, compile_sql, offended
+from opsaudit.checks.sqlfuncs import bounded, bounded_texts, byte_order, compile_sql, offended
 from opsaudit.errors import SourceError
 from opsaudit.periods import Period
 from opsaudit.source import Source
 
 SAMPLE_LIMIT = 20
+# The columns that name a record rule's row: ids, kept whole; its other texts are bounded.
+RECORD_KEYS = ("entity_id", "department_id", "owner_id")
 # Offending records per failed entity a sample is drawn from, at least (see _thinned).
 SAMPLE_POOL = 64
 ANALYTIC_SETTINGS = {"work_mem": "64MB"}
@@ -149,11 +151,14 @@ def compute(source: Source, rules: Sequence[Rule], period: Period, *, now: datet
                                             missing_tables=missing))
         else:
             runnable[rule] = metric
-    aggregates = {rule: m for rule, m in runnable.items() if isinstance(m, Aggregate)}
     queries: dict[tuple[str, str], EvidenceQueries] = {}
     with source.engine.connect() as conn:
         _analytic_session(conn)
         directory = load_directory(source, conn, available)
+        if directory.department_names:   # an empty departments table is dq's finding, and names none
+            runnable = {rule: of_known_departments(m, source) if isinstance(m, Aggregate) else m
+                        for rule, m in runnable.items()}
+        aggregates = {rule: m for rule, m in runnable.items() if isinstance(m, Aggregate)}
         for group in _group_aggregates(aggregates).values():
             measurements.extend(_measure_aggregates(conn, group, company=not scope.departments))
         for rule, metric in runnable.items():
@@ -228,6 +233,14 @@ def _figures(values: Mapping[str, Any], index: int) -> tuple[int, float, float, 
     if f"d{index}" not in values:
         return population, numerator, float(population), population - int(numerator)
     return population, numerator, float(values[f"d{index}"]), int(values[f"f{index}"])
+
+
+def of_known_departments(agg: Aggregate, source: Source) -> Aggregate:
+    """The aggregate over the records of departments the departments table has. A record of an
+    unknown department is dq.reference's finding; rating a department that does not exist would
+    raise findings that nobody owns, and its records would skew the company's figure."""
+    d = source.table("departments")
+    return replace(agg, window=sa.and_(agg.window, agg.department.in_(sa.select(d.c.department_id))))
 
 
 def _measure_aggregates(conn: Connection, group: list[tuple[Rule, Aggregate]], *,
@@ -309,7 +322,8 @@ def _record_queries(records: Records, dialect: sa.Dialect) -> EvidenceQueries:
 
 def _measure_records(conn: Connection, rule: Rule, records: Records) -> list[Measurement]:
     """The offending rows per entity, and a roll-up with the number of records examined."""
-    rows = [dict(row) for row in _execute(conn, records.query, records.tables).mappings()]
+    query = bounded_texts(records.query, keep=RECORD_KEYS)
+    rows = [dict(row) for row in _execute(conn, query, records.tables).mappings()]
     if records.keep is not None:
         rows = [kept for kept in map(records.keep, rows) if kept is not None]
     if records.judge is not None:
@@ -489,7 +503,8 @@ def _thinned(agg: Aggregate, fewest: int, dialect: sa.Dialect) -> Any:
 
 def _company_samples(conn: Connection, agg: Aggregate) -> Samples:
     """The company's first offending records (id order), with the rule's sample columns."""
-    query = (sa.select(agg.record_id.label("sample_id"), *agg.samples).select_from(agg.from_)
+    query = (sa.select(agg.record_id.label("sample_id"), *(bounded(c).label(c.key) for c in agg.samples))
+             .select_from(agg.from_)
              .where(agg.window, agg.offending).order_by(byte_order(agg.record_id, conn.dialect)).limit(SAMPLE_LIMIT))
     rows = _execute(conn, query, agg.tables)
     return _first(tuple(rows.keys()), [(row[0], tuple(plain(value) for value in row)) for row in rows.tuples()])
@@ -546,7 +561,7 @@ def _ranking_query(members: Sequence[_Member], dialect: sa.Dialect) -> tuple[sa.
     ranked = (sa.select(k.label("rule_k"), *(per_rule(t, False).label(f"entity_{t}") for t in types),
                         first.record_id.label("sample_id"),
                         # Only rule k's own columns: the others' would be sent and parsed for nothing.
-                        *(sa.case((k == i, column)).label(f"s{i}_{column.key}") for i, column in shown),
+                        *(sa.case((k == i, bounded(column))).label(f"s{i}_{column.key}") for i, column in shown),
                         sa.func.row_number().over(partition_by=[k, *(per_rule(t, True) for t in types)],
                                                   order_by=byte_order(first.record_id, dialect)).label("rank"))
               .select_from(first.from_).join(rule, met).where(first.window).subquery())

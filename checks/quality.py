@@ -7,8 +7,9 @@ database, one graded result per expectation.
   the whole referenced table.
 - Pushed down: each table is a GX query asset on its mapped, period-cut SELECT; GX computes
   every metric in SQL and returns at most `sample_limit` sample keys.
-- "Nothing in the future" is dq.range: an event timestamp must not be later than `now`
-  (deadline columns listed in data_quality.yaml are exempt).
+- "Nothing in the future, nothing implausibly old" is dq.range: an event timestamp must not be
+  later than `now` (deadline columns listed in data_quality.yaml are exempt), nor before its
+  `earliest` day. A row whose period column is out of those bounds is in every period's scope.
 - Grading: the share of the rows in scope that fail, against dq_bands. A missing table, an
   empty scope or a missing column is major; a stale table (dq.freshness) is important. Missing
   and empty tables are reported as dq.freshness, missing columns as dq.not_null, whether or not
@@ -36,6 +37,7 @@ from opsaudit.checks.quality_suites import (
     batch_select,
     build_checks,
     newest,
+    plausible,
     present_columns,
     to_sql,
 )
@@ -105,7 +107,7 @@ def _prepare(source: Source, name: str, period: Period, now: datetime, rules: Da
         return [_table_finding(name, "missing_table", {"source": source.physical_name(name)})], None
     findings = [_missing_column(source, name, c.name) for c in metadata.tables[name].columns
                 if c.name not in columns]
-    statement = batch_select(source, name, period, columns_of)
+    statement = batch_select(source, name, period, columns_of, plausible(rules, now))
     sql = to_sql(statement, source.engine)
     fresh = FRESHNESS_COLUMNS.get(name) if rules.rules.enabled("dq.freshness") else None
     references, unresolvable = _referenced_tables(source, name, columns, columns_of)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
+from datetime import date
 from functools import cache
 from pathlib import Path
 
@@ -31,6 +32,8 @@ class DqRule(Strict):
 class RangeRule(DqRule):
     future_allowed: tuple[str, ...] = Field(
         (), description="table.column timestamps that may lie in the future (deadlines, plans)")
+    earliest: date | None = Field(
+        date(2000, 1, 1), description="a timestamp before this day is implausible (a 1970 default, a typo)")
 
     @field_validator("future_allowed")
     @classmethod

@@ -6,7 +6,7 @@ Great Expectations is imported on first use (quality_gx.gx_expectations): it tak
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any, Literal
@@ -92,13 +92,51 @@ def present_columns(source: Source, name: str) -> tuple[str, ...] | None:
     return tuple(c.name for c in contract if source.source_column(name, c.name) in found)
 
 
+@dataclass(frozen=True)
+class Plausible:
+    """The times a record's timestamps may hold: from `earliest`, up to the audit's clock
+    `not_after` (except the columns that may lie in the future, deadlines and plans). A bound of
+    None is not checked."""
+
+    earliest: datetime | None
+    not_after: datetime | None
+    future_allowed: tuple[str, ...] = ()
+
+    def latest(self, table: str, column: str) -> datetime | None:
+        return None if f"{table}.{column}" in self.future_allowed else self.not_after
+
+    def outside(self, table: str, name: str, column: sa.ColumnElement,
+                dialect: str) -> sa.ColumnElement[bool] | None:
+        """Whether a readable timestamp of `column` (contract column `name` of `table`) lies outside
+        the bounds; None: nothing to check."""
+        earliest, latest = self.earliest, self.latest(table, name)
+        bounds = ([column < earliest] if earliest else []) + ([column > latest] if latest else [])
+        return sa.and_(_valid(column, dialect), sa.or_(*bounds)) if bounds else None
+
+    def facts(self, table: str, column: str) -> dict[str, str]:
+        """The bounds of a column, for the finding's text."""
+        earliest, latest = self.earliest, self.latest(table, column)
+        return ({"earliest": earliest.date().isoformat()} if earliest else {}) | (
+            {"not_after": latest.isoformat(sep=" ", timespec="seconds")} if latest else {})
+
+
+def plausible(rules: DataQualityRules, now: datetime) -> Plausible | None:
+    """The bounds of dq.range for an audit at `now`; None when dq.range is off."""
+    if not rules.rules.enabled("dq.range"):
+        return None
+    day = rules.rules.range.earliest
+    earliest = datetime(day.year, day.month, day.day) if day else None
+    return Plausible(earliest, now, rules.rules.range.future_allowed)
+
+
 def batch_select(source: Source, name: str, period: Period,
-                 columns_of: Callable[[str], tuple[str, ...] | None]) -> Select:
+                 columns_of: Callable[[str], tuple[str, ...] | None], bounds: Plausible | None = None) -> Select:
     """The rows of `name` in scope for the period: fact tables by their period column, others whole.
 
-    A row whose period column is empty or no timestamp at all belongs to no period, so it is in
-    scope of every audit of its table until it is fixed: otherwise it would shrink populations
-    unseen. reported_metrics follows its reports: the metrics of the analysis reports due in the period.
+    A row whose period column is empty, no timestamp at all, or implausible (before the earliest
+    day or after the audit's clock, per `bounds`) belongs to no period, so it is in scope of every
+    audit of its table until it is fixed: otherwise it would shrink populations unseen.
+    reported_metrics follows its reports: the metrics of the analysis reports due in the period.
     """
     table = source.table(name, columns_of(name) or ())
     query = sa.select(*(_local(column, source.dialect) for column in table.c))
@@ -107,6 +145,9 @@ def batch_select(source: Source, name: str, period: Period,
         undated = [table.c[scope].is_(None)]
         if source.dialect == "sqlite":
             undated.append(not_a_value(table.c[scope], "ts"))
+        outside = bounds.outside(name, scope, table.c[scope], source.dialect) if bounds else None
+        if outside is not None:
+            undated.append(outside)
         return query.where(sa.or_(_in_period(table.c[scope], period), *undated))
     report_columns = set(columns_of("analysis_reports") or ())
     if name == "reported_metrics" and "report_id" in table.c and {"report_id", "due_at"} <= report_columns:
@@ -155,6 +196,28 @@ def newest(column: sa.ColumnElement, dialect: str) -> sa.ColumnElement:
     return sa.type_coerce(sa.func.max(readable_timestamp(column, dialect)), sa.String)
 
 
+def first_record(source: Source, tables: Iterable[str], earliest: datetime | None) -> tuple[str, datetime] | None:
+    """The oldest plausible record of `tables` by their period columns: (table.column, its naive
+    local time), one MIN per table; None when none has a dated row. Times before `earliest` are
+    dq.range's defects, not the start of the data."""
+    found: list[tuple[datetime, str]] = []
+    with source.engine.connect() as conn:
+        for name in sorted(set(tables) & set(PERIOD_COLUMNS)):
+            column = PERIOD_COLUMNS[name]
+            if column not in (present_columns(source, name) or ()):
+                continue
+            value = source.table(name, (column,)).c[column]
+            dated = [_valid(value, source.dialect)] + ([value >= earliest] if earliest else [])
+            local = sa.cast(value, sa.DateTime) if source.dialect == "postgresql" else value
+            oldest = conn.execute(sa.select(sa.type_coerce(sa.func.min(local), sa.String)).where(*dated)).scalar()
+            if oldest is not None:
+                found.append((datetime.fromisoformat(str(oldest)).replace(tzinfo=None), f"{name}.{column}"))
+    if not found:
+        return None
+    at, where = min(found)
+    return where, at
+
+
 def _valid(column: sa.ColumnElement, dialect: str) -> sa.ColumnElement[bool]:
     """The value is there and is a timestamp, so comparing it means something."""
     present = column.is_not(None)
@@ -189,12 +252,10 @@ def build_checks(table: str, columns: tuple[str, ...], *, rules: DataQualityRule
         checks += _ranges(table, have)
     if enabled("dq.unique") and not key_enforced:
         checks += _unique(table, have, batch)
-    future = rules.rules.range.future_allowed
     wide, widened = widen(table, have, batch, references, unique_targets, dialect=dialect,
                           time_order=enabled("dq.time_order"), reference=enabled("dq.reference"),
-                          types=enabled("dq.type") and dialect == "sqlite",
-                          not_after=now if enabled("dq.range") else None,
-                          future_allowed=future, freshness=enabled("dq.freshness"))
+                          types=enabled("dq.type") and dialect == "sqlite", bounds=plausible(rules, now),
+                          freshness=enabled("dq.freshness"))
     checks += widened
     if enabled("dq.freshness"):
         checks += _freshness(table, have, period, now, rules.rules.freshness.freshness_days)
@@ -249,8 +310,7 @@ def _unique(table: str, have: set[str], batch: Select) -> list[Check]:
 
 def widen(table: str, have: set[str], batch: Select, references: Mapping[str, FromClause],
           unique_targets: frozenset[str], *, dialect: str, time_order: bool, reference: bool, types: bool,
-          not_after: datetime | None, future_allowed: tuple[str, ...] = (),
-          freshness: bool = False) -> tuple[Select, list[Check]]:
+          bounds: Plausible | None, freshness: bool = False) -> tuple[Select, list[Check]]:
     """The batch with one computed column per time-order, future, type and reference check, and
     those checks.
 
@@ -279,13 +339,13 @@ def widen(table: str, have: set[str], batch: Select, references: Mapping[str, Fr
         for column in (c for c in contract if c.name in have and contract_kind(c) != "text"):
             computed("dq.type", column.name, f"dq_type_{column.name}", not_a_value(rows.c[column.name],
                      contract_kind(column)), {"expected": contract_kind(column)})
-    if not_after is not None:
-        # "Nothing in the future": an event timestamp after the audit's clock is a range defect.
-        for column in (c.name for c in contract if isinstance(c.type, sa.DateTime) and c.name in have
-                       and f"{table}.{c.name}" not in future_allowed):
-            computed("dq.range", column, f"dq_future_{column}",
-                     sa.and_(_valid(rows.c[column], dialect), rows.c[column] > not_after),
-                     {"not_after": not_after.isoformat(sep=" ", timespec="seconds")})
+    if bounds is not None:
+        # "Nothing in the future, nothing from before the company kept records": an event
+        # timestamp after the audit's clock, or before the earliest day, is a range defect.
+        for column in (c.name for c in contract if isinstance(c.type, sa.DateTime) and c.name in have):
+            outside = bounds.outside(table, column, rows.c[column], dialect)
+            if outside is not None:
+                computed("dq.range", column, f"dq_future_{column}", outside, bounds.facts(table, column))
     if time_order:
         for name, later, earlier in TIME_ORDER:
             if name != table or not {later, earlier} <= have:

@@ -139,3 +139,25 @@ def offended(conditions: Sequence[ColumnElement[bool]], dialect: sa.Dialect,
     rows = sa.union_all(*(sa.select(sa.literal(i, sa.Integer).label("k")) for i in range(len(conditions))))
     listed = rows.subquery(name)
     return listed, listed.c.k, sa.or_(*(sa.and_(listed.c.k == i, c) for i, c in enumerate(conditions)))
+
+
+# A text value in evidence (a sample's note, a record's title) is shown up to this many characters:
+# a 10-million-character note copied whole would fill every finding, the results, the report's
+# HTML and CSV, and take the PDF's layout minutes.
+TEXT_LIMIT = 300
+ELLIPSIS = "…"
+
+
+def bounded(column: ColumnElement[Any], limit: int = TEXT_LIMIT) -> ColumnElement[Any]:
+    """A text column cut to `limit` characters (the last one an ellipsis) in the database, so a
+    long value never reaches memory whole; any other column as it is."""
+    if not isinstance(column.type, sa.String):
+        return column
+    cut = sa.func.substr(column, 1, limit - 1).concat(ELLIPSIS)
+    return sa.case((sa.func.length(column) > limit, cut), else_=column)
+
+
+def bounded_texts(query: sa.Select[Any], keep: Sequence[str] = ()) -> sa.Select[Any]:
+    """The query with each of its text columns bounded, under the same names, except `keep` (ids)."""
+    return query.with_only_columns(*(column if column.key in keep else bounded(column).label(column.key)
+                                     for column in query.selected_columns), maintain_column_froms=True)

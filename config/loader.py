@@ -15,7 +15,7 @@ from typing import Any
 import yaml
 from pydantic import BaseModel, ValidationError
 
-from opsaudit.config.models import Audits, Recipients, SourceMapping, Thresholds
+from opsaudit.config.models import Audits, KeyedValueError, Recipients, SourceMapping, Thresholds
 from opsaudit.errors import ConfigError
 
 DEFAULTS_DIR = Path(__file__).resolve().parent / "defaults"
@@ -120,6 +120,9 @@ def format_validation_error(exc: ValidationError, sources: list[tuple[Path, dict
     loc = tuple(err["loc"])
     # A validator on a model reports at its parent; skip pydantic's internal segments.
     loc = tuple(part for part in loc if not (isinstance(part, str) and part.startswith("function-")))
+    cause = err.get("ctx", {}).get("error")
+    if isinstance(cause, KeyedValueError):
+        loc += cause.loc
     origin = sources[0][0]
     for path, data in reversed(sources):
         if _has_path(data, loc[:1]) and (_has_path(data, loc) or path == sources[-1][0]):

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from datetime import date, datetime
 from typing import Annotated, Any, Literal
 
 from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field, field_validator, model_validator
@@ -58,7 +59,7 @@ class EntityOverride(Strict):
     min_population: Count | None = Field(None, ge=1)
     max_severity: Severity | None = Field(None, description="the most severe grade this rule may give")
     grading: GradingOverride | None = None
-    params: dict[str, float | int | str | bool] = Field(default_factory=dict)
+    params: dict[str, float | int | str | bool | date] = Field(default_factory=dict)
 
 
 class RuleOverride(EntityOverride):
@@ -99,12 +100,25 @@ class Thresholds(Strict):
     rules: dict[str, RuleOverride] = Field(default_factory=dict)
 
 
+class KeyedValueError(ValueError):
+    """A validator's error about a key below the one it validates: the loader names `loc` too."""
+
+    def __init__(self, loc: tuple[str, ...], message: str) -> None:
+        super().__init__(message)
+        self.loc = loc
+
+
 def _cron(value: str) -> str:
-    from croniter import croniter
+    from croniter import CroniterBadDateError, croniter
 
     # croniter also takes "random" (R) and "hashed" (H) fields, which Prefect's schedules refuse.
     if not croniter.is_valid(value) or any(field.upper() in ("R", "H") for field in value.split()):
         raise ValueError(f"{value!r} is not a cron expression (minute hour day month weekday, e.g. '0 8 1 * *')")
+    try:
+        # A day that never comes (31 February) is valid syntax, but the schedule would never fire.
+        croniter(value, datetime(2000, 1, 1)).get_next(datetime)
+    except CroniterBadDateError:
+        raise ValueError(f"{value!r} never fires: no date matches its day and month") from None
     return value
 
 
@@ -175,6 +189,11 @@ class Circulation(Strict):
     cron: Cron = Field("0 12 1 * *", description="after the monthly audits of the 1st")
 
 
+# The period each audit's name promises (seed 000 §4): its flow, report and schedule are built for it.
+AUDIT_PERIODS: dict[str, PeriodKind] = {"cs-weekly": "week", "cs-monthly": "month", "execution-monthly": "month",
+                                        "planning-quarterly": "quarter", "data-quarterly": "quarter"}
+
+
 class Audits(Strict):
     """config/audits.yaml: the audit calendar of seed 000 section 4."""
 
@@ -183,6 +202,15 @@ class Audits(Strict):
     spot_check: SpotCheck = SpotCheck()
     rectification_tracking: RectificationTracking = RectificationTracking()
     circulation: Circulation = Circulation()
+
+    @field_validator("audits")
+    @classmethod
+    def _period_fits(cls, value: dict[str, AuditPlan]) -> dict[str, AuditPlan]:
+        for name, plan in value.items():
+            if plan.period != AUDIT_PERIODS[name]:
+                raise KeyedValueError((name, "period"), f"{name} audits a {AUDIT_PERIODS[name]}, not a {plan.period}; "
+                                                        f"write period: {AUDIT_PERIODS[name]}")
+        return value
 
 
 class Recipient(Strict):

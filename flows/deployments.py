@@ -8,6 +8,7 @@ is checked with the cron parser Prefect's own scheduler uses, in OPSAUDIT_TIMEZO
 from __future__ import annotations
 
 import asyncio
+import os
 import signal
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -17,6 +18,7 @@ from typing import TYPE_CHECKING, Any
 
 from opsaudit.config.loader import Config
 from opsaudit.flows.labels import area_tags
+from opsaudit.flows.server import SERVE_PID
 from opsaudit.settings import Settings
 
 if TYPE_CHECKING:
@@ -163,6 +165,8 @@ def serve(deployments: Sequence[Deployment], on_registered: Callable[[], None] =
             # it: take the Ctrl-C path instead.
             signal.raise_signal(signal.SIGINT)
 
+    # The flow run processes the runner starts end with this one (server.die_with_server).
+    os.environ[SERVE_PID] = str(os.getpid())
     runner = StopOnSigterm(pause_on_shutdown=True)
     for deployment in deployments:
         runner.add_deployment(runner_deployment(deployment))

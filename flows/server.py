@@ -25,6 +25,10 @@ from opsaudit.errors import OpsauditError
 
 DEFAULT_STARTUP_TIMEOUT = 180.0
 _PR_SET_PDEATHSIG = 1
+# Set by `opsaudit serve` for the flow run processes its runner starts (see die_with_server).
+SERVE_PID = "OPSAUDIT_SERVE_PID"
+# After `serve` is gone: time for a run told to stop to record itself interrupted, before it is killed.
+ORPHAN_GRACE_SECONDS = 15.0
 
 
 class PrefectServerError(OpsauditError):
@@ -49,6 +53,30 @@ def _die_with_parent() -> None:
     # Not Linux: no such call; the `finally` of local_server still covers every ordinary exit.
     with suppress(OSError):
         ctypes.CDLL("libc.so.6", use_errno=True).prctl(_PR_SET_PDEATHSIG, signal.SIGTERM)
+
+
+def die_with_server() -> None:
+    """In a flow run process that `opsaudit serve` started: end when serve ends, however it ends.
+
+    Killed with SIGKILL, serve can tell its runs nothing, and a run left running keeps its period
+    locked and retries a Prefect API that is gone. So the run gets SIGTERM from the kernel when
+    serve dies (the flow records its audit run interrupted), and a watchdog kills it if it is still
+    there after a grace period: its run, still `running` with a dead process, is then marked
+    abandoned by the next run. Anywhere else (a command's own flow, serve itself) this does nothing.
+    """
+    server = os.environ.get(SERVE_PID, "")
+    if not server.isdigit() or os.getppid() != int(server):
+        return
+    _die_with_parent()
+    threading.Thread(target=_kill_when_orphaned, args=(int(server),), name="die-with-serve", daemon=True).start()
+
+
+def _kill_when_orphaned(parent: int) -> None:
+    """Watch the parent; once it is gone (this process adopted), wait the grace period, then SIGKILL."""
+    while os.getppid() == parent:
+        time.sleep(1)
+    time.sleep(ORPHAN_GRACE_SECONDS)
+    os.kill(os.getpid(), signal.SIGKILL)
 
 
 def startup_timeout() -> float:
@@ -120,6 +148,23 @@ def local_server(*, port: int | None = None, full: bool = False, timeout: float 
         log.unlink(missing_ok=True)
 
 
+def check_api(url: str) -> None:
+    """PREFECT_API_URL answers, or one line naming it: every flow would fail later in Prefect's
+    client with a bare RuntimeError. Only the connection counts: a server that answers /health
+    with an error (a cloud workspace wanting a key) still is there."""
+    import httpx
+
+    from opsaudit.i18n import resolve_language, text
+
+    try:
+        httpx.get(f"{url.rstrip('/')}/health", timeout=10)
+    except httpx.TransportError as exc:
+        reason = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
+        raise PrefectServerError(text("validation.prefect.unreachable", resolve_language(None),
+                                      setting="PREFECT_API_URL", product="Prefect", url=url,
+                                      reason=reason)) from None
+
+
 def _import_great_expectations() -> None:
     from opsaudit.checks.quality_gx import import_great_expectations
 
@@ -136,6 +181,7 @@ def prefect_api(*, port: int | None = None, full: bool = False) -> Iterator[str]
     """
     configured = configured_api_url()
     if configured:
+        check_api(configured)
         yield configured
         return
     import httpx  # noqa: F401 - the health checks' import, done before the other thread starts

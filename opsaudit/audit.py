@@ -254,7 +254,8 @@ def check_directory_settings(settings: Settings, source: Source, available: set[
     department = settings.operations_department
     with source.engine.connect() as conn:
         known = conn.execute(sa.select(d.c.department_id).where(d.c.department_id == department)).first()
-        lead = conn.execute(sa.select(s.c.staff_id, s.c.active).where(s.c.staff_id == settings.audit_lead)).first() \
+        lead = conn.execute(sa.select(s.c.staff_id, s.c.active, s.c.role, s.c.department_id)
+                            .where(s.c.staff_id == settings.audit_lead)).first() \
             if settings.audit_lead else None
     if known is None:
         raise ConfigError(f"environment: OPSAUDIT_OPERATIONS_DEPARTMENT: {department!r} is not a department_id "
@@ -265,6 +266,8 @@ def check_directory_settings(settings: Settings, source: Source, available: set[
     if settings.audit_lead and (lead is None or not lead.active):
         state = "not a staff_id of the staff table" if lead is None else "not an active member of staff"
         raise ConfigError(f"environment: OPSAUDIT_AUDIT_LEAD: {settings.audit_lead!r} is {state}")
+    if lead is not None:
+        settings.check_audit_lead(lead.role, lead.department_id)
 
 
 def check_output_folder(folder: Path) -> None:

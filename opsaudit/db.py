@@ -7,6 +7,7 @@ an error, never an empty company. The store is the one database opsaudit writes 
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import sqlalchemy as sa
@@ -65,12 +66,30 @@ def _sqlite_engine(parsed: URL, *, purpose: str, read_only: bool, create: bool) 
             raise _error(purpose)(f"{purpose}: {parsed.render_as_string()}: no such database file {path}")
         if read_only:
             # A URI filename with mode=ro: SQLite itself refuses every write on this connection.
-            parsed = parsed.set(database=f"file:{path.resolve()}").update_query_dict({"mode": "ro", "uri": "true"})
+            query = {"mode": "ro", "uri": "true"}
+            if path.is_file() and _unwritable(path):
+                # A read-only mount: a WAL database there cannot get the index file every reader
+                # needs, and SQLite cannot open it at all unless told nothing changes the file,
+                # which holds where no one can write.
+                query["immutable"] = "1"
+            parsed = parsed.set(database=f"file:{path.resolve()}").update_query_dict(query)
     engine = sa.create_engine(parsed, connect_args={"timeout": 30})
     if purpose == "store":
         # WAL lets audits write while the CLI reads; it is a setting of the file, so the store's only.
         sa.event.listen(engine, "connect", _sqlite_pragmas)
     return engine
+
+
+def _unwritable(path: Path) -> bool:
+    """Whether the SQLite file or its folder refuses writes (a read-only mount, or permissions)."""
+    return not os.access(path.parent, os.W_OK) or (path.exists() and not os.access(path, os.W_OK))
+
+
+def _sqlite_path(engine: Engine) -> Path | None:
+    database = engine.url.database or ""
+    if engine.dialect.name != "sqlite" or database in ("", ":memory:"):
+        return None
+    return Path(database.removeprefix("file:")).expanduser()
 
 
 def _postgres_session(parsed: URL, *, timezone: str | None, read_only: bool) -> URL:
@@ -104,6 +123,13 @@ def check_reachable(engine: Engine, *, purpose: str) -> None:
             conn.execute(sa.text("SELECT 1"))
     except Exception as exc:
         reason = str(getattr(exc, "orig", exc)).strip().splitlines()[0] if str(exc) else type(exc).__name__
+        path = _sqlite_path(engine)
+        if purpose == "store" and path is not None and ("readonly" in reason or _unwritable(path)):
+            from opsaudit.i18n import resolve_language, text
+
+            raise StoreError(text("validation.database.not_writable", resolve_language(None), purpose=purpose,
+                                  url=shown_url(engine), path=str(path), reason=reason,
+                                  setting="OPSAUDIT_STORE_URL")) from None
         raise _error(purpose)(f"{purpose}: {shown_url(engine)}: cannot connect: {reason}") from None
 
 

@@ -30,7 +30,7 @@ from opsaudit.periods import Period, containing, parse_month, periods_ending_in
 from opsaudit.reports.recipients import Directory
 from opsaudit.store.findings import OPEN
 from opsaudit.store.lifecycle import WITH_OWNER
-from opsaudit.store.schema import finding_events, findings
+from opsaudit.store.schema import audit_runs, finding_events, findings
 from opsaudit.store.times import from_db, to_db, utcnow
 
 SEVERITY_RANK = {"general": 0, "important": 1, "major": 2}
@@ -78,6 +78,27 @@ def month(label: str) -> Period:
         return parse_month(label, "scores are")
     except ValueError as exc:
         raise UsageError(f"--period: {exc}") from None
+
+
+def require_audited(conn: Connection, period: Period, language: str) -> None:
+    """A UsageError unless an audit run succeeded on a period ending in the month: a month never
+    audited has no problems to count, and 100 points for it would read as a clean month."""
+    ended = (audit_runs.c.status == "succeeded",)
+    audited = conn.execute(sa.select(sa.func.count()).select_from(audit_runs).where(
+        *ended, audit_runs.c.period_end > period.start, audit_runs.c.period_end <= period.end)).scalar_one()
+    if audited:
+        return
+    first, last = conn.execute(sa.select(sa.func.min(audit_runs.c.period_end), sa.func.max(audit_runs.c.period_end))
+                               .where(*ended)).one()
+    from opsaudit.i18n import text
+
+    if first is None:
+        raise UsageError(text("validation.scores.never_audited", language, option="--period", period=period.label))
+    # A period's end is exclusive: the month it ends in holds its last moment.
+    first_month, last_month = (containing("month", end - timedelta(microseconds=1)).label for end in (first, last))
+    raise UsageError(text("validation.scores.not_audited", language, option="--period", period=period.label,
+                          first=first_month,
+                          last=last_month))
 
 
 def _labels_ending_in(period: Period) -> list[str]:
@@ -140,11 +161,12 @@ def _with_owner_during(moves: list[tuple[datetime, str]], start: datetime, end: 
 
 
 def scores_for(conn: Connection, period: str | Period, *, scoring: Scoring, zone: tzinfo, now: datetime | None = None,
-               directory: Directory | None = None) -> list[Score]:
+               directory: Directory | None = None, language: str = "zh-CN") -> list[Score]:
     """The month's scores: every department (of the directory, and any a finding names) and every
     staff member with a deduction; departments first, each in id order. `now` (default: the
-    clock) bounds a month still running."""
+    clock) bounds a month still running. A UsageError for a month no audit has covered."""
     span = month(period) if isinstance(period, str) else period
+    require_audited(conn, span, language)
     clock = (now or utcnow()).astimezone(zone)
     points = {"general": scoring.general, "important": scoring.important, "major": scoring.major}
     found = [Deduction("problem", points[row["severity"]], row) for row in problems(conn, span)]

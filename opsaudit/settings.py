@@ -61,6 +61,14 @@ class Settings(BaseSettings):
     operations_department: str = Field("OPS", min_length=1)
     report_review: Literal["required", "off"] = "required"
     audit_lead: str | None = None
+    web_url: str = Field("http://127.0.0.1:8400", description="Where people reach `opsaudit web`; mail links "
+                                                             "start with it.")
+    web_secret: SecretStr | None = Field(None, description="Signs web sessions; generated once and kept in the "
+                                                           "data dir when unset.")
+    web_trusted_header: str | None = Field(None, description="Header naming the person signed in by the "
+                                                             "company's single sign-on (staff_id or e-mail).")
+    web_trusted_proxies: str | None = Field(None, description="Comma-separated addresses or networks whose "
+                                                              "trusted header is honoured.")
 
     @field_validator("timezone")
     @classmethod
@@ -70,6 +78,13 @@ class Settings(BaseSettings):
         except (ZoneInfoNotFoundError, ValueError) as exc:
             raise ValueError(f"unknown time zone {value!r}") from exc
         return value
+
+    @field_validator("web_url")
+    @classmethod
+    def _web_address(cls, value: str) -> str:
+        if not value.startswith(("http://", "https://")):
+            raise ValueError(f"{value!r} is not an http:// or https:// address")
+        return value.rstrip("/")
 
     @property
     def embedded_database(self) -> str:
@@ -91,6 +106,18 @@ class Settings(BaseSettings):
     @cached_property
     def tz(self) -> ZoneInfo:
         return ZoneInfo(self.timezone)
+
+    def check_audit_lead(self, role: str | None, department_id: str | None) -> None:
+        """OPSAUDIT_AUDIT_LEAD, when set, names an auditor of the operations department: the lead
+        approves every report, and anyone else would approve the audit of their own work."""
+        if self.audit_lead is None or (role == "auditor" and department_id == self.operations_department):
+            return
+        from opsaudit.i18n import text
+
+        raise ConfigError(text("validation.audit_lead.not_an_auditor", self.language, setting="OPSAUDIT_AUDIT_LEAD",
+                               staff_id=self.audit_lead,
+                               role=role or "-", department=department_id or "-",
+                               operations=self.operations_department))
 
     def load_config(self):
         """The effective configuration: the shipped defaults under the config folder's overrides.

@@ -25,14 +25,14 @@ def store_state(engine: sa.Engine) -> tuple[list[tuple], list[tuple], int]:
 
 @pytest.mark.usefixtures("prefect_harness")
 def test_a_backfill_runs_the_periods_in_order_and_a_second_one_duplicates_nothing(company, db_url):  # noqa: F811
-    args = ["backfill", "cs-monthly", "--from", "2026-08", "--to", "2026-10", "--now", "2026-11-30T09:00"]
+    args = ["backfill", "cs-monthly", "--from", "2026-10", "--to", "2026-11", "--now", "2026-12-05T09:00"]
 
     first = opsaudit(*args, env=cli_env(db_url))
 
     assert first.returncode == 0, first.stderr
-    assert "已按顺序完成3个期间的补充稽查：2026年8月至2026年10月。" in first.stdout
+    assert "已按顺序完成2个期间的补充稽查：2026年10月至2026年11月。" in first.stdout
     runs, found, raised = store_state(company)
-    assert runs == [("cs-monthly", period, "succeeded") for period in ("2026-08", "2026-09", "2026-10")]
+    assert runs == [("cs-monthly", period, "succeeded") for period in ("2026-10", "2026-11")]
     assert ("cs.first_response_rate", "D2", "2026-10", "major") in [f[1:] for f in found]
     assert raised == len(found)
 
@@ -59,3 +59,39 @@ def test_a_bad_backfill_range_is_one_line_and_exit_2(tmp_path, args, message):
     result = opsaudit("backfill", "cs-monthly", *args, "--now", "2026-11-30T09:00", env=env)
     assert result.returncode == 2 and result.stderr.startswith(f"opsaudit: error: {message}"), result.stderr
     assert result.stderr.count("\n") == 1
+
+
+@pytest.mark.usefixtures("prefect_harness")
+def test_a_ten_year_backfill_skips_the_periods_before_the_first_record_in_one_line(company, db_url):  # noqa: F811
+    """The tickets start in October 2026: 2016-12 to 2026-09 hold no record, and auditing them
+    would raise a major "no data" finding, an alert and a draft report for each."""
+    env = {**cli_env(db_url), "OPSAUDIT_LANGUAGE": "en"}
+    result = opsaudit("backfill", "cs-monthly", "--from", "2016-12", "--to", "2026-10", "--now", "2026-11-30T09:00",
+                      env=env)
+
+    assert result.returncode == 0, result.stderr
+    skipped = [line for line in result.stdout.splitlines() if "skipped" in line]
+    assert skipped == ["2016-12 to 2026-09 (118 periods): skipped, they end before the first record of the source "
+                       f"(tickets.opened_at, {first_ticket(company)}); there is nothing to audit in them"]
+    runs, found, _ = store_state(company)
+    assert runs == [("cs-monthly", "2026-10", "succeeded")]
+    assert {f[3] for f in found} == {"2026-10"}   # no "no data" finding for the months before
+
+    nothing = opsaudit("backfill", "cs-monthly", "--from", "2016-12", "--to", "2026-09", "--now", "2026-11-30T09:00",
+                       env=env)
+    assert nothing.returncode == 2, nothing.stderr
+    assert nothing.stderr.startswith("opsaudit: error: 2016-12 to 2026-09: every period ends before the first "
+                                     "record of the source (tickets.opened_at")
+    assert "start --from at 2026-10 or later" in nothing.stderr
+    assert nothing.stderr.count("\n") == 1
+    assert store_state(company)[0] == runs
+
+
+def first_ticket(engine: sa.Engine) -> str:
+    """The first ticket's opening time as the English messages write it."""
+    from opsaudit.contract import tickets
+    from opsaudit.i18n import format_value
+
+    with engine.connect() as conn:
+        opened = conn.execute(sa.select(sa.func.min(tickets.c.opened_at))).scalar()
+    return format_value(opened, "datetime", "en")

@@ -124,7 +124,7 @@ def test_nulls_duplicates_and_renamed_columns_through_a_mapping(engine) -> None:
         sa.Column(renames.get(c.name, c.name), c.type, nullable=True) for c in T["tickets"].columns))
     raw.create(engine)
     rows = [ticket(n) for n in range(1, 11)] + [ticket(3), ticket(11, status=None),
-                                                ticket(12, datetime(2026, 1, 30)), ticket(13, datetime(2026, 2, 3))]
+                                                ticket(12, datetime(2026, 1, 30)), ticket(13, datetime(2026, 2, 1))]
     with engine.begin() as conn:
         conn.execute(raw.insert(), [{renames.get(k, k): v for k, v in row.items()} for row in rows])
     load(engine, [])
@@ -250,7 +250,7 @@ def test_missing_and_empty_tables_are_major_and_never_raise(engine) -> None:
     T["tickets"].create(engine)
     T["departments"].create(engine)
     with engine.begin() as conn:  # a ticket, but not in January
-        conn.execute(T["tickets"].insert(), [ticket(1, datetime(2026, 3, 1))])
+        conn.execute(T["tickets"].insert(), [ticket(1, datetime(2025, 12, 1))])
     source = Source(engine, SourceMapping())
 
     results = run_data_quality(source, ["tickets", "qa_reviews", "departments"], JANUARY, now=NOW)
@@ -328,9 +328,9 @@ def test_a_quiet_period_of_an_occasional_table_is_not_a_finding(engine) -> None:
     T["plan_adjustments"].create(engine)
     with engine.begin() as conn:  # an adjustment, but not in January
         conn.execute(T["plan_adjustments"].insert(), [{
-            "adjustment_id": "A1", "plan_id": "P1", "requested_by": "S1", "requested_at": datetime(2026, 3, 1),
-            "reason": "market", "approved_by": "S2", "approved_at": datetime(2026, 3, 2),
-            "effective_at": datetime(2026, 3, 3)}])
+            "adjustment_id": "A1", "plan_id": "P1", "requested_by": "S1", "requested_at": datetime(2025, 12, 1),
+            "reason": "market", "approved_by": "S2", "approved_at": datetime(2025, 12, 2),
+            "effective_at": datetime(2025, 12, 3)}])
     assert run_data_quality(Source(engine), ["plan_adjustments"], JANUARY, now=NOW) == []
     with engine.begin() as conn:
         conn.execute(T["plan_adjustments"].delete())
@@ -473,3 +473,49 @@ def test_a_freshness_column_with_no_value_cannot_tell_how_fresh_the_table_is(eng
     assert results[("dq.not_null", "tasks.due_at")].severity is Severity.MAJOR
     fresh = results[("dq.freshness", "tasks.due_at")]
     assert fresh.outcome is Outcome.INSUFFICIENT_DATA and fresh.severity is None and fresh.population == 5
+
+
+def test_implausibly_old_or_future_timestamps_are_flagged_in_every_period(engine) -> None:
+    """A 1970 or 2100 opened_at belongs to no period: it is in scope of the January audit (and of
+    every other) and dq.range names it; a 1990 follow-up too. Deadlines may lie in the future."""
+    rows = [ticket(n) for n in range(1, 20)]
+    rows += [ticket(90, datetime(1970, 1, 1), first_response_at=None, resolved_at=None, closed_at=None,
+                    revisited_at=None),
+             ticket(91, datetime(2100, 1, 1), first_response_at=None, resolved_at=None, closed_at=None,
+                    revisited_at=None),
+             ticket(92, revisited_at=datetime(1990, 5, 1))]
+    source = load(engine, rows)
+
+    found = failed(run_data_quality(source, ["tickets"], JANUARY, now=NOW))
+
+    opened = found[("dq.range", "tickets.opened_at")]
+    assert opened.evidence["sample_ids"] == ["T0090", "T0091"] and opened.population == 22
+    assert opened.facts["earliest"] == "2000-01-01" and opened.facts["not_after"] == "2026-02-01 06:00:00"
+    assert found[("dq.range", "tickets.revisited_at")].evidence["sample_ids"] == ["T0092"]
+    from opsaudit.i18n import render_finding
+
+    text = render_finding("dq.range", "table_column", {**opened.facts, "entity_id": opened.entity_id}, "en")
+    assert "before Jan 1, 2000 or later than the audit time" in text.description
+    # A company that kept records before 2000 moves the earliest day (thresholds.yaml params).
+    from opsaudit.checks.quality_config import with_overrides
+    from opsaudit.config.models import RuleOverride
+
+    older = with_overrides(load_rules(), {"dq.range": RuleOverride(params={"earliest": datetime(1960, 1, 1).date()})})
+    found = failed(run_data_quality(source, ["tickets"], JANUARY, now=NOW, rules=older))
+    assert found[("dq.range", "tickets.opened_at")].evidence["sample_ids"] == ["T0091"]
+    assert ("dq.range", "tickets.revisited_at") not in found
+
+
+def test_a_deadline_far_ahead_is_no_defect_but_one_from_1970_is(engine) -> None:
+    metadata.create_all(engine)
+    load(engine, [], create=False)
+    due = [datetime(2026, 1, 20), datetime(2100, 1, 1), datetime(1970, 1, 1)]
+    with engine.begin() as conn:
+        conn.execute(T["tasks"].insert(), [
+            {"task_id": f"K{n}", "department_id": "D1", "owner_id": "S1", "title": "t", "priority": "normal",
+             "due_at": day, "status": "in_progress", "expected_output": 1.0} for n, day in enumerate(due)])
+    found = failed(run_data_quality(Source(engine, SourceMapping()), ["tasks"], JANUARY, now=NOW))
+    assert found[("dq.range", "tasks.due_at")].evidence["sample_ids"] == ["K2"]
+    assert found[("dq.range", "tasks.due_at")].facts == {
+        "table": "tasks", "column": "due_at", "earliest": "2000-01-01", "unexpected_count": 1, "population": 2,
+        "share": 0.5, "period": "2026-01"}

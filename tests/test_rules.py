@@ -1060,3 +1060,50 @@ def test_a_report_may_state_one_metric_for_several_departments(engine):
     got = by_entity(run_rule(engine, "data.metric_mismatch", period=QUARTER, now=QUARTER_NOW))
 
     assert not {entity for entity in got if entity.startswith("ok-D1/")}
+
+
+def test_tickets_of_a_department_missing_from_the_departments_table_rate_no_phantom_department(engine):
+    """500 tickets of XX9, which the departments table lacks: dq.reference's finding, not rate
+    findings on a department that does not exist, and not part of the company's figure."""
+    from opsaudit.checks.quality import run_data_quality
+    from opsaudit.periods import parse_period
+    from opsaudit.source import Source
+
+    data = Dataset()
+    data.department("D1")
+    for i in range(100):
+        satisfaction(data, f"D1-ok-{i:03d}", {"department_id": "D1"}, True, i)
+    for i in range(500):
+        satisfaction(data, f"XX9-bad-{i:03d}", {"department_id": "XX9"}, False, i)
+    data.insert(engine)
+
+    results = run_rule(engine, "cs.satisfaction_rate")
+
+    assert set(by_entity(results, "department")) == {"D1"}
+    assert not [r for r in results if r.department_id == "XX9"]
+    [company] = company_results(results)
+    assert (company.population, company.outcome) == (100, Outcome.PASSED)
+    quality = run_data_quality(Source(engine), ["tickets"], parse_period(MONTH), now=MONTH_NOW)
+    [unresolved] = [r for r in quality if (r.rule_id, r.entity_id) == ("dq.reference", "tickets.department_id")]
+    assert unresolved.outcome is Outcome.FAILED and unresolved.facts["unexpected_count"] == 500
+
+
+def test_an_enormous_note_reaches_the_evidence_cut_to_a_few_hundred_characters(engine):
+    """A QA note of 200,000 characters: the samples of the compliance failure and the low review's
+    facts keep 300 characters of it, ending with an ellipsis; the database cuts it."""
+    from opsaudit.checks.sqlfuncs import ELLIPSIS, TEXT_LIMIT
+
+    note = "很长的备注" * 40_000
+    data = Dataset()
+    for i in range(30):
+        data.ticket(f"T{i:03d}", "D1", "A1")
+        data.review(f"R{i:03d}", f"T{i:03d}", compliant=i >= 10, attitude_score=40.0 if i == 0 else 90.0,
+                    notes=note if i < 10 else "ok")
+    data.insert(engine)
+
+    [compliance] = [r for r in run_rule(engine, "cs.qa_compliance", "department") if r.entity_id == "D1"]
+    notes = compliance.evidence["samples"].records()
+    assert notes and all(len(row["notes"]) == TEXT_LIMIT and row["notes"].endswith(ELLIPSIS) for row in notes)
+    assert notes[0]["notes"] == note[:TEXT_LIMIT - 1] + ELLIPSIS
+    low = by_entity(run_rule(engine, "cs.qa_attitude", "ticket"))["T000"]
+    assert len(str(low.facts)) < 2 * TEXT_LIMIT + 500 and note[:TEXT_LIMIT - 1] + ELLIPSIS in str(low.facts)

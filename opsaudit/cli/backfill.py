@@ -73,7 +73,8 @@ def backfill(
     settings = settings_for(db, store)
     language = resolve_language(lang.value if lang else None)
     clock = parse_now(now, settings.tz)
-    periods = periods_between(settings, audit.value, first, last, clock)
+    periods = with_data(settings, audit.value, periods_between(settings, audit.value, first, last, clock), clock,
+                        language)
     _preflight(settings, audit.value, periods[0].label, clock)
     rows: list[dict[str, Any]] = []
     with prefect_api(), _progress() as progress:
@@ -92,6 +93,43 @@ def backfill(
     _print_run_table(rows, language)
     typer.echo(text("audit_run.backfill.done", language, count=len(periods), first=periods[0].label,
                     last=periods[-1].label))
+
+
+def with_data(settings: Settings, audit: str, periods: list[Period], now: datetime | None,
+              language: str) -> list[Period]:
+    """The periods that end after the source's first record, saying in one line which were skipped.
+
+    A period before the company's data began is no missing feed but a time before the system: an
+    auditor asking for "everything since 2016" wants the periods with data audited, not a major
+    "no data" finding, an alert and a draft report for each empty one. A gap inside the data still
+    is such a finding. Only periods all of which lie before the data leave nothing to audit: a
+    usage error naming the first period with data.
+    """
+    from opsaudit.audit import build_context
+    from opsaudit.checks.quality_config import load_rules
+    from opsaudit.checks.quality_suites import first_record, plausible
+    from opsaudit.db import check_reachable
+    from opsaudit.errors import UsageError
+    from opsaudit.i18n import text
+    from opsaudit.periods import containing
+
+    context = build_context(settings, audit, period=periods[-1].label, now=now)
+    check_reachable(context.source.engine, purpose="database")
+    bounds = plausible(load_rules(), context.now)
+    found = first_record(context.source, context.tables_read(), bounds.earliest if bounds else None)
+    if found is None:
+        return periods   # no dated record at all: every period's emptiness is a finding
+    column, at = found
+    kept = [period for period in periods if period.end > at]
+    if not kept:
+        start = containing(periods[0].kind, at).label
+        raise UsageError(text("validation.backfill.nothing_to_audit", language, first=periods[0].label,
+                              last=periods[-1].label, column=column, at=at, start=start, option="--from"))
+    if len(kept) < len(periods):
+        skipped = periods[:len(periods) - len(kept)]
+        typer.echo(text("validation.backfill.skipped", language, first=skipped[0].label, last=skipped[-1].label,
+                        count=len(skipped), column=column, at=at))
+    return kept
 
 
 def _progress() -> Any:

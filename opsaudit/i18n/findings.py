@@ -227,6 +227,8 @@ def _target_change(facts: Mapping[str, Any]) -> str | None:
 
 
 def _range(facts: Mapping[str, Any]) -> str | None:
+    if facts.get("earliest"):
+        return "implausible" if facts.get("not_after") else "before"
     if facts.get("not_after"):
         return "future"
     low, high = facts.get("min"), facts.get("max")

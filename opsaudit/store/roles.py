@@ -42,7 +42,11 @@ def load_directory(settings: Settings, config: Config) -> Directory:
     if missing:
         raise SourceError(f"database: {source.physical_name(missing[0])}: missing table (contract table "
                           f"{missing[0]}); it tells who may act on a finding and who is told")
-    return Directory.load(source, settings)
+    directory = Directory.load(source, settings)
+    lead = directory.people.get(settings.audit_lead or "")
+    if lead is not None:
+        settings.check_audit_lead(lead.role, lead.department_id)
+    return directory
 
 
 def holders(directory: Directory, role: Role, *, owner_id: str | None, department_id: str | None) \
