@@ -27,6 +27,8 @@ from opsaudit.store import findings as store_findings
 from opsaudit.store import runs
 from opsaudit.store.migrate import upgrade
 from opsaudit.store.schema import findings
+from opsaudit.store.times import to_db
+from tests.terminal import on_a_terminal, widest
 
 ZONE = ZoneInfo("Asia/Shanghai")
 FOUND = datetime(2026, 11, 1, 9, 0, tzinfo=ZONE)
@@ -83,31 +85,17 @@ def cli(*args: str) -> subprocess.CompletedProcess[str]:
     return subprocess.run([sys.executable, "-m", "opsaudit", *args], capture_output=True, text=True, timeout=300)
 
 
-def on_a_terminal(*args: str, columns: int = 80) -> str:
-    """What a person sees running the command in a terminal `columns` wide (a pseudo-terminal)."""
-    import fcntl
-    import pty
-    import struct
-    import termios
-
-    leader, follower = pty.openpty()
-    fcntl.ioctl(follower, termios.TIOCSWINSZ, struct.pack("HHHH", 50, columns, 0, 0))
-    process = subprocess.Popen([sys.executable, "-m", "opsaudit", *args], stdout=follower, stderr=subprocess.PIPE,
-                               env={**os.environ, "NO_COLOR": "1", "TERM": "dumb"})
-    os.close(follower)
-    chunks = []
-    while True:
-        try:
-            chunk = os.read(leader, 65536)
-        except OSError:   # the terminal closed: the command is done
-            break
-        if not chunk:
-            break
-        chunks.append(chunk)
-    process.wait(timeout=300)
-    os.close(leader)
-    assert process.returncode == 0, process.stderr.read()
-    return b"".join(chunks).decode("utf-8").replace("\r\n", "\n")
+def due_by_today(url: str, *, overdue_severity: str) -> None:
+    """Deadlines around the real clock, which `--overdue` reads: findings of `overdue_severity`
+    fell due yesterday, the others fall due in 30 days, whatever day the test runs."""
+    now = datetime.now(ZONE)
+    engine = sa.create_engine(url)
+    with engine.begin() as conn:
+        for overdue in (True, False):
+            same = findings.c.severity == overdue_severity
+            conn.execute(findings.update().where(same if overdue else ~same)
+                         .values(due_at=to_db(now + timedelta(days=-1 if overdue else 30))))
+    engine.dispose()
 
 
 def ids(url: str, **where: str) -> list[str]:
@@ -141,19 +129,67 @@ def test_filters_accept_codes_and_chinese_names_and_refuse_anything_else(sixty):
     assert len(listed("--rule", "cs.")) == 60 and listed("--rule", "exec.") == []
     assert len(listed("--period", "2026-10", "--audit", "cs-monthly", "--area", "客户服务")) == 60
     assert [f["entity_id"] for f in listed("--recurring")] == ["A0001"]
-    # Found on 1 November: the general problems were due in 15 days, the others are due on 1 December.
+    # --overdue reads the real clock: the general problems fell due yesterday, the others fall due next month.
+    due_by_today(sixty, overdue_severity="general")
     assert {f["severity"] for f in listed("--overdue")} == {"general"} and len(listed("--overdue")) == 20
     assert len(listed("--limit", "5")) == 5
     due = [f["due_at"] for f in listed("--sort", "due")]
     assert due == sorted(due)
     run_id = major[0]["audit_run_id"]
     assert len(listed("--audit-run", run_id[:6])) == 60
-    for option, value, allowed in (("--severity", "bogus", "major, important, general"),
-                                   ("--status", "xyz", "open, plan_submitted"),
-                                   ("--area", "cs", "customer_service, execution"),
-                                   ("--rule", "cs.nope", "not a rule id")):
+    for option, value, allowed in (("--severity", "bogus", "major、important、general"),
+                                   ("--status", "xyz", "open、plan_submitted"),
+                                   ("--area", "cs", "customer_service、execution"),
+                                   ("--rule", "cs.nope", "不是稽查规则编号")):
         result = cli("findings", "list", option, value)
         assert result.returncode == 2 and allowed in result.stderr and result.stderr.count("\n") == 1
+    english = cli("findings", "list", "--severity", "bogus", "--lang", "en")
+    assert "invalid value for --severity: 'bogus' is not one of major, important, general" in english.stderr
+
+
+def test_a_department_or_owner_nobody_has_is_an_error_naming_the_known_ones(sixty):
+    def listed(*args: str) -> list[dict]:
+        result = cli("findings", "list", "--format", "json", *args)
+        assert result.returncode == 0, result.stderr
+        return json.loads(result.stdout)
+
+    # A department by its id in any case, or by its name; an owner by a staff_id in any case.
+    assert {f["department_id"] for f in listed("--department", "d03")} == {"D03"} == \
+        {f["department_id"] for f in listed("--department", "客服3部")}
+    assert {f["owner_id"] for f in listed("--owner", "h04")} == {"H04"}
+    for option, value, said in (("--department", "XX9", "没有部门“XX9”；已知的部门：客服0部（D00）、客服1部（D01）"),
+                                ("--owner", "S999", "没有人员“S999”"),
+                                ("--audit-run", "", "--audit-run的值无效：不能为空")):
+        result = cli("findings", "list", option, value)
+        assert result.returncode == 2 and said in result.stderr and result.stderr.count("\n") == 1, result.stderr
+    empty = cli("findings", "show", "")
+    assert empty.returncode == 2 and "ID的值无效：不能为空" in empty.stderr
+
+
+def test_before_init_the_list_says_to_run_init(tmp_path, monkeypatch):
+    monkeypatch.setenv("OPSAUDIT_DATA_DIR", str(tmp_path / "nothing-yet"))
+    for language, said in (("zh-CN", "请先运行 `opsaudit init`"), ("en", "run `opsaudit init` first")):
+        result = cli("findings", "list", "--lang", language)
+        assert result.returncode == 1 and said in result.stderr and result.stderr.count("\n") == 1, result.stderr
+
+
+def test_a_reader_that_stops_early_is_no_failure(sixty):
+    for fmt in ("table", "csv"):
+        listing = subprocess.Popen([sys.executable, "-m", "opsaudit", "findings", "list", "--limit", "0",
+                                    "--format", fmt], stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+        listing.stdout.close()   # a reader that stops before the first line, as `| head -0` does
+        assert listing.wait(timeout=300) == 0 and listing.stderr.read() == b""
+
+
+def test_json_and_csv_go_to_output_and_a_missing_folder_is_refused(sixty, tmp_path):
+    for fmt in ("json", "csv"):
+        target = tmp_path / f"findings.{fmt}"
+        result = cli("findings", "list", "--format", fmt, "--output", str(target))
+        assert result.returncode == 0 and result.stdout == f"已将60条稽查发现导出到{target}。\n", result.stdout
+        assert target.read_text(encoding="utf-8").count(ids(sixty)[0]) == 1
+    missing = tmp_path / "missing" / "dir"
+    refused = cli("findings", "list", "--format", "xlsx", "--output", str(missing / "x.xlsx"))
+    assert refused.returncode == 2 and f"文件夹 {missing} 不存在" in refused.stderr and not missing.parent.exists()
 
 
 def test_csv_opens_in_excel_and_xlsx_has_headers_in_the_readers_language(sixty, tmp_path):
@@ -185,7 +221,7 @@ def test_a_finding_reads_as_a_manager_needs_it_in_either_language(sixty):
     assert "Customer satisfaction below target" in english and "Owner: 主管2 (H02)" in english
     assert data["plan_due_at"] == (FOUND + timedelta(days=7)).isoformat()
     assert [list(event) for event in data["events"]] == [
-        ["at", "actor", "action", "from_status", "to_status", "note", "evidence"]]
+        ["at", "actor", "action", "from_status", "to_status", "note", "evidence", "channel"]]
     assert data["owner_name"] == "主管2" and data["severity_label"] == "重大问题"
 
 
@@ -204,3 +240,37 @@ def test_version_and_flags_in_the_help(tmp_path):
     help_text = cli("findings", "list", "--help").stdout
     assert "--overdue" in help_text and "<bool>" not in help_text
     assert Path(tmp_path).is_dir()
+
+
+def test_a_list_piped_to_a_file_is_as_wide_as_columns_says(sixty):
+    environ = {key: value for key, value in os.environ.items() if key != "COLUMNS"}
+    narrow = subprocess.run([sys.executable, "-m", "opsaudit", "findings", "list"], capture_output=True, text=True,
+                            timeout=300, env={**environ, "COLUMNS": "60"})
+    assert narrow.returncode == 0, narrow.stderr
+    assert widest(narrow.stdout) <= 60 and all(finding_id in narrow.stdout for finding_id in ids(sixty))
+    # Without COLUMNS a file gets wide lines, which a person reads unwrapped.
+    wide = subprocess.run([sys.executable, "-m", "opsaudit", "findings", "list"], capture_output=True, text=True,
+                          timeout=300, env=environ)
+    assert widest(wide.stdout) > 80
+
+
+def test_reports_list_fits_80_columns_with_every_column_readable(sixty):
+    from opsaudit.store.schema import audit_runs, reports
+
+    note = "请补充客服三部的抽样说明，并核对满意度的分母与分子是否取自同一期间的工单"
+    engine = sa.create_engine(sixty)
+    with engine.begin() as conn:
+        run_id = conn.execute(sa.select(audit_runs.c.id)).scalar_one()
+        conn.execute(reports.insert(), [
+            {"id": f"report-{language}", "audit_run_id": run_id, "language": language, "format": "html",
+             "path": f"out/report.{language}.html", "sha256": "0" * 64, "status": "rejected",
+             "created_at": to_db(FOUND), "reviewed_by": "H01", "reviewed_at": to_db(FOUND + timedelta(days=1)),
+             "review_note": note} for language in ("zh-CN", "en")])
+    engine.dispose()
+    shown = on_a_terminal("reports", "list")
+    assert widest(shown) <= 80 and run_id in shown
+    flat = "".join(line.strip() for line in shown.splitlines())
+    assert "客户服务月度全面评估 · 2026年10月 · 已退回" in flat and "报告语言：英文、中文" in flat
+    assert "审核人：H01 · 2026-11-02 09:00" in flat and f"审核意见：{note}" in flat
+    english = on_a_terminal("reports", "list", "--lang", "en")
+    assert widest(english) <= 80 and "Languages: English, Chinese" in " ".join(english.split())

@@ -232,13 +232,13 @@ def test_reopen_takes_a_closed_finding_back_to_open(store, people):
 def test_a_major_finding_records_its_special_meeting_and_task_force(store, people):
     major, general = raise_findings(store, [problem("CS1", "major"), problem("CS2", "general", owner="O3")])
     with store.begin() as conn:
-        lifecycle.record_special_meeting(conn, major, actor="M1", held_on=date(2026, 11, 3), note="研究夜班方案",
+        lifecycle.record_special_meeting(conn, major, actor="M1", held_on=date(2026, 11, 2), note="研究夜班方案",
                                          directory=people, now=FOUND)
         lifecycle.record_task_force(conn, major, actor="M2", lead="H1", members=("O1", "O2", "H1"), directory=people,
                                     now=FOUND)
         handling = lifecycle.record_task_force(conn, major, actor="M1", lead="H1", members=("O1",), directory=people,
                                                now=FOUND + timedelta(days=1))
-    assert (handling.meeting_on, handling.meeting_note) == (date(2026, 11, 3), "研究夜班方案")
+    assert (handling.meeting_on, handling.meeting_note) == (date(2026, 11, 2), "研究夜班方案")
     assert (handling.task_force_lead, handling.task_force_members) == ("H1", ("H1", "O1"))
     refusals = [(general, "M1", "H1", (), "not_major"), (major, "H1", "H1", (), "role"),
                 (major, "M1", "H1", ("X1",), "inactive_member"), (major, "M1", "Z9", (), "unknown_member")]

@@ -10,6 +10,7 @@ from opsaudit.cli import (  # noqa: F401 - importing a module registers its comm
     reports,
     schedules,
     scores,
+    web,
 )
 from opsaudit.cli.app import app, main
 

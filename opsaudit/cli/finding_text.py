@@ -152,7 +152,17 @@ def _history(events: list[dict[str, Any]], language: str) -> None:
             if event["to_status"] and event["to_status"] != event["from_status"] else ""
         detail = _changes(event, language) or event["note"] or ""
         when = format_value(event["at"], "datetime", language)
-        out.print(f"  {when}  {actor}  {action}{change}  {detail}".rstrip(), highlight=False, markup=False)
+        door = channel_text(event, language)
+        out.print(f"  {when}  {actor}  {action}{change}  {detail}  {door}".rstrip(), highlight=False, markup=False)
+
+
+def channel_text(event: dict[str, Any], language: str) -> str:
+    """`（网页）`, `（命令行，系统用户 ops）`: the door a person's event came through."""
+    if event["channel"] == "system":
+        return ""
+    if event["channel"] == "cli" and event.get("os_user"):
+        return text("channel.cli_user", language, user=event["os_user"])
+    return text(f"channel.{event['channel']}", language)
 
 
 def _changes(event: dict[str, Any], language: str) -> str:

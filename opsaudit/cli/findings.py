@@ -17,7 +17,7 @@ from typing import Annotated, Any
 
 import typer
 
-from opsaudit.cli.app import DbOption, LangOption, StoreOption, app, console, open_store, settings_for
+from opsaudit.cli.app import DbOption, LangOption, StoreOption, app, console, open_store, settings_for, usage_text
 from opsaudit.i18n.findings import labelled
 
 findings_app = typer.Typer(no_args_is_help=True, help="List, inspect and act on findings.")
@@ -104,7 +104,7 @@ def _code(option: str, value: str | None, codes: tuple[str, ...], enum: str) -> 
         names = {code, *(text(f"enum.{enum}.{code}", language).lower() for language in LANGUAGES)}
         if wanted in names or (enum == "severity" and wanted + "问题" in names):
             return code
-    raise typer.BadParameter(f"{value!r} is not one of: {', '.join(codes)}", param_hint=option)
+    raise typer.BadParameter(usage_text("one_of", value=value, choices=list(codes)), param_hint=option)
 
 
 def _rule(value: str | None) -> str | None:
@@ -116,8 +116,7 @@ def _rule(value: str | None) -> str | None:
     known = rule_ids()
     if value in known or (value.endswith(".") and any(rule.startswith(value) for rule in known)):
         return value
-    raise typer.BadParameter(f"{value!r} is not a rule id (e.g. cs.satisfaction_rate) nor a prefix like cs.",
-                             param_hint="--rule")
+    raise typer.BadParameter(usage_text("not_a_rule", value=value), param_hint="--rule")
 
 
 def _period(value: str | None) -> str | None:
@@ -127,8 +126,33 @@ def _period(value: str | None) -> str | None:
         return None
     try:
         return parse_period(value).label
-    except ValueError as exc:
-        raise typer.BadParameter(str(exc), param_hint="--period") from None
+    except ValueError:
+        raise typer.BadParameter(usage_text("not_a_period", value=value), param_hint="--period") from None
+
+
+def _known(value: str | None, option: str, known: dict[str, str | None], language: str) -> str | None:
+    """`value` as one of the `known` ids (id -> name): the id in any case, or the name when only
+    one has it; a usage error otherwise."""
+    if value is None:
+        return None
+    wanted = value.strip().casefold()
+    for matches in ([key for key in known if key == value], [key for key in known if key.casefold() == wanted],
+                    [key for key, name in known.items() if name and name.casefold() == wanted]):
+        if len(matches) == 1:
+            return matches[0]
+    if option == "--department":
+        from opsaudit.i18n import format_value
+
+        shown = format_value([labelled(name, key, language) for key, name in sorted(known.items())], "list", language)
+        raise typer.BadParameter(usage_text("unknown_department", value=value, known=shown), param_hint=option)
+    raise typer.BadParameter(usage_text("unknown_owner", value=value), param_hint=option)
+
+
+def _stored(conn, column) -> dict[str, str | None]:
+    """The ids a column of the findings holds, for when the operational database names none."""
+    import sqlalchemy as sa
+
+    return dict.fromkeys(conn.execute(sa.select(column).where(column.is_not(None)).distinct()).scalars())
 
 
 @findings_app.command("list")
@@ -171,6 +195,7 @@ def findings_list(
         list_findings,
         resolve_run,
     )
+    from opsaudit.store.schema import findings
 
     settings = settings_for(db, store)
     language = resolve_language(lang.value if lang else None)
@@ -181,29 +206,58 @@ def findings_list(
                    "area"),
         audit=_code("--audit", audit, ("cs-weekly", "cs-monthly", "execution-monthly", "planning-quarterly",
                                        "data-quarterly", "special", "spot-check"), "audit"),
-        department=department, owner=owner, rule=_rule(rule), period=_period(period),
+        rule=_rule(rule), period=_period(period),
         overdue_at=datetime.now(settings.tz) if overdue else None, recurring=recurring)
+    if audit_run is not None and not audit_run.strip():
+        raise typer.BadParameter(usage_text("empty"), param_hint="--audit-run")
+    _check_output(output)
     shown = limit if limit is not None else (TABLE_LIMIT if format is ListFormat.table else 0)
+    names = load_names(settings)
     with open_store(settings).connect() as conn:
-        if audit_run:
-            where = FindingFilter(**{**where.__dict__, "audit_run": resolve_run(conn, audit_run)})
+        where = FindingFilter(**{
+            **where.__dict__,
+            "department": _known(department, "--department", {**_stored(conn, findings.c.department_id),
+                                                                **names.departments}, language),
+            "owner": _known(owner, "--owner", {**_stored(conn, findings.c.owner_id), **names.staff}, language),
+            "audit_run": resolve_run(conn, audit_run.strip()) if audit_run else None})
         rows = list_findings(conn, where, sort=sort.value, limit=shown or None)
         total = count_findings(conn, where) if shown and len(rows) == shown else len(rows)
-    names = load_names(settings) if format is not ListFormat.json else Names()
     if format is ListFormat.json:
-        _print_json(rows, settings.tz, language)
+        _print_json(rows, settings.tz, language, output)
+    elif format is ListFormat.csv and output is None:
+        write_csv(rows, settings.tz, language, names)
     elif format is ListFormat.csv:
-        _write_csv(rows, settings.tz, language, names)
+        with output.open("w", encoding="utf-8", newline="") as out:
+            write_csv(rows, settings.tz, language, names, out)
+        _exported(len(rows), output, language)
     elif format is ListFormat.xlsx:
         _write_xlsx(rows, settings, language, names, output)
     else:
         _print_table(rows, total, settings.tz, language, names)
 
 
-def _print_json(rows, zone, language: str) -> None:
+def _check_output(output: Path | None) -> None:
+    """--output goes into a folder that is there: a mistyped folder is a usage error, never a tree
+    of new folders."""
+    if output is not None and not output.parent.is_dir():
+        raise typer.BadParameter(usage_text("no_folder", folder=str(output.parent)), param_hint="--output")
+
+
+def _print_json(rows, zone, language: str, output: Path | None) -> None:
     from opsaudit.store.finding_views import finding_json
 
-    typer.echo(json.dumps([finding_json(row, zone, language) for row in rows], ensure_ascii=False, indent=2))
+    data = json.dumps([finding_json(row, zone, language) for row in rows], ensure_ascii=False, indent=2)
+    if output is None:
+        typer.echo(data)
+        return
+    output.write_text(data + "\n", encoding="utf-8")
+    _exported(len(rows), output, language)
+
+
+def _exported(count: int, path: Path, language: str) -> None:
+    from opsaudit.i18n import text
+
+    typer.echo(text("cli.findings.exported", language, count=count, path=str(path)))
 
 
 def readable(row, zone, language: str, names: Names) -> dict[str, Any]:
@@ -225,9 +279,10 @@ def readable(row, zone, language: str, names: Names) -> dict[str, Any]:
             "query": evidence.get("query")}
 
 
-def _write_csv(rows, zone, language: str, names: Names) -> None:
+def write_csv(rows, zone, language: str, names: Names, out=None) -> None:
+    """The findings as CSV for Excel, to `out` (default standard output); the web's download too."""
     # A BOM: Excel on Chinese Windows reads UTF-8 only with one.
-    out = sys.stdout
+    out = out or sys.stdout
     out.write("\ufeff")
     writer = csv.DictWriter(out, fieldnames=CSV_KEYS, extrasaction="ignore", lineterminator="\n")
     writer.writeheader()
@@ -237,12 +292,11 @@ def _write_csv(rows, zone, language: str, names: Names) -> None:
 
 
 def _write_xlsx(rows, settings, language: str, names: Names, output: Path | None) -> None:
-    from opsaudit.i18n import text
     from opsaudit.reports.findings_workbook import write_findings_workbook
 
     path = output or settings.output_dir / f"findings-{datetime.now(settings.tz):%Y%m%d-%H%M%S}.xlsx"
     write_findings_workbook(path, [readable(row, settings.tz, language, names) for row in rows], language)
-    typer.echo(text("cli.findings.exported", language, count=len(rows), path=str(path)))
+    _exported(len(rows), path, language)
 
 
 SEVERITY_STYLE = {"major": "bold red", "important": "yellow", "general": ""}
@@ -302,22 +356,35 @@ def findings_show(
     """One finding as a manager reads it: what went wrong, how bad, who owns it by when, the
     evidence an auditor can rerun, and its history."""
     from opsaudit.i18n import resolve_language
-    from opsaudit.store.finding_views import EVENT_KEYS, events_of, get_finding
+    from opsaudit.store.finding_views import events_of, get_finding
 
+    if not finding_id.strip():
+        raise typer.BadParameter(usage_text("empty"), param_hint="ID")
     settings = settings_for(db, store)
     language = resolve_language(lang.value if lang else None)
     with open_store(settings).connect() as conn:
-        row = get_finding(conn, finding_id)
+        row = get_finding(conn, finding_id.strip())
         events = events_of(conn, row["id"], settings.tz)
-    values = readable(row, settings.tz, language, load_names(settings))
+    names = load_names(settings)
     if format is ShowFormat.json:
-        values["handling"] = _handling(row, settings, language)
-        values["events"] = [{key: event[key] for key in EVENT_KEYS} for event in events]  # interface.md's shape
-        typer.echo(json.dumps(values, ensure_ascii=False, indent=2, default=str))
+        typer.echo(json.dumps(show_json(row, events, settings, language, names), ensure_ascii=False, indent=2,
+                              default=str))
         return
+    values = readable(row, settings.tz, language, names)
     from opsaudit.cli.finding_text import print_finding
 
     print_finding(values, row, events, _handling(row, settings, language), language)
+
+
+def show_json(row, events: list[dict[str, Any]], settings, language: str, names: Names) -> dict[str, Any]:
+    """`findings show --format json` (and the web's /api/findings/<id>): the finding as a person
+    reads it, what its severity requires, and its events with the door each came through."""
+    from opsaudit.store.finding_views import EVENT_KEYS
+
+    values = readable(row, settings.tz, language, names)
+    values["handling"] = _handling(row, settings, language)
+    values["events"] = [{**{key: event[key] for key in EVENT_KEYS}, "channel": event["channel"]} for event in events]
+    return values
 
 
 def _handling(row, settings, language: str) -> str:

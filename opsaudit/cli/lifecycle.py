@@ -48,7 +48,8 @@ def _act(action: str, finding_id: str, actor: str, note: str | None, evidence: s
     from opsaudit.i18n import text
     from opsaudit.store import lifecycle
 
-    request = lifecycle.Request(action, actor, note=note, evidence=evidence, to=to)
+    request = lifecycle.Request(action, actor, note=note, evidence=evidence, to=to, channel="cli",
+                                os_user=os_user())
     lifecycle.check_inputs(lifecycle.ACTIONS[action], request)
     settings, language, directory = _setup(lang, db, store)
     with open_store(settings).begin() as conn:
@@ -96,7 +97,7 @@ def special_meeting(
     with open_store(settings).begin() as conn:
         handling = lifecycle.record_special_meeting(conn, finding_id, actor=actor, held_on=held_on.date(), note=note,
                                                     directory=directory, now=datetime.now(settings.tz),
-                                                    language=language)
+                                                    language=language, door=("cli", os_user()))
     typer.echo(text("rectification.done.meeting", language, id=handling.finding_id[:8], held_on=handling.meeting_on,
                     actor=directory.person_label(actor, language)))
 
@@ -121,11 +122,21 @@ def task_force(
     with open_store(settings).begin() as conn:
         handling = lifecycle.record_task_force(conn, finding_id, actor=actor, lead=lead, members=tuple(members or ()),
                                                note=note, directory=directory, now=datetime.now(settings.tz),
-                                               language=language)
+                                               language=language, door=("cli", os_user()))
     typer.echo(text("rectification.done.task_force", language, id=handling.finding_id[:8],
                     actor=directory.person_label(actor, language),
                     lead=directory.person_label(handling.task_force_lead, language),
                     members=[directory.person_label(member, language) for member in handling.task_force_members]))
+
+
+def os_user() -> str | None:
+    """Who runs this command on the machine, recorded beside the --actor they name."""
+    import getpass
+
+    try:
+        return getpass.getuser()
+    except (OSError, KeyError):  # no login name and no passwd entry (a bare container)
+        return None
 
 
 def _setup(lang: Language | None, db: str | None, store: str | None) -> tuple[Settings, str, Directory]:

@@ -14,7 +14,9 @@ two people acting at once cannot both move the finding from the same state.
 from __future__ import annotations
 
 import hashlib
+import os
 import re
+import stat
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import date, datetime
@@ -30,7 +32,7 @@ from opsaudit.store.finding_views import get_finding
 from opsaudit.store.findings import CLOSED, OPEN, event_row
 from opsaudit.store.roles import Role, holders, roles_of
 from opsaudit.store.schema import finding_events, findings, major_handling
-from opsaudit.store.times import to_db
+from opsaudit.store.times import from_db, to_db
 
 PLAN_SUBMITTED, PLAN_APPROVED = "plan_submitted", "plan_approved"
 IN_PROGRESS, SUBMITTED, VERIFIED = "in_progress", "submitted", "verified"
@@ -93,6 +95,8 @@ class Request:
     note: str | None = None
     evidence: str | None = None
     to: str | None = None
+    channel: str = "cli"  # the door it came through: cli or web (the system writes its own events)
+    os_user: str | None = None  # who ran the command line, beside the --actor they named
 
 
 @dataclass(frozen=True)
@@ -117,7 +121,7 @@ def perform(conn: Connection, finding_id: str, request: Request, directory: Dire
     check_inputs(action, request)
     finding = get_finding(conn, finding_id)
     check_allowed(finding, action, request.actor, directory, language)
-    evidence, evidence_facts = evidence_reference(request.evidence)
+    evidence, evidence_facts = evidence_reference(request.evidence, language)
     owner = finding["owner_id"]
     if request.to is not None:
         owner = _new_owner(finding, request.to, directory, language)
@@ -133,14 +137,19 @@ def perform(conn: Connection, finding_id: str, request: Request, directory: Dire
     if owner != finding["owner_id"]:
         data["owner"] = {"from": finding["owner_id"], "to": owner}
     _append(conn, finding["id"], at=now, actor=request.actor, action=action.name, from_status=finding["status"],
-            to_status=target, note=request.note, evidence=evidence, data=data)
+            to_status=target, note=request.note, evidence=evidence, data=data,
+            door=(request.channel, request.os_user))
     return Transition(finding["id"], action.name, request.actor, finding["status"], target, owner,
                       finding["owner_id"])
 
 
-def _append(conn: Connection, finding_id: str, *, evidence: str | None = None, **event: Any) -> None:
-    """One event; a person's action may come with evidence."""
-    conn.execute(finding_events.insert().values(**event_row(finding_id, **event), evidence=evidence))
+def _append(conn: Connection, finding_id: str, *, evidence: str | None = None,
+            door: tuple[str, str | None] = ("cli", None), **event: Any) -> None:
+    """One event; a person's action may come with evidence, and came through a door (channel,
+    operating-system user)."""
+    channel, os_user = door
+    conn.execute(finding_events.insert().values(**event_row(finding_id, **event), evidence=evidence,
+                                                channel=channel, os_user=os_user if channel == "cli" else None))
 
 
 def check_inputs(action: Action, request: Request) -> None:
@@ -201,9 +210,9 @@ def _new_owner(finding: RowMapping, staff_id: str, directory: Directory, languag
     return staff_id
 
 
-def evidence_reference(given: str | None) -> tuple[str | None, dict[str, Any] | None]:
+def evidence_reference(given: str | None, language: str = "zh-CN") -> tuple[str | None, dict[str, Any] | None]:
     """(what the event keeps, facts about the file): a URL as given; a path made absolute, which
-    must be a readable file, with its size and SHA-256 so that a later change to it shows."""
+    must be a readable regular file, with its size and SHA-256 so that a later change to it shows."""
     if given is None or not given.strip():
         return None, None
     given = given.strip()
@@ -211,13 +220,24 @@ def evidence_reference(given: str | None) -> tuple[str | None, dict[str, Any] | 
         return given, None
     path = Path(given).expanduser().resolve()
     try:
-        digest = hashlib.sha256()
-        with path.open("rb") as handle:
-            for block in iter(lambda: handle.read(1 << 20), b""):
-                digest.update(block)
+        # Non-blocking, then checked before reading: a FIFO would wait for a writer, /dev/zero never ends.
+        descriptor = os.open(path, os.O_RDONLY | os.O_NONBLOCK)
     except OSError as exc:
         raise InputError(f"--evidence {given}: {exc.strerror or exc} (give a readable file or a URL)") from None
-    return str(path), {"bytes": path.stat().st_size, "sha256": digest.hexdigest()}
+    if not stat.S_ISREG(os.fstat(descriptor).st_mode):
+        os.close(descriptor)
+        from opsaudit.i18n import text
+
+        raise InputError(text("validation.evidence.not_a_file", language, option="--evidence", given=given))
+    with os.fdopen(descriptor, "rb") as handle:
+        digest = hashlib.sha256()
+        try:
+            for block in iter(lambda: handle.read(1 << 20), b""):
+                digest.update(block)
+        except OSError as exc:
+            raise InputError(f"--evidence {given}: {exc.strerror or exc} (give a readable file or a URL)") from None
+        size = os.fstat(descriptor).st_size
+    return str(path), {"bytes": size, "sha256": digest.hexdigest()}
 
 
 # --- a major finding's special meeting and task force ------------------------------------------
@@ -234,18 +254,24 @@ class MajorHandling:
 
 
 def record_special_meeting(conn: Connection, finding_id: str, *, actor: str, held_on: date, note: str | None,
-                           directory: Directory, now: datetime, language: str = "zh-CN") -> MajorHandling:
+                           directory: Directory, now: datetime, language: str = "zh-CN",
+                           door: tuple[str, str | None] = ("cli", None)) -> MajorHandling:
     """Record the special meeting on a major finding (seed 000 §6.2)."""
     finding = _major(conn, finding_id, SPECIAL_MEETING, actor, directory, language)
+    found_on = from_db(finding["found_at"], now.tzinfo).date()
+    if held_on < found_on:
+        raise Refused("meeting_before_found", language, held_on=held_on, found_on=found_on)
+    if held_on > now.date():
+        raise Refused("meeting_in_future", language, held_on=held_on, today=now.date())
     _save_handling(conn, finding["id"], actor, now, meeting_on=held_on, meeting_note=note)
     _append(conn, finding["id"], at=now, actor=actor, action=SPECIAL_MEETING.name, from_status=finding["status"],
-            to_status=finding["status"], note=note, data={"held_on": held_on.isoformat()})
+            to_status=finding["status"], note=note, data={"held_on": held_on.isoformat()}, door=door)
     return major_handling_of(conn, [finding["id"]])[finding["id"]]
 
 
 def record_task_force(conn: Connection, finding_id: str, *, actor: str, lead: str, members: tuple[str, ...],
                       directory: Directory, now: datetime, note: str | None = None,
-                      language: str = "zh-CN") -> MajorHandling:
+                      language: str = "zh-CN", door: tuple[str, str | None] = ("cli", None)) -> MajorHandling:
     """Record (or replace) a major finding's rectification task force; the lead is a member."""
     finding = _major(conn, finding_id, TASK_FORCE, actor, directory, language)
     team = tuple(dict.fromkeys((lead, *members)))
@@ -256,7 +282,7 @@ def record_task_force(conn: Connection, finding_id: str, *, actor: str, lead: st
             raise Refused(key, language, member=person.label(language) if person else staff_id)
     _save_handling(conn, finding["id"], actor, now, task_force_lead=lead, task_force_members=list(team))
     _append(conn, finding["id"], at=now, actor=actor, action=TASK_FORCE.name, from_status=finding["status"],
-            to_status=finding["status"], note=note, data={"lead": lead, "members": list(team)})
+            to_status=finding["status"], note=note, data={"lead": lead, "members": list(team)}, door=door)
     return major_handling_of(conn, [finding["id"]])[finding["id"]]
 
 

@@ -131,6 +131,9 @@ finding_events = Table(
     Column("note", Text, nullable=True),
     Column("data", JSON, nullable=False),
     Column("evidence", Text, nullable=True, doc="a path or URL given with the action"),
+    # Null only on events older than store revision 0006 (see finding_views.event_channel).
+    Column("channel", String(8), nullable=True, default="system", doc="web, cli or system"),
+    Column("os_user", Text, nullable=True, doc="the operating-system user of a cli event"),
     Index("ix_oa_finding_events_finding", "finding_id"),
 )
 
@@ -156,6 +159,25 @@ finding_notices = Table(
     Column("deadline", DateTime(timezone=True), nullable=False),
     Column("at", DateTime(timezone=True), nullable=False),
     UniqueConstraint("finding_id", "step", "deadline", name="uq_oa_finding_notices_key"),
+)
+
+# The web's one-time sign-in links and sessions: only digests of their secrets are kept.
+web_logins = Table(
+    "oa_web_logins", metadata,
+    Column("token_hash", String(64), primary_key=True, doc="SHA-256 of the link's token"),
+    Column("staff_id", Text, nullable=False),
+    Column("created_at", DateTime(timezone=True), nullable=False),
+    Column("expires_at", DateTime(timezone=True), nullable=False),
+    Column("used_at", DateTime(timezone=True), nullable=True),
+)
+
+web_sessions = Table(
+    "oa_web_sessions", metadata,
+    Column("id_hash", String(64), primary_key=True, doc="SHA-256 of the session id in the cookie"),
+    Column("staff_id", Text, nullable=False),
+    Column("created_at", DateTime(timezone=True), nullable=False),
+    Column("last_seen_at", DateTime(timezone=True), nullable=False),
+    Column("ended_at", DateTime(timezone=True), nullable=True),
 )
 
 samples = Table(

@@ -1,0 +1,72 @@
+"""Sign-in links and sessions in the audit store. Only digests of their secrets are stored: a copy
+of the store signs nobody in."""
+
+from __future__ import annotations
+
+import secrets
+from datetime import datetime, timedelta
+
+import sqlalchemy as sa
+from sqlalchemy.engine import Connection
+
+from opsaudit.store.schema import web_logins, web_sessions
+from opsaudit.store.times import from_db, to_db
+from opsaudit.web.security import digest
+
+LINK_LIFETIME = timedelta(minutes=15)
+IDLE_TIMEOUT = timedelta(hours=8)
+# last_seen_at is written at most this often, so reading pages stays reading.
+SEEN_EVERY = timedelta(minutes=1)
+
+
+def issue_link(conn: Connection, staff_id: str, now: datetime) -> str:
+    """A new one-time sign-in token for staff_id; the store keeps its digest only."""
+    token = secrets.token_urlsafe(32)
+    conn.execute(web_logins.insert().values(token_hash=digest(token), staff_id=staff_id, created_at=to_db(now),
+                                            expires_at=to_db(now + LINK_LIFETIME)))
+    return token
+
+
+def redeem_link(conn: Connection, token: str, now: datetime) -> str | None:
+    """The staff_id a valid, unused, unexpired link names, spent now; None for any other token."""
+    row = conn.execute(sa.select(web_logins).where(web_logins.c.token_hash == digest(token))).mappings().first()
+    if row is None or row["used_at"] is not None or from_db(row["expires_at"]) <= now:
+        return None
+    # Conditional on still being unused: two clicks at once sign in once.
+    spent = conn.execute(web_logins.update().where(web_logins.c.token_hash == row["token_hash"],
+                                                   web_logins.c.used_at.is_(None)).values(used_at=to_db(now)))
+    return row["staff_id"] if spent.rowcount == 1 else None
+
+
+def start_session(conn: Connection, staff_id: str, now: datetime) -> str:
+    """A new session id for staff_id (what the signed cookie carries)."""
+    session_id = secrets.token_urlsafe(32)
+    conn.execute(web_sessions.insert().values(id_hash=digest(session_id), staff_id=staff_id, created_at=to_db(now),
+                                              last_seen_at=to_db(now)))
+    return session_id
+
+
+def resume_session(conn: Connection, session_id: str, now: datetime) -> str | None:
+    """The staff_id of a live session, its idle clock restarted; None when ended or idle too long."""
+    row = conn.execute(sa.select(web_sessions).where(web_sessions.c.id_hash == digest(session_id))).mappings().first()
+    if row is None or row["ended_at"] is not None:
+        return None
+    seen = from_db(row["last_seen_at"])
+    if seen + IDLE_TIMEOUT <= now:
+        end_session(conn, session_id, now)
+        return None
+    if seen + SEEN_EVERY <= now:
+        conn.execute(web_sessions.update().where(web_sessions.c.id_hash == row["id_hash"])
+                     .values(last_seen_at=to_db(now)))
+    return row["staff_id"]
+
+
+def end_session(conn: Connection, session_id: str, now: datetime) -> None:
+    conn.execute(web_sessions.update().where(web_sessions.c.id_hash == digest(session_id),
+                                             web_sessions.c.ended_at.is_(None)).values(ended_at=to_db(now)))
+
+
+def end_sessions_of(conn: Connection, staff_id: str, now: datetime) -> None:
+    """Every session of a person who may no longer sign in (made inactive, gone from the staff table)."""
+    conn.execute(web_sessions.update().where(web_sessions.c.staff_id == staff_id, web_sessions.c.ended_at.is_(None))
+                 .values(ended_at=to_db(now)))

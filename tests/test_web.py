@@ -1,0 +1,488 @@
+"""`opsaudit web` over HTTP, on SQLite and PostgreSQL: signing in by a one-time link, sessions,
+CSRF, security headers, who sees what, and every lifecycle action by every role exactly as the
+lifecycle table allows it (interface.md, "The web"), with the channel each event records."""
+
+from __future__ import annotations
+
+import hashlib
+import re
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+import pytest
+import sqlalchemy as sa
+from fastapi.testclient import TestClient
+
+from opsaudit.contract import staff
+from opsaudit.settings import load_settings
+from opsaudit.store.finding_views import events_of, get_finding
+from opsaudit.store.schema import outbox, reports, web_logins, web_sessions
+from tests.rectification import FOUND, ZONE, company, email, problem, raise_findings, set_status, snapshot
+
+STATES = ("open", "plan_submitted", "plan_approved", "in_progress", "submitted", "verified", "closed")
+# interface.md's lifecycle table, as tests/test_lifecycle.py writes it out for the company of
+# tests/rectification.py: a finding of CS1 owned by O1 (H1 heads CS1, M1 is the operations
+# manager, M2 the deputy, A1 and A2 auditors).
+FROM = {"assign": set(STATES) - {"closed"}, "submit-plan": {"open"}, "approve-plan": {"plan_submitted"},
+        "reject-plan": {"plan_submitted"}, "start": {"plan_approved"}, "submit": {"in_progress"},
+        "reject": {"submitted"}, "verify": {"submitted"}, "close": {"verified"}, "reopen": {"closed"}}
+TO = {"submit-plan": "plan_submitted", "approve-plan": "plan_approved", "reject-plan": "open", "start": "in_progress",
+      "submit": "submitted", "reject": "in_progress", "verify": "verified", "close": "closed", "reopen": "open"}
+WHO = {"assign": {"M1", "H1"}, "submit-plan": {"O1", "H1"}, "approve-plan": {"M1", "M2"},
+       "reject-plan": {"M1", "M2"}, "start": {"O1", "H1"}, "submit": {"O1", "H1"}, "reject": {"A1", "A2"},
+       "verify": {"A1", "A2"}, "close": {"A1", "A2"}, "reopen": {"A1", "A2", "M1"}}
+EVERYONE = ("E1", "M1", "M2", "A1", "A2", "H1", "O1", "O2", "H2", "O3")
+SEES_CS1 = {"E1", "E2", "M1", "M2", "A1", "A2", "H1", "O1", "O2"}   # the others are of CS2
+INPUTS = {"assign": {"to": "O2"}, "reject-plan": {"note": "缺少时间表"}, "reject": {"note": "证据不足"},
+          "reopen": {"note": "问题复发"}}
+TOKEN = re.compile(r'name="csrf_token" value="([^"]+)"')
+
+
+@dataclass
+class Clock:
+    """The app's clock, moved by the tests (a link's 15 minutes, a session's idle time)."""
+
+    now: datetime = FOUND + timedelta(days=1)
+
+    def __call__(self) -> datetime:
+        return self.now
+
+
+@dataclass
+class Site:
+    engine: sa.Engine
+    app: object
+    clock: Clock
+
+    def client(self, **options) -> TestClient:
+        return TestClient(self.app, follow_redirects=False, **options)
+
+
+def make_site(engine: sa.Engine, db_url: str, monkeypatch, clock=None, **environment: str) -> Site:
+    from opsaudit.web.app import create_app
+
+    monkeypatch.setenv("OPSAUDIT_DATABASE_URL", db_url)
+    monkeypatch.setenv("OPSAUDIT_WEB_SECRET", "test-secret-0123456789")
+    for name, value in environment.items():
+        monkeypatch.setenv(name, value)
+    clock = clock or Clock()
+    return Site(engine, create_app(load_settings(), clock=clock), clock)
+
+
+@pytest.fixture
+def site(engine, db_url, monkeypatch) -> Site:
+    company(engine)
+    return make_site(engine, db_url, monkeypatch)
+
+
+def form_token(client: TestClient, path: str) -> str:
+    page = client.get(path)
+    assert page.status_code == 200, (path, page.status_code, page.text[:300])
+    return TOKEN.search(page.text).group(1)
+
+
+def last_link(engine: sa.Engine) -> str:
+    """The sign-in link of the newest mail in the outbox."""
+    with engine.connect() as conn:
+        body = conn.execute(sa.select(outbox.c.body_text).order_by(outbox.c.id.desc()).limit(1)).scalar_one()
+    return re.search(r"http://\S+/login/(\S+)", body).group(1)
+
+
+def mails(engine: sa.Engine) -> int:
+    with engine.connect() as conn:
+        return conn.execute(sa.select(sa.func.count()).select_from(outbox)).scalar_one()
+
+
+def ask_link(client: TestClient, address: str):
+    return client.post("/login", data={"email": address, "csrf_token": form_token(client, "/login")})
+
+
+def sign_in(site: Site, staff_id: str) -> TestClient:
+    """A browser of staff_id, signed in through the mailed link."""
+    client = site.client()
+    assert ask_link(client, email(staff_id)).status_code == 200
+    answer = client.get(f"/login/{last_link(site.engine)}")
+    assert answer.status_code == 303 and answer.headers["location"] == "/", answer.text[:300]
+    return client
+
+
+def csrf(client: TestClient) -> str:
+    return form_token(client, "/")
+
+
+def post_action(client: TestClient, finding_id: str, action: str, token: str, **inputs: str):
+    data = {"csrf_token": token, **{k: v for k, v in inputs.items()}}
+    files = {"evidence": ("整改报告.txt", "已增加夜班。".encode(), "text/plain")} if action == "submit" else None
+    return client.post(f"/findings/{finding_id}/{action}", data=data, files=files)
+
+
+# --- signing in ---------------------------------------------------------------------------------
+
+def test_a_mailed_link_signs_in_once_and_the_session_cookie_is_guarded(site):
+    client = site.client()
+    assert client.get("/").headers["location"] == "/login"
+    assert ask_link(client, email("H1")).status_code == 200
+    token = last_link(site.engine)
+    with site.engine.connect() as conn:
+        stored = conn.execute(sa.select(web_logins.c.token_hash)).scalars().all()
+    assert stored == [hashlib.sha256(token.encode()).hexdigest()]   # only the digest is kept
+    answer = client.get(f"/login/{token}")
+    assert answer.status_code == 303
+    cookie = answer.headers["set-cookie"]
+    assert "opsaudit_session=" in cookie and "HttpOnly" in cookie and "samesite=lax" in cookie.lower()
+    assert "Secure" not in cookie   # plain http in the test; https sets it
+    home = client.get("/")
+    assert home.status_code == 200 and "员工H1（H1）" in home.text
+    again = site.client().get(f"/login/{token}")
+    assert again.status_code == 400 and "已使用或已过期" in again.text
+
+
+def test_an_expired_or_forged_link_starts_no_session(site):
+    client = site.client()
+    ask_link(client, email("O1"))
+    token = last_link(site.engine)
+    site.clock.now += timedelta(minutes=15, seconds=1)
+    assert client.get(f"/login/{token}").status_code == 400
+    assert client.get("/login/" + "A" * 43).status_code == 400
+    assert client.get("/").status_code == 303
+    with site.engine.connect() as conn:
+        assert conn.execute(sa.select(sa.func.count()).select_from(web_sessions)).scalar_one() == 0
+
+
+def test_an_unknown_or_inactive_address_reads_the_same_and_is_mailed_nothing(site):
+    browser = site.client()   # one browser: its form token is the same on every page
+    known = ask_link(browser, email("O1"))
+    before = mails(site.engine)
+    for address in ("nobody@example.com", email("X1")):   # X1 left the company
+        unknown = ask_link(browser, address)
+        assert unknown.status_code == known.status_code == 200
+        assert unknown.text == known.text
+    assert mails(site.engine) == before
+
+
+def test_sign_in_requests_are_limited_per_address_and_per_client(site):
+    client = site.client()
+    answers = [ask_link(client, email("O1")).status_code for _ in range(6)]
+    assert answers == [200] * 5 + [429]
+    other = site.client(client=("10.1.1.1", 5000))
+    answers = [ask_link(other, f"n{n}@example.com").status_code for n in range(21)]
+    assert answers == [200] * 20 + [429]
+
+
+def test_a_session_ends_when_its_person_is_made_inactive_or_idle_too_long(site):
+    client = sign_in(site, "O1")
+    assert client.get("/").status_code == 200
+    site.clock.now += timedelta(hours=9)
+    assert client.get("/").status_code == 303
+    client = sign_in(site, "O1")
+    with site.engine.begin() as conn:
+        conn.execute(staff.update().where(staff.c.staff_id == "O1").values(active=False))
+    assert client.get("/").headers["location"] == "/login"
+    with site.engine.connect() as conn:
+        assert conn.execute(sa.select(web_sessions.c.ended_at).where(web_sessions.c.staff_id == "O1")).scalars().all()
+        assert all(conn.execute(sa.select(web_sessions.c.ended_at)).scalars())
+
+
+def test_logout_ends_the_session_and_needs_its_token(site):
+    client = sign_in(site, "A1")
+    assert client.post("/logout", data={"csrf_token": "forged"}).status_code == 403
+    assert client.get("/").status_code == 200
+    assert client.post("/logout", data={"csrf_token": csrf(client)}).status_code == 303
+    assert client.get("/").status_code == 303
+
+
+def test_the_trusted_header_signs_in_only_from_a_trusted_proxy(engine, db_url, monkeypatch):
+    company(engine)
+    site = make_site(engine, db_url, monkeypatch, OPSAUDIT_WEB_TRUSTED_HEADER="X-Remote-User",
+                     OPSAUDIT_WEB_TRUSTED_PROXIES="10.0.0.0/8")
+    proxy = site.client(client=("10.2.3.4", 443))
+    assert proxy.get("/", headers={"X-Remote-User": email("H1")}).status_code == 200
+    assert proxy.get("/", headers={"X-Remote-User": "X1"}).status_code == 303   # left the company
+    stranger = site.client(client=("192.0.2.9", 443))
+    assert stranger.get("/", headers={"X-Remote-User": "M1"}).status_code == 303
+
+
+def test_every_answer_carries_the_security_headers_and_health_needs_no_session(site):
+    health = site.client().get("/healthz")
+    assert health.status_code == 200 and health.text == "ok"
+    page = site.client().get("/login")
+    policy = page.headers["content-security-policy"]
+    assert "frame-ancestors 'none'" in policy and "script-src" not in policy and "default-src 'none'" in policy
+    assert page.headers["referrer-policy"] == "no-referrer"
+    assert page.headers["x-frame-options"] == "DENY" and page.headers["x-content-type-options"] == "nosniff"
+    assert "<script" not in page.text
+
+
+def test_the_language_is_chosen_and_remembered(site):
+    client = sign_in(site, "H1")
+    assert "我的待办" in client.get("/").text
+    answer = client.post("/language", data={"language": "en", "csrf_token": csrf(client), "next": "/findings"})
+    assert answer.status_code == 303 and answer.headers["location"] == "/findings"
+    assert "My work" in client.get("/").text
+    assert client.post("/language", data={"language": "zh-CN", "csrf_token": csrf(client),
+                                          "next": "//evil.example"}).headers["location"] == "/"
+
+
+# --- who may do what --------------------------------------------------------------------------
+
+def test_every_action_by_every_role_is_allowed_exactly_where_the_lifecycle_table_says(site):
+    browsers = {person: sign_in(site, person) for person in EVERYONE}
+    tokens = {person: csrf(browser) for person, browser in browsers.items()}
+    number = 0
+    for action, sources in FROM.items():
+        for person in EVERYONE:
+            number += 1
+            [finding] = raise_findings(site.engine, [problem(f"T{number}", "important", department="CS1")])
+            set_status(site.engine, finding, sorted(sources)[0])
+            before = snapshot(site.engine, finding)
+            answer = post_action(browsers[person], finding, action, tokens[person], **INPUTS.get(action, {}))
+            if person in WHO[action]:
+                assert answer.status_code == 303, (action, person, answer.text[:400])
+                assert answer.headers["location"] == f"/findings/{finding}"
+                with site.engine.connect() as conn:
+                    row = get_finding(conn, finding)
+                    event = events_of(conn, finding, ZONE)[-1]
+                assert row["status"] == TO.get(action, sorted(sources)[0]), (action, person)
+                assert (event["actor"], event["action"], event["channel"]) == (person, action, "web")
+            else:
+                expected = 403 if person in SEES_CS1 else 404
+                assert answer.status_code == expected, (action, person, answer.status_code)
+                assert snapshot(site.engine, finding) == before, (action, person)
+                if expected == 403:
+                    assert "\n" not in re.search(r'class="refusal">([^<]*)<', answer.text).group(1)
+
+
+def test_the_actions_a_page_offers_are_those_the_lifecycle_allows(site):
+    """The web finds a visitor's roles once per page; what it offers is what check_allowed allows,
+    for every person, state and severity, on a department's finding and on a company-wide one."""
+    from opsaudit.store import lifecycle
+    from opsaudit.web.context import Visitor
+    from opsaudit.web.views import allowed_actions
+    from tests.rectification import directory
+
+    people = directory(site.engine)
+    for staff_id in (*EVERYONE, "E2", "A3", "X1"):
+        visitor = Visitor(people.people[staff_id], people, "zh-CN", "token")
+        for status, severity, owner, department in ((s, v, o, d) for s in STATES
+                                                    for v in ("general", "important", "major")
+                                                    for o, d in (("O1", "CS1"), ("M1", None), (None, "CS2"))):
+            row = {"status": status, "severity": severity, "owner_id": owner, "department_id": department}
+            expected = []
+            for name, action in lifecycle.ACTIONS.items():
+                try:
+                    lifecycle.check_allowed(row, action, staff_id, people, "zh-CN")
+                except lifecycle.Refused:
+                    continue
+                expected.append(name)
+            assert allowed_actions(row, visitor) == expected, (staff_id, row)
+
+
+def test_pages_show_the_directory_read_at_most_30_seconds_ago_and_actions_read_it_anew(site):
+    from opsaudit.contract import departments
+    from opsaudit.web.context import DIRECTORY_AGE
+
+    [finding] = raise_findings(site.engine, [problem("CS1", "important")])
+    agent = sign_in(site, "O2")
+    assert "待办0项" in agent.get("/").text
+    with site.engine.begin() as conn:   # O2 now heads CS1
+        conn.execute(departments.update().where(departments.c.department_id == "CS1").values(head_id="O2"))
+    assert "待办0项" in agent.get("/").text
+    site.clock.now += DIRECTORY_AGE
+    assert "待办1项" in agent.get("/").text
+    with site.engine.begin() as conn:   # and no longer: refused at once, though the page still offers it
+        conn.execute(departments.update().where(departments.c.department_id == "CS1").values(head_id="H1"))
+    assert f'action="/findings/{finding}/submit-plan"' in agent.get(f"/findings/{finding}").text
+    assert post_action(agent, finding, "submit-plan", csrf(agent)).status_code == 403
+
+
+def test_my_work_is_paged_overdue_first(site):
+    from opsaudit.web.views import WORK_PAGE
+
+    ids = raise_findings(site.engine, [problem(f"T{n}", "general", department="CS1") for n in range(WORK_PAGE + 5)])
+    owner = sign_in(site, "O1")
+    first, second = owner.get("/").text, owner.get("/?page=2").text
+    assert f"待办{WORK_PAGE + 5}项" in first and "第1页，共2页" in first and "第2页，共2页" in second
+    assert sum(i in first for i in ids) == WORK_PAGE and sum(i in second for i in ids) == 5
+
+
+def test_a_post_without_the_sessions_own_token_changes_nothing(site):
+    owner, head = sign_in(site, "O1"), sign_in(site, "H1")
+    [finding] = raise_findings(site.engine, [problem("CS1", "general")])
+    before = snapshot(site.engine, finding)
+    assert post_action(owner, finding, "start", "").status_code == 403
+    assert post_action(owner, finding, "start", csrf(head)).status_code == 403
+    assert site.client().post(f"/findings/{finding}/start", data={"csrf_token": csrf(owner)}).status_code == 303
+    assert snapshot(site.engine, finding) == before
+    assert post_action(owner, finding, "start", csrf(owner)).status_code == 303
+
+
+def test_another_departments_finding_is_not_found_and_company_wide_ones_are_seen(site):
+    cs1, company_wide = raise_findings(site.engine, [problem("CS1", "major"),
+                                                     problem("ALL", "general", department=None, owner="M1")])
+    other_head, executive = sign_in(site, "H2"), sign_in(site, "E1")
+    for path in (f"/findings/{cs1}", f"/api/findings/{cs1}", f"/findings/{cs1[:8]}"):
+        assert other_head.get(path).status_code == 404
+        assert executive.get(path).status_code == 200
+    assert other_head.get(f"/findings/{company_wide}").status_code == 200
+    listed = other_head.get("/findings").text
+    assert cs1 not in listed and company_wide in listed
+    assert other_head.get("/reports").status_code == 404
+
+
+def test_the_finding_page_shows_the_actions_i_may_take_and_the_api_its_json(site):
+    [finding] = raise_findings(site.engine, [problem("CS1", "major")])
+    head = sign_in(site, "H1")
+    page = head.get(f"/findings/{finding}").text
+    assert f'action="/findings/{finding}/submit-plan"' in page and f'action="/findings/{finding}/assign"' in page
+    assert "approve-plan" not in page and "SELECT 1" in page and "运营部经理应立即组织召开专题会议" in page
+    data = head.get(f"/api/findings/{finding}").json()
+    assert data["id"] == finding and data["severity_label"] == "重大问题"
+    assert data["events"] == [{"at": FOUND.isoformat(), "actor": "system", "action": "raised", "from_status": None,
+                               "to_status": "open", "note": None, "evidence": None, "channel": "system"}]
+
+
+def test_an_evidence_file_is_kept_with_its_digest_and_downloaded_from_the_history(site):
+    [finding] = raise_findings(site.engine, [problem("CS1", "general")])
+    owner = sign_in(site, "O1")
+    token = csrf(owner)
+    assert post_action(owner, finding, "start", token).status_code == 303
+    assert post_action(owner, finding, "submit", token, note="已整改").status_code == 303
+    with site.engine.connect() as conn:
+        event = events_of(conn, finding, ZONE)[-1]
+    content = "已增加夜班。".encode()
+    assert event["data"]["evidence_file"]["sha256"] == hashlib.sha256(content).hexdigest()
+    assert event["channel"] == "web" and event["os_user"] is None
+    page = owner.get(f"/findings/{finding}").text
+    link = f"/findings/{finding}/evidence/{event['id']}"
+    assert link in page
+    download = owner.get(link)
+    assert download.status_code == 200 and download.content == content
+    assert sign_in(site, "H2").get(link).status_code == 404
+
+
+def test_an_evidence_file_over_the_limit_is_refused_and_changes_nothing(site, monkeypatch):
+    from opsaudit.web.pages import findings as pages
+
+    monkeypatch.setattr(pages, "MAX_EVIDENCE_BYTES", 10)
+    [finding] = raise_findings(site.engine, [problem("CS1", "general")])
+    set_status(site.engine, finding, "in_progress")
+    owner = sign_in(site, "O1")
+    before = snapshot(site.engine, finding)
+    answer = post_action(owner, finding, "submit", csrf(owner))
+    assert answer.status_code == 413
+    assert snapshot(site.engine, finding) == before
+
+
+def test_a_missing_note_is_asked_for_and_changes_nothing(site):
+    [finding] = raise_findings(site.engine, [problem("CS1", "important")])
+    set_status(site.engine, finding, "plan_submitted")
+    manager = sign_in(site, "M1")
+    before = snapshot(site.engine, finding)
+    answer = post_action(manager, finding, "reject-plan", csrf(manager), note="  ")
+    assert answer.status_code == 400 and "请填写说明" in answer.text
+    assert snapshot(site.engine, finding) == before
+
+
+def test_my_work_lists_what_waits_for_me_overdue_first_with_counts(site):
+    late, fresh = raise_findings(site.engine, [problem("CS1", "important"), problem("CS1B", "important",
+                                                                                    department="CS1")])
+    set_status(site.engine, fresh, "plan_submitted")
+    with site.engine.begin() as conn:
+        from opsaudit.store.schema import findings
+
+        conn.execute(findings.update().where(findings.c.id == late).values(due_at=FOUND - timedelta(days=1)))
+        conn.execute(findings.update().where(findings.c.id == fresh).values(status="open"))
+    head = sign_in(site, "H1").get("/").text
+    assert "待办2项" in head and "其中逾期1项" in head
+    assert head.index(late) < head.index(fresh)
+    auditor = sign_in(site, "A1").get("/").text
+    assert "待办0项" in auditor
+
+
+def test_the_command_line_records_its_channel_and_the_operating_system_user(site, db_url, monkeypatch):
+    import getpass
+    import json
+
+    from typer.testing import CliRunner
+
+    from opsaudit.cli import app
+
+    [finding] = raise_findings(site.engine, [problem("CS1", "general")])
+    runner = CliRunner()
+    assert runner.invoke(app, ["findings", "start", finding, "--actor", "O1"]).exit_code == 0
+    shown = runner.invoke(app, ["findings", "show", finding, "--format", "json"])
+    events = json.loads(shown.stdout)["events"]
+    assert [(e["action"], e["channel"]) for e in events] == [("raised", "system"), ("start", "cli")]
+    with site.engine.connect() as conn:
+        assert events_of(conn, finding, ZONE)[-1]["os_user"] == getpass.getuser()
+    text = runner.invoke(app, ["findings", "show", finding]).stdout
+    assert f"（命令行，系统用户{getpass.getuser()}）" in text
+
+
+# --- reports --------------------------------------------------------------------------------
+
+def draft_report(site: Site, tmp_path) -> str:
+    """A finished run whose report waits for the audit lead (A1, the first auditor of OPS)."""
+    from opsaudit.reports import review
+    from opsaudit.store.roles import load_directory
+
+    [finding] = raise_findings(site.engine, [problem("RPT", "major", department="CS1")], period="2026-08")
+    with site.engine.connect() as conn:
+        run_id = get_finding(conn, finding)["audit_run_id"]
+    html, pdf = tmp_path / "report.zh-CN.html", tmp_path / "report.zh-CN.pdf"
+    html.write_text("<html><body><h1>稽查报告</h1></body></html>", encoding="utf-8")
+    pdf.write_bytes(b"%PDF-1.4 test")
+    settings = load_settings()
+    gate = review.Gate(load_directory(settings, settings.load_config()), settings.load_config().recipients, settings)
+    with site.engine.begin() as conn:
+        review.submit(conn, gate, run_id, "zh-CN", [html, pdf], now=FOUND)
+    return run_id
+
+
+def report_status(site: Site, run_id: str) -> set[str]:
+    with site.engine.connect() as conn:
+        return set(conn.execute(sa.select(reports.c.status).where(reports.c.audit_run_id == run_id)).scalars())
+
+
+def test_the_audit_lead_approves_a_report_and_nobody_else_may(site, tmp_path):
+    run_id = draft_report(site, tmp_path)
+    manager, lead = sign_in(site, "M1"), sign_in(site, "A1")
+    assert f"/reports/{run_id}" in lead.get("/").text   # waiting for my review
+    page = manager.get(f"/reports/{run_id}")
+    assert page.status_code == 200 and "/approve" not in page.text and "report.html" in page.text
+    refused = manager.post(f"/reports/{run_id}/approve", data={"csrf_token": csrf(manager)})
+    assert refused.status_code == 403 and report_status(site, run_id) == {"draft"}
+    assert lead.post(f"/reports/{run_id}/approve", data={"csrf_token": ""}).status_code == 403
+    approved = lead.post(f"/reports/{run_id}/approve", data={"csrf_token": csrf(lead), "note": "同意印发"})
+    assert approved.status_code == 303
+    assert report_status(site, run_id) <= {"approved", "sent"}
+    framed = lead.get(f"/reports/{run_id}/report.html")
+    assert framed.status_code == 200 and "frame-ancestors 'self'" in framed.headers["content-security-policy"]
+    pdf = lead.get(f"/reports/{run_id}/report.pdf")
+    assert pdf.content.startswith(b"%PDF") and "attachment" in pdf.headers["content-disposition"]
+
+
+def test_the_audit_lead_rejects_a_report_with_a_note(site, tmp_path):
+    run_id = draft_report(site, tmp_path)
+    lead = sign_in(site, "A1")
+    assert lead.post(f"/reports/{run_id}/reject", data={"csrf_token": csrf(lead)}).status_code == 403
+    assert report_status(site, run_id) == {"draft"}
+    answer = lead.post(f"/reports/{run_id}/reject", data={"csrf_token": csrf(lead), "note": "证据不足"})
+    assert answer.status_code == 303 and report_status(site, run_id) == {"rejected"}
+
+
+def test_the_findings_list_filters_pages_and_downloads(site):
+    ids = raise_findings(site.engine, [problem(f"T{n}", "general" if n % 2 else "major", department="CS1")
+                                       for n in range(60)])
+    manager = sign_in(site, "M1")
+    first = manager.get("/findings?severity=major")
+    assert first.status_code == 200 and "共30条" in first.text
+    assert manager.get("/findings?status=nonsense").status_code == 400
+    everything = manager.get("/findings").text
+    assert "第1页，共2页" in everything
+    csv = manager.get("/findings.csv?severity=general")
+    assert csv.status_code == 200 and csv.content.startswith("\ufeff".encode())
+    assert len(csv.text.strip().splitlines()) == 31
+    workbook = manager.get("/findings.xlsx")
+    assert workbook.status_code == 200 and workbook.content[:2] == b"PK"
+    assert all(i in manager.get("/findings?page=1").text + manager.get("/findings?page=2").text for i in ids)

@@ -1,0 +1,157 @@
+"""The web in a real browser (headless Chromium through Selenium): a major finding from the
+department head's sign-in mail, received by a real SMTP server, to its closing by an auditor.
+WEB_SCREENSHOTS=<folder> also takes the README's pictures (1366×900 and 390×844)."""
+
+from __future__ import annotations
+
+import os
+import re
+import shutil
+import threading
+import time
+from pathlib import Path
+
+import pytest
+
+from opsaudit.store.finding_views import events_of, get_finding
+from tests.rectification import ZONE, company, email, problem, raise_findings
+from tests.smtp import free_port
+from tests.test_web import draft_report, make_site
+
+CHROMIUM, DRIVER = shutil.which("chromium"), shutil.which("chromedriver")
+pytestmark = pytest.mark.skipif(not (CHROMIUM and DRIVER), reason="needs Debian's chromium and chromium-driver "
+                                                                  "(apt install chromium chromium-driver)")
+
+
+@pytest.fixture
+def db_url(tmp_path) -> str:
+    """One database is enough for the browser: the store's behaviour on both is tests/test_web.py's."""
+    return f"sqlite:///{tmp_path / 'ops.db'}"
+
+
+@pytest.fixture
+def server(engine, db_url, monkeypatch, mailbox):
+    """`opsaudit web` on a free port, sending its mail to the test SMTP server."""
+    import uvicorn
+
+    from opsaudit.store.times import utcnow
+
+    company(engine)
+    port = free_port()
+    monkeypatch.setenv("OPSAUDIT_WEB_URL", f"http://127.0.0.1:{port}")
+    site = make_site(engine, db_url, monkeypatch, clock=utcnow)
+    instance = uvicorn.Server(uvicorn.Config(site.app, host="127.0.0.1", port=port, log_level="warning"))
+    thread = threading.Thread(target=instance.run, daemon=True)
+    thread.start()
+    while not instance.started:
+        time.sleep(0.05)
+    yield f"http://127.0.0.1:{port}", site
+    instance.should_exit = True
+    thread.join(10)
+
+
+@pytest.fixture
+def browser():
+    from selenium import webdriver
+    from selenium.webdriver.chrome.service import Service
+
+    options = webdriver.ChromeOptions()
+    options.binary_location = CHROMIUM
+    for argument in ("--headless=new", "--no-sandbox", "--disable-dev-shm-usage", "--lang=zh-CN",
+                     "--window-size=1366,900", "--force-device-scale-factor=1"):
+        options.add_argument(argument)
+    driver = webdriver.Chrome(service=Service(DRIVER), options=options)
+    yield driver
+    driver.quit()
+
+
+def sign_in(driver, base: str, mailbox, staff_id: str) -> None:
+    """As that person: ask for the link, take it from the mail the SMTP server received, follow it."""
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.support.expected_conditions import staleness_of
+    from selenium.webdriver.support.ui import WebDriverWait
+
+    driver.delete_all_cookies()
+    before = len(mailbox.received)
+    driver.get(f"{base}/login")
+    driver.find_element(By.NAME, "email").send_keys(email(staff_id))
+    form = driver.find_element(By.CSS_SELECTOR, "form[action='/login']")
+    form.find_element(By.TAG_NAME, "button").click()
+    WebDriverWait(driver, 20).until(staleness_of(form))
+    assert "请查收邮件" in driver.page_source
+    deadline = time.monotonic() + 20
+    while not (mine := [m for m in mailbox.received[before:] if m["To"].addresses[0].addr_spec == email(staff_id)
+                        and "/login/" in m.get_body(("plain",)).get_content()]):
+        assert time.monotonic() < deadline, "no sign-in mail arrived"
+        time.sleep(0.1)
+    link = re.search(r"(http://\S+/login/\S+)", mine[-1].get_body(("plain",)).get_content()).group(1)
+    driver.get(link)
+    assert "我的待办" in driver.page_source
+
+
+def act(driver, base: str, finding: str, action: str, **fields: str) -> None:
+    """Fill in and send the action's form on the finding's page."""
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.support.expected_conditions import staleness_of
+    from selenium.webdriver.support.ui import WebDriverWait
+
+    driver.get(f"{base}/findings/{finding}")
+    form = driver.find_element(By.CSS_SELECTOR, f"form[action='/findings/{finding}/{action}']")
+    for name, value in fields.items():
+        found = form.find_elements(By.NAME, name)
+        if found:   # cause and prevention: when the lifecycle takes them
+            found[0].send_keys(value)
+    form.find_element(By.CSS_SELECTOR, "button[type=submit]").click()
+    WebDriverWait(driver, 20).until(staleness_of(form))   # the 303 back to the finding has loaded
+    assert driver.current_url.rstrip("/") == f"{base}/findings/{finding}", driver.page_source[:500]
+
+
+def test_a_major_finding_goes_from_the_heads_mail_to_closed_in_a_browser(server, browser, mailbox, tmp_path):
+    base, site = server
+    [finding] = raise_findings(site.engine, [problem("CS1", "major")])
+    plan = tmp_path / "整改方案.txt"
+    plan.write_text("增加夜班人手，11月底前完成。", encoding="utf-8")
+    proof = tmp_path / "整改结果.txt"
+    proof.write_text("满意率已回升至92%。", encoding="utf-8")
+
+    sign_in(browser, base, mailbox, "H1")
+    assert finding in browser.page_source   # my work: the plan to write
+    act(browser, base, finding, "submit-plan", note="增加夜班", cause="夜班人手不足",
+        prevention="每月复核排班", evidence=str(plan))
+    sign_in(browser, base, mailbox, "M1")
+    act(browser, base, finding, "approve-plan", note="同意")
+    sign_in(browser, base, mailbox, "H1")
+    act(browser, base, finding, "start")
+    act(browser, base, finding, "submit", note="已整改", evidence=str(proof))
+    sign_in(browser, base, mailbox, "A1")
+    act(browser, base, finding, "verify")
+    act(browser, base, finding, "close")
+
+    with site.engine.connect() as conn:
+        assert get_finding(conn, finding)["status"] == "closed"
+        events = events_of(conn, finding, ZONE)
+    assert [(e["action"], e["actor"], e["channel"]) for e in events[1:]] == [
+        ("submit-plan", "H1", "web"), ("approve-plan", "M1", "web"), ("start", "H1", "web"),
+        ("submit", "H1", "web"), ("verify", "A1", "web"), ("close", "A1", "web")]
+    assert events[1]["data"]["evidence_file"]["bytes"] == plan.stat().st_size
+    assert "整改结果.txt" in browser.page_source   # downloadable from the history
+    folder = os.environ.get("WEB_SCREENSHOTS")
+    if folder:
+        screenshots(browser, base, mailbox, site, Path(folder), tmp_path)
+
+
+def screenshots(driver, base: str, mailbox, site, folder: Path, tmp_path: Path) -> None:
+    """`/` and a finding as the head of its department sees them, and a report page as the audit
+    lead does, at a laptop's and a phone's width."""
+    findings = raise_findings(site.engine, [problem("CS1", "major"), problem("CS1B", "important", department="CS1",
+                                                                             owner="O2")], period="2026-09")
+    run_id = draft_report(site, tmp_path)
+    folder.mkdir(parents=True, exist_ok=True)
+    for person, pages in (("H1", (("work", "/"), ("finding", f"/findings/{findings[0]}"))),
+                          ("A1", (("report", f"/reports/{run_id}"),))):
+        sign_in(driver, base, mailbox, person)
+        for width, height, name in ((1366, 900, "desktop"), (390, 844, "phone")):
+            driver.set_window_size(width, height)
+            for page, path in pages:
+                driver.get(base + path)
+                driver.save_screenshot(str(folder / f"web-{page}-{name}.png"))
