@@ -93,7 +93,7 @@ def measure(label: str, url: str, agents: int, department_count: int) -> None:
 
     def tracking() -> Any:
         with engine.begin() as conn:
-            return track(conn, directory, policy, now=NOW, zone=ZONE, language="zh-CN")
+            return track(conn, directory, policy, now=NOW, zone=ZONE, language="zh-CN", settings=load_settings())
 
     def weekly() -> Any:
         with engine.begin() as conn:

@@ -220,8 +220,9 @@ def digest_key(kind: str, email: str, steps: Sequence[Step], language: str) -> s
 
 
 def track(conn: Connection, directory: Directory, policy: RectificationTracking, *, now: datetime, zone: tzinfo,
-          language: str) -> TrackingSummary:
-    """Claim, record and mail every step due at `now`."""
+          language: str, settings: Settings) -> TrackingSummary:
+    """Claim, record and mail every step due at `now`; each finding a mail names links to its page
+    on `settings`' OPSAUDIT_WEB_URL."""
     from opsaudit.reports import rectification as mails
 
     due = [step for finding in candidates(conn, now, policy) for step in steps_due(finding, now, policy, zone)]
@@ -230,7 +231,7 @@ def track(conn: Connection, directory: Directory, policy: RectificationTracking,
     record(conn, notices, now, language)
     majors = major_handling_of(conn, sorted({n.step.finding["id"] for n in notices
                                              if n.step.finding["severity"] == "major"}))
-    writer = mails.Writer(directory, zone, majors)
+    writer = mails.Writer(directory, zone, majors, web=settings)
     messages = 0
     for kind, chosen in (("reminder", [n for n in notices if n.step.level is None]),
                          ("escalation", [n for n in notices if n.step.level is not None])):

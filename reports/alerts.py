@@ -22,9 +22,11 @@ from opsaudit.reports import outbox
 from opsaudit.reports.outbox import OutgoingMail
 from opsaudit.reports.recipients import Directory, RecipientList, alert_recipients
 from opsaudit.reports.rectification import Body
+from opsaudit.settings import Settings
 from opsaudit.store.schema import audit_runs, findings
 from opsaudit.store.schema import outbox as outbox_table
 from opsaudit.store.times import from_db
+from opsaudit.web.links import finding_url
 
 KEY = "alert:major:"
 
@@ -54,8 +56,10 @@ def unalerted_majors(conn: Connection, run_id: str) -> list[RowMapping]:
 
 
 def alert_major_findings(conn: Connection, directory: Directory, config: Recipients, run_id: str, *,
-                         deadlines: Deadlines, language: str, zone: tzinfo, now: datetime) -> AlertSummary:
-    """Enqueue one alert per major finding of the run not alerted before, in each recipient's language."""
+                         deadlines: Deadlines, language: str, zone: tzinfo, now: datetime,
+                         settings: Settings) -> AlertSummary:
+    """Enqueue one alert per major finding of the run not alerted before, in each recipient's language,
+    linking to the finding's page on `settings`' OPSAUDIT_WEB_URL."""
     rows = unalerted_majors(conn, run_id)
     audiences: dict[str | None, RecipientList] = {}
     ids: list[int] = []
@@ -66,14 +70,15 @@ def alert_major_findings(conn: Connection, directory: Directory, config: Recipie
             audiences[department] = alert_recipients(directory, config, department)
             notes += audiences[department].notes
         for mail_language, addresses in audiences[department].by_language(language).items():
-            mail = compose(row, directory, deadlines, zone, mail_language, addresses)
+            mail = compose(row, directory, deadlines, zone, mail_language, addresses, finding_url(settings, row["id"]))
             ids.append(outbox.enqueue(conn, mail, now=now))
     return AlertSummary(tuple(row["id"] for row in rows), tuple(ids), tuple(dict.fromkeys(notes)))
 
 
 def compose(row: RowMapping, directory: Directory, deadlines: Deadlines, zone: tzinfo, language: str,
-            addresses: tuple[outbox.Address, ...]) -> OutgoingMail:
-    """The alert: the problem in words, the department, the owner, the deadlines and what must be done."""
+            addresses: tuple[outbox.Address, ...], url: str) -> OutgoingMail:
+    """The alert: the problem in words, the department, the owner, the deadlines, what must be done,
+    and the finding's page (`url`), where those told act on it."""
     from opsaudit.i18n import format_value, text
     from opsaudit.store.finding_views import finding_text
 
@@ -93,7 +98,7 @@ def compose(row: RowMapping, directory: Directory, deadlines: Deadlines, zone: t
     body = Body(language).paragraph(text("alert.intro", language, audit=row["audit"], period=row["run_period"]))
     for key, value in fields:
         body.paragraph(text("rectification.mail.field", language, name=text(key, language), value=value))
-    body.paragraph(text("rectification.mail.footer", language))
+    body.link(url).paragraph(text("rectification.mail.footer", language))
     return OutgoingMail(dedupe_key=f"{KEY}{row['id']}:{language}", kind="alert", recipients=addresses,
                         subject=text("alert.subject", language, title=text("label.named", language, name=title,
                                                                            id=row["entity_id"])),

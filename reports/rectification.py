@@ -16,6 +16,8 @@ from sqlalchemy.engine import RowMapping
 
 from opsaudit.reports.outbox import Address, OutgoingMail
 from opsaudit.reports.recipients import Directory
+from opsaudit.settings import Settings
+from opsaudit.web.links import finding_url
 
 if TYPE_CHECKING:
     from opsaudit.progress import Progress
@@ -26,12 +28,24 @@ if TYPE_CHECKING:
 MAIL_ROWS = 100
 
 
+@dataclass(frozen=True)
+class Link:
+    """Words that lead to a page of `opsaudit web`: a link in HTML; in text, the words and then the
+    address on a line of its own, since a plain-text reader shows no links."""
+
+    text: str
+    url: str
+
+
+Cell = str | Link
+
+
 @dataclass
 class Body:
     """A message body as blocks, rendered to text and to HTML in `language`.
 
-    A table is written out in text as numbered items with one `name: value` line per column; a
-    compact table (figures) as one line per row.
+    A table is written out in text as numbered items with one `name: value` line per column, and
+    the address of a row whose first cell is a Link; a compact table (figures) as one line per row.
     """
 
     language: str
@@ -45,12 +59,20 @@ class Body:
         self.blocks.append(("h", text))
         return self
 
-    def table(self, header: Sequence[str], rows: Sequence[Sequence[str]], *, compact: bool = False) -> Body:
+    def table(self, header: Sequence[str], rows: Sequence[Sequence[Cell]], *, compact: bool = False) -> Body:
         self.blocks.append(("table", (list(header), [list(row) for row in rows], compact)))
+        return self
+
+    def link(self, url: str) -> Body:
+        """`处理页面：<url>`: where the reader acts, in a paragraph of its own."""
+        self.blocks.append(("link", url))
         return self
 
     def _field(self, name: str, value: str) -> str:
         return _t("rectification.mail.field", self.language, name=name, value=value)
+
+    def _page(self) -> str:
+        return _t("rectification.mail.page", self.language)
 
     def text(self) -> str:
         lines: list[str] = []
@@ -63,8 +85,12 @@ class Body:
                         lines.append(self._field(row[0], _t("format.list_separator", self.language).join(
                             f"{name} {value}" for name, value in pairs)))
                         continue
-                    lines.append(f"{number}. {row[0]}")
-                    lines.extend(f"   {self._field(name, value)}" for name, value in pairs)
+                    lines.append(f"{number}. {_words(row[0])}")
+                    lines.extend(f"   {self._field(name, _words(value))}" for name, value in pairs)
+                    if isinstance(row[0], Link):
+                        lines.append(f"   {self._field(self._page(), row[0].url)}")
+            elif kind == "link":
+                lines.append(self._field(self._page(), content))
             else:
                 lines.append(f"【{content}】" if kind == "h" else content)
             lines.append("")
@@ -78,15 +104,27 @@ class Body:
                 header, rows, _ = content
                 cell = 'style="border: 1px solid #ccc; padding: 4px 8px; text-align: left"'
                 head = "".join(f"<th {cell}>{escape(name)}</th>" for name in header)
-                body = "".join("<tr>" + "".join(f"<td {cell}>{escape(value)}</td>" for value in row) + "</tr>"
+                body = "".join("<tr>" + "".join(f"<td {cell}>{_html(value)}</td>" for value in row) + "</tr>"
                                for row in rows)
                 parts.append(f'<table style="border-collapse: collapse"><tr style="background: #f2f2f2">{head}</tr>'
                              f"{body}</table>")
+            elif kind == "link":
+                parts.append(f"<p>{escape(self._field(self._page(), ''))}{_html(Link(content, content))}</p>")
             elif kind == "h":
                 parts.append(f'<h3 style="font-size: 15px">{escape(content)}</h3>')
             else:
                 parts.append(f"<p>{escape(content)}</p>")
         return "".join(parts) + "</body></html>"
+
+
+def _words(cell: Cell) -> str:
+    return cell.text if isinstance(cell, Link) else cell
+
+
+def _html(cell: Cell) -> str:
+    if isinstance(cell, Link):
+        return f'<a href="{escape(cell.url)}">{escape(cell.text)}</a>'
+    return escape(cell)
 
 
 def _t(key: str, language: str, **values: Any) -> str:
@@ -124,21 +162,31 @@ def _more(body: Body, total: int, shown: int, language: str) -> None:
 
 
 class Writer:
-    """Writes one tracking run's messages; each finding's title is rendered once per language."""
+    """Writes one tracking run's messages; each finding's title is rendered once per language.
 
-    def __init__(self, directory: Directory, zone: tzinfo, majors: Mapping[str, MajorHandling]) -> None:
-        self.directory, self.zone, self.majors = directory, zone, majors
+    With `web` (the settings whose OPSAUDIT_WEB_URL starts every link), each finding named links to
+    its page, where the reader acts on it."""
+
+    def __init__(self, directory: Directory, zone: tzinfo, majors: Mapping[str, MajorHandling],
+                 web: Settings | None = None) -> None:
+        self.directory, self.zone, self.majors, self.web = directory, zone, majors, web
         self._titles: dict[tuple[str, str], str] = {}
 
     def title(self, finding: RowMapping, language: str) -> str:
-        """The finding's title with what it is about: 客户满意度未达标（CS1）."""
+        """The finding's title with what it is about and its period, so that the same rule failed by
+        the same department in two months reads as two findings: 客户满意度未达标（CS1，2026年10月）."""
         from opsaudit.store.finding_views import finding_text
 
         key = (finding["id"], language)
         if key not in self._titles:
-            self._titles[key] = _t("label.named", language, name=finding_text(finding, language)[0],
-                                   id=finding["entity_id"])
+            self._titles[key] = _t("rectification.mail.finding", language, name=finding_text(finding, language)[0],
+                                   id=finding["entity_id"], period=finding["period"])
         return self._titles[key]
+
+    def named(self, finding: RowMapping, language: str) -> Cell:
+        """The finding's title, leading to its page when the mail carries links."""
+        title = self.title(finding, language)
+        return Link(title, finding_url(self.web, finding["id"])) if self.web is not None else title
 
     def person(self, staff_id: str | None, language: str) -> str:
         return self.directory.person_label(staff_id, language) or "—"
@@ -162,7 +210,7 @@ class Writer:
                     else _t("rectification.mail.days", language, days=step.days))
             next_step = (_t("rectification.next.open_plan", language) if step.kind == "remind_plan"
                          else _next_step(finding, language))
-            rows.append([self.title(finding, language), _t(f"enum.severity.{finding['severity']}", language),
+            rows.append([self.named(finding, language), _t(f"enum.severity.{finding['severity']}", language),
                          _t(f"enum.finding_status.{finding['status']}", language),
                          f"{deadline} {_date(step.deadline, self.zone, language)}", left, next_step])
         body = Body(language).paragraph(_t("rectification.mail.reminder.intro", language,
@@ -183,7 +231,7 @@ class Writer:
         rows = []
         for told in list(levels.values())[:MAIL_ROWS]:
             finding = told[0].finding
-            rows.append([self.title(finding, language),
+            rows.append([self.named(finding, language),
                          self.directory.department_label(finding["department_id"], language),
                          self.person(finding["owner_id"], language),
                          _t(f"enum.severity.{finding['severity']}", language),
@@ -231,7 +279,7 @@ class Writer:
         header = [_t("field.title", language), _t("field.department", language), _t("field.owner", language),
                   _t("field.severity", language), _t("field.due_at", language),
                   _t("rectification.column.level", language)]
-        body.table(header, [[self.title(row, language), self.directory.department_label(row["department_id"], language),
+        body.table(header, [[self.named(row, language), self.directory.department_label(row["department_id"], language),
                              self.person(row["owner_id"], language),
                              _t(f"enum.severity.{row['severity']}", language),
                              _date(row["due_at"], self.zone, language),
@@ -258,6 +306,6 @@ class Writer:
             team = (_t("rectification.major.task_force", language, lead=self.person(handling.task_force_lead, language),
                        members=[self.person(m, language) for m in handling.task_force_members])
                     if handling and handling.task_force_lead else _t("rectification.major.no_task_force", language))
-            table.append([self.title(row, language), self.person(row["owner_id"], language),
+            table.append([self.named(row, language), self.person(row["owner_id"], language),
                           _t(f"enum.finding_status.{row['status']}", language), meeting, team])
         body.table(header, table)

@@ -24,7 +24,8 @@ def alert_major_problems(context: AuditContext, run: RunInfo) -> dict[str, Any]:
     with context.store.begin() as conn:
         summary = alert_major_findings(conn, directory, context.config.recipients, run.id,
                                        deadlines=context.config.thresholds.deadlines,
-                                       language=context.settings.language, zone=context.settings.tz, now=utcnow())
+                                       language=context.settings.language, zone=context.settings.tz, now=utcnow(),
+                                       settings=context.settings)
     logger = get_run_logger()
     language = context.settings.language
     for note in summary.notes:

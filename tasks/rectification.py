@@ -32,7 +32,7 @@ def remind_and_escalate(run: TrackingRun) -> dict[str, Any]:
     """Every reminder and escalation step due, each once: an event and a mail."""
     with run.store.begin() as conn:
         summary = track(conn, run.directory, run.policy, now=run.now, zone=run.settings.tz,
-                        language=run.settings.language)
+                        language=run.settings.language, settings=run.settings)
     logger = get_run_logger()
     logger.info("%d reminded, %d escalated, %d messages", summary.reminded, summary.escalated, summary.messages)
     for note in summary.unreachable:

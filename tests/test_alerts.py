@@ -29,7 +29,8 @@ def latest_run(engine) -> str:
 def alert(engine, config: Recipients = Recipients()):
     with engine.begin() as conn:
         return alert_major_findings(conn, directory(engine), config, latest_run(engine), deadlines=Deadlines(),
-                                    language="zh-CN", zone=ZONE, now=T0)
+                                    language="zh-CN", zone=ZONE, now=T0,
+                                    settings=load_settings(web_url="https://audit.example.com"))
 
 
 def received(mailbox: Mailbox) -> list[tuple[list[str], str]]:
@@ -50,10 +51,13 @@ def test_a_major_problem_alerts_the_managers_once_naming_the_problem_owner_and_d
                                  (["duty@example.com"], "Major problem: Customer satisfaction below target (CS1)")]
     text = mailbox.received[0].get_body(("plain",)).get_content()
     for line in ("责任部门：客服一部（CS1）", "责任人：员工O1（O1）", "整改方案提交期限：2026-11-09",
-                 "整改期限：2026-12-02", f"问题编号：{major}", "运营部经理应立即组织召开专题会议"):
+                 "整改期限：2026-12-02", f"问题编号：{major}", "运营部经理应立即组织召开专题会议",
+                 f"处理页面：https://audit.example.com/findings/{major}"):
         assert line in text
     assert "客户服务月度全面评估（2026年10月）发现以下重大问题" in text
-    assert "<p>" in mailbox.received[0].get_body(("html",)).get_content()
+    html = mailbox.received[0].get_body(("html",)).get_content()
+    assert f'<a href="https://audit.example.com/findings/{major}">' in html
+    assert "Web page: https://audit.example.com/findings/" in mailbox.received[1].get_body(("plain",)).get_content()
 
     # Alerting the run again, or a rerun of the period that finds the same problem: no second alert.
     assert alert(engine).messages == ()

@@ -12,6 +12,7 @@ from opsaudit.config.loader import load_config
 from opsaudit.config.models import RectificationTracking
 from opsaudit.progress import progress, send_progress_report
 from opsaudit.reports import outbox
+from opsaudit.settings import load_settings
 from opsaudit.store import lifecycle
 from opsaudit.store.lifecycle import Request, perform
 from opsaudit.store.schema import finding_events
@@ -20,6 +21,7 @@ from opsaudit.tracking import track
 from tests.rectification import ZONE, company, directory, email, problem, raise_findings
 
 POLICY = load_config(None).audits.rectification_tracking
+WEB = load_settings(web_url="https://audit.example.com/ops")
 FOUND = datetime(2026, 11, 2, 9, 0, tzinfo=ZONE)   # a Monday; a general problem is due 2026-11-17 09:00
 
 
@@ -46,7 +48,7 @@ def twice_a_day(first: date, last: date):
 def run_tracking(engine, people, now: datetime, policy: RectificationTracking = POLICY):
     """What the flow does before delivering the mail: track, then the week's progress report."""
     with engine.begin() as conn:
-        summary = track(conn, people, policy, now=now, zone=ZONE, language="zh-CN")
+        summary = track(conn, people, policy, now=now, zone=ZONE, language="zh-CN", settings=WEB)
         send_progress_report(conn, people, policy.progress_report_weekday, now=now, zone=ZONE, language="zh-CN")
     return summary
 
@@ -125,19 +127,31 @@ def test_a_run_that_missed_days_sends_the_nearest_reminder_and_every_level_reach
     assert summary.messages == 5
 
 
-def test_escalation_mail_lists_each_persons_findings_once(store, people):
-    raise_findings(store, [problem("CS1", "general"), problem("CS2", "general", owner="O3")], found_at=FOUND)
+def test_escalation_mail_lists_each_persons_findings_once_each_named_by_period_and_page(store, people):
+    cs1, cs2 = raise_findings(store, [problem("CS1", "general"), problem("CS2", "general", owner="O3")],
+                              found_at=FOUND)
+    # The same rule failed by the same department a month earlier: a second finding, told apart.
+    [september] = raise_findings(store, [problem("CS1", "general")], period="2026-09",
+                                 found_at=FOUND - timedelta(hours=1))
     run_tracking(store, people, datetime(2026, 11, 24, 8, tzinfo=ZONE))
     with store.connect() as conn:
         mails = {tuple(a.email for a in m.recipients): outbox.get(conn, m.id) for m in outbox.list_mail(conn)
                  if m.dedupe_key.startswith("rectification:escalation:")}
     manager = mails[(email("M1"),)]
-    assert manager.subject == "整改逾期上报：2个问题已超过整改期限"
-    assert manager.body_text.count("已上报至：运营部经理") == 2 and manager.body_text.count("逾期天数：7天") == 2
-    assert "<table" in manager.body_html and "CS2" in manager.body_html
-    owner = mails[(email("O1"),)]   # in copy at both levels, and told so once
-    assert owner.subject == "整改逾期上报：客户满意度未达标（CS1）"
-    assert "已上报至：责任部门负责人、运营部经理" in owner.body_text and "您是以下问题的责任人" in owner.body_text
+    assert manager.subject == "整改逾期上报：3个问题已超过整改期限"
+    assert manager.body_text.count("已上报至：运营部经理") == 3 and manager.body_text.count("逾期天数：7天") == 3
+    for finding, title in ((cs1, "客户满意度未达标（CS1，2026年10月）"),
+                           (september, "客户满意度未达标（CS1，2026年9月）"),
+                           (cs2, "客户满意度未达标（CS2，2026年10月）")):
+        page = f"https://audit.example.com/ops/findings/{finding}"
+        assert f"{title}\n" in manager.body_text and f"处理页面：{page}\n" in manager.body_text
+        assert f'<a href="{page}">{title}</a>' in manager.body_html
+    assert "<table" in manager.body_html
+    owner = mails[(email("O1"),)]   # in copy at both levels of each finding, and told so once a finding
+    assert owner.subject == "整改逾期上报：2个问题已超过整改期限"
+    assert owner.body_text.count("已上报至：责任部门负责人、运营部经理") == 2
+    assert "您是以下问题的责任人" in owner.body_text
+    assert f"处理页面：https://audit.example.com/ops/findings/{september}" in owner.body_text
 
 
 def test_people_who_cannot_be_told_are_named_and_the_step_is_still_recorded(store, people):
@@ -171,7 +185,7 @@ def test_the_weekly_progress_report_counts_and_names_the_major_findings_with_the
         problem("CS1", "general"), problem("CS2", "important", owner="O3"), problem("HQ", "major", owner="E1")],
         found_at=FOUND)
     with store.begin() as conn:
-        lifecycle.record_special_meeting(conn, major, actor="M1", held_on=date(2026, 11, 3), note="研究方案",
+        lifecycle.record_special_meeting(conn, major, actor="M1", held_on=date(2026, 11, 2), note="研究方案",
                                          directory=people, now=FOUND)
         lifecycle.record_task_force(conn, major, actor="M1", lead="H1", members=("O1", "O2"), directory=people,
                                     now=FOUND)
@@ -196,7 +210,7 @@ def test_the_weekly_progress_report_counts_and_names_the_major_findings_with_the
     assert weeks == ["2026-W45", "2026-W46", "2026-W47", "2026-W48", "2026-W49"]
     assert {a.email for a in weekly.recipients} == {email("M1"), email("E1"), email("E2")}
     assert weekly.subject == "整改进展周报：2026年第49周"
-    assert "2026-11-03" in weekly.body_text
+    assert "2026-11-02" in weekly.body_text
     assert "组长员工H1（H1），成员员工H1（H1）、员工O1（O1）、员工O2（O2）" in weekly.body_text
     with store.begin() as conn:   # later in the week: nothing more
         assert send_progress_report(conn, people, 1, now=monday + timedelta(days=2), zone=ZONE,

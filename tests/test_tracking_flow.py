@@ -43,18 +43,21 @@ def test_the_flow_run_twice_a_day_reminds_and_escalates_once_by_mail(store, mail
     first = rectification_tracking(now=at(reminder_day, 8))
     second = rectification_tracking(now=at(reminder_day, 20))
     assert (first["reminded"], second["reminded"]) == (1, 0)
-    assert received(mailbox) == [((email("O1"),), "整改提醒：客户满意度未达标（CS1）")]
+    assert received(mailbox) == [((email("O1"),), "整改提醒：客户满意度未达标（CS1，2026年10月）")]
     reminder = mailbox.received[0]
-    assert reminder.get_body(("html",)) is not None and "期限：整改期限 2026-11-17" in reminder.get_body(
-        ("plain",)).get_content()
+    page = f"http://127.0.0.1:8400/findings/{finding}"   # OPSAUDIT_WEB_URL's default
+    assert "期限：整改期限 2026-11-17" in reminder.get_body(("plain",)).get_content()
+    assert f"处理页面：{page}" in reminder.get_body(("plain",)).get_content()
+    assert f'<a href="{page}">' in reminder.get_body(("html",)).get_content()
 
     mailbox.received.clear()
     mailbox.envelopes.clear()
     first = rectification_tracking(now=at(escalation_day, 8))
     second = rectification_tracking(now=at(escalation_day, 20))
     assert (first["escalated"], second["escalated"]) == (1, 0)
-    assert sorted(received(mailbox)) == [((email("H1"),), "整改逾期上报：客户满意度未达标（CS1）"),
-                                         ((email("O1"),), "整改逾期上报：客户满意度未达标（CS1）")]
+    assert sorted(received(mailbox)) == [((email("H1"),), "整改逾期上报：客户满意度未达标（CS1，2026年10月）"),
+                                         ((email("O1"),), "整改逾期上报：客户满意度未达标（CS1，2026年10月）")]
+    assert all(f"处理页面：{page}" in message.get_body(("plain",)).get_content() for message in mailbox.received)
     assert first["mail"]["sent"] and not second["mail"]["sent"]
     with store.connect() as conn:
         actions = conn.execute(sa.select(finding_events.c.action).where(finding_events.c.finding_id == finding)
