@@ -59,6 +59,8 @@ class SpecialAudit(BaseModel):
     last_day: date = Field(title="To", description="The last day audited (included); it must have ended.")
     reason: str = Field(min_length=1, max_length=2000, title="Reason",
                         description="The major problem or incident the special audit looks into.")
+    requested_by: DepartmentId | None = Field(
+        default=None, title="Requested by", description="staff_id of the person who asked for the special audit.")
 
     @field_validator("areas", "departments")
     @classmethod
@@ -87,7 +89,8 @@ class SpecialAudit(BaseModel):
     def as_json(self) -> dict[str, Any]:
         """What the run records: the reason and the scope."""
         return {"reason": self.reason, "areas": list(self.areas), "departments": list(self.departments),
-                "from": self.first_day.isoformat(), "to": self.last_day.isoformat()}
+                "from": self.first_day.isoformat(), "to": self.last_day.isoformat(),
+                "requested_by": self.requested_by}
 
 
 def parse_request(value: Any) -> SpecialAudit:
@@ -134,4 +137,15 @@ def prepare(settings: Settings, request: SpecialAudit, now: datetime | None = No
     unknown = unknown_departments(context.source, request.departments)
     if unknown:
         raise RequestError("departments", f"{unknown[0]!r} is not a department_id of the departments table")
+    if request.requested_by and not known_staff(context.source, request.requested_by):
+        raise RequestError("requested_by", f"{request.requested_by!r} is not a staff_id of the staff table")
     return context
+
+
+def known_staff(source: Source, staff_id: str) -> bool:
+    """Whether the staff table has `staff_id`."""
+    if missing_tables(source, ("staff",)):
+        raise SourceError("database: the staff table is missing: who asked for the special audit cannot be checked")
+    s = source.table("staff")
+    with source.engine.connect() as conn:
+        return conn.execute(sa.select(s.c.staff_id).where(s.c.staff_id == staff_id)).first() is not None

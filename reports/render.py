@@ -22,6 +22,8 @@ from opsaudit.i18n.findings import labelled
 from opsaudit.reports import charts, fonts
 from opsaudit.reports.findings_workbook import COLUMNS, row_values
 from opsaudit.reports.report_data import Kpi, ReportData, load_report_data
+from opsaudit.reports.review import ReviewStamp
+from opsaudit.reports.special_purpose import special_purpose
 from opsaudit.settings import Settings
 from opsaudit.store.finding_views import SEVERITIES, FindingFilter, iter_findings
 from opsaudit.store.runs import run_output_folder
@@ -43,7 +45,16 @@ class ReportFiles:
 
 def write_report(store: sa.Engine, settings: Settings, run_id: str, language: str, folder: Path) -> ReportFiles:
     """Render run `run_id`'s report in `language` into `folder`: HTML, PDF and the findings CSV,
-    beside the run's results.json (written from the store when the run's folder lacks it)."""
+    beside the run's results.json (written from the store when the run's folder lacks it). The
+    report states its review as the store has it."""
+    with store.connect() as conn:
+        return write_report_on(conn, settings, run_id, language, folder)
+
+
+def write_report_on(conn: sa.Connection, settings: Settings, run_id: str, language: str, folder: Path, *,
+                    review: ReviewStamp | None = None) -> ReportFiles:
+    """write_report on an open connection; `review`, when given, is the review the report states
+    (a decision not yet committed), instead of the store's."""
     from opsaudit.cli.findings import load_names, readable
 
     check_language(language)
@@ -52,13 +63,12 @@ def write_report(store: sa.Engine, settings: Settings, run_id: str, language: st
     folder.mkdir(parents=True, exist_ok=True)
     files = ReportFiles(folder / f"report.{language}.html", folder / f"report.{language}.pdf",
                         folder / f"findings.{language}.csv", folder / "results.json")
-    with store.connect() as conn:
-        data = load_report_data(conn, settings, config, run_id, language, staff_names=names.staff,
-                                department_names=names.departments)
-        rows = iter_findings(conn, FindingFilter(audit_run=run_id), sort="severity")
-        _write_csv(files.csv, (readable(row, settings.tz, language, names) for row in rows), language)
-        if not files.json.exists():
-            _write_results(conn, run_id, files.json)
+    data = load_report_data(conn, settings, config, run_id, language, staff_names=names.staff,
+                            department_names=names.departments, review=review)
+    rows = iter_findings(conn, FindingFilter(audit_run=run_id), sort="severity")
+    _write_csv(files.csv, (readable(row, settings.tz, language, names) for row in rows), language)
+    if not files.json.exists():
+        _write_results(conn, run_id, files.json)
     html = render_html(data, language, files)
     files.html.write_text(html, encoding="utf-8")
     write_pdf(html, files.pdf)
@@ -155,6 +165,21 @@ class View:
 
     def departments(self, department_ids: Sequence[str]) -> list[str]:
         return [self.department(department_id) for department_id in department_ids]
+
+    def special_purpose(self) -> str:
+        """A special audit's reason, scope and who asked."""
+        return special_purpose(self.d.run.parameters["special"], self.d.run.period, self.language,
+                               department=self.department, person=self.person)
+
+    def review(self) -> str:
+        """The report's status as its review left it: a draft, approved (by whom and when), sent
+        without review, or returned."""
+        stamp = self.d.review
+        if stamp.status == "approved" and stamp.reviewer is None:
+            return self.t("report.meta.released")
+        if stamp.status in ("approved", "rejected"):
+            return self.t(f"report.meta.{stamp.status}", lead=self.person(stamp.reviewer), at=stamp.at)
+        return self.t("report.meta.draft")
 
     def person(self, staff_id: str | None) -> str:
         if not staff_id:

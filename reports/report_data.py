@@ -23,8 +23,10 @@ from opsaudit.checks.spec import Rule
 from opsaudit.config.loader import Config
 from opsaudit.errors import InputError
 from opsaudit.periods import parse_period
+from opsaudit.reports.review import ReviewStamp, stamp_of
 from opsaudit.settings import Settings
 from opsaudit.store.finding_views import SEVERITIES, finding_text
+from opsaudit.store.findings import of_run
 from opsaudit.store.lifecycle import NOT_CLOSED, MajorHandling, major_handling_of
 from opsaudit.store.schema import audit_runs, check_results, findings, samples
 from opsaudit.store.times import from_db, to_db
@@ -173,12 +175,15 @@ class ReportData:
     handling: Mapping[str, MajorHandling]  # the listed major findings' special meeting and task force
     staff_names: Mapping[str, str]
     department_names: Mapping[str, str]
+    review: ReviewStamp
 
 
 def load_report_data(conn: Connection, settings: Settings, config: Config, run_id: str, language: str, *,
-                     staff_names: Mapping[str, str], department_names: Mapping[str, str]) -> ReportData:
+                     staff_names: Mapping[str, str], department_names: Mapping[str, str],
+                     review: ReviewStamp | None = None) -> ReportData:
     """The report of run `run_id`, read in a constant number of statements (names of people and
-    departments come from the operational database, read once by the caller)."""
+    departments come from the operational database, read once by the caller); `review` is the
+    review it states, by default the store's."""
     zone = settings.tz
     run = _run(conn, run_id, zone)
     results = list(conn.execute(sa.select(check_results).where(check_results.c.audit_run_id == run_id)
@@ -188,7 +193,7 @@ def load_report_data(conn: Connection, settings: Settings, config: Config, run_i
     # thousands of findings need not load their samples.
     columns = [column for column in findings.c if column.name != "evidence"]
     rows = list(conn.execute(sa.select(*columns, findings.c.evidence["sample_ids"].label("sample_ids"))
-                             .where(findings.c.audit_run_id == run_id)
+                             .where(of_run(run_id))
                              .order_by(_severity_rank(), findings.c.due_at, findings.c.rule_id,
                                        findings.c.entity_id)).mappings())
     kpis = [_kpi(r) for r in results if r["entity_type"] in ("company", "department")
@@ -214,7 +219,7 @@ def load_report_data(conn: Connection, settings: Settings, config: Config, run_i
         trend=_trend(conn, run), by_department=_by_department(rows), by_rule=_by_rule(rows),
         recommendations=_recommendations(rows), earlier=_earlier(conn, run),
         handling=major_handling_of(conn, [problem.id for problem in details["major"]]), staff_names=staff_names,
-        department_names=department_names)
+        department_names=department_names, review=review or stamp_of(conn, settings, run_id, language))
 
 
 def _run(conn: Connection, run_id: str, zone: tzinfo) -> RunFacts:

@@ -37,9 +37,11 @@ from opsaudit.reports.recipients import (
 )
 from opsaudit.reports.rectification import MAIL_ROWS, Body
 from opsaudit.settings import Settings
+from opsaudit.store.findings import of_run
 from opsaudit.store.runs import OWN_FOLDER_KINDS, _jsonable
 from opsaudit.store.schema import audit_runs, findings, report_events, reports
 from opsaudit.store.times import from_db, to_db
+from opsaudit.web.links import report_url
 
 DRAFT, APPROVED, REJECTED, SENT = "draft", "approved", "rejected", "sent"
 # Report files by suffix; the report mail carries these formats, in this order (the JSON of the
@@ -82,6 +84,34 @@ class RunReport:
     id: str
     audit: str
     period: str
+    kind: str = "periodic"
+    parameters: Mapping[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class ReviewStamp:
+    """Where a report stands in the review, as the report itself states it: a draft, approved by
+    the audit lead (`reviewer`) or released without review (no reviewer), or returned."""
+
+    status: str
+    reviewer: str | None = None
+    at: datetime | None = None
+    note: str | None = None
+
+
+def stamp_of(conn: Connection, settings: Settings, run_id: str, language: str) -> ReviewStamp:
+    """The review of the run's report in `language` as the store has it, or of the run's report in
+    another language when none in this one was submitted (a copy rendered after the review); a
+    report not yet submitted is a draft, or released at once when OPSAUDIT_REPORT_REVIEW is off."""
+    every = conn.execute(sa.select(reports.c.language, reports.c.status, reports.c.reviewed_by,
+                                   reports.c.reviewed_at, reports.c.review_note)
+                         .where(reports.c.audit_run_id == run_id)).all()
+    rows = [row for row in every if row.language == language] or every
+    if not rows:
+        return ReviewStamp(DRAFT if settings.report_review == "required" else APPROVED)
+    row = min(rows, key=lambda r: _PRECEDENCE.index(r.status))
+    status = APPROVED if row.status == SENT else row.status
+    return ReviewStamp(status, row.reviewed_by, from_db(row.reviewed_at, settings.tz), row.review_note)
 
 
 def _t(key: str, language: str, **values: Any) -> str:
@@ -95,11 +125,19 @@ def _refuse(key: str, language: str, **values: Any) -> ReviewError:
 
 
 def _run(conn: Connection, run_id: str, language: str) -> RunReport:
-    row = conn.execute(sa.select(audit_runs.c.id, audit_runs.c.audit, audit_runs.c.period)
-                       .where(audit_runs.c.id == run_id)).first()
+    """The run whose id is `run_id` or starts with it (as `findings` takes a prefix)."""
+    if not run_id.strip():
+        raise _refuse("unknown_run", language, run="“”")
+    matches = conn.execute(sa.select(audit_runs.c.id).where(audit_runs.c.id.startswith(run_id.strip(), autoescape=True))
+                           .limit(2)).scalars().all()
+    if len(matches) > 1:
+        raise _refuse("ambiguous_run", language, run=run_id)
+    run_id = matches[0] if matches else run_id
+    row = conn.execute(sa.select(audit_runs.c.id, audit_runs.c.audit, audit_runs.c.period, audit_runs.c.kind,
+                                 audit_runs.c.parameters).where(audit_runs.c.id == run_id)).first()
     if row is None:
         raise _refuse("unknown_run", language, run=run_id)
-    return RunReport(row.id, row.audit, row.period)
+    return RunReport(row.id, row.audit, row.period, row.kind, row.parameters or {})
 
 
 def file_rows(files: Iterable[str | Path], language: str) -> list[dict[str, Any]]:
@@ -142,7 +180,7 @@ def _event(run_id: str, language: str | None, now: datetime, actor: str, action:
 
 
 def submit(conn: Connection, gate: Gate, run_id: str, language: str, files: Sequence[str | Path], *,
-           now: datetime) -> Outcome:
+           now: datetime, actor: str = "system") -> Outcome:
     """Record the run's report files in `language` and send them on: to the audit lead as a
     draft, or, with OPSAUDIT_REPORT_REVIEW=off, straight to the report's recipients.
 
@@ -162,15 +200,19 @@ def submit(conn: Connection, gate: Gate, run_id: str, language: str, files: Sequ
     conn.execute(_upsert(conn.dialect.name), [
         {"id": str(uuid.uuid4()), "audit_run_id": run.id, "language": language, "created_at": to_db(now),
          "status": status, "reviewed_by": None, "reviewed_at": None, "review_note": None, **row} for row in rows])
+    returned = conn.execute(sa.select(sa.func.count()).where(
+        report_events.c.audit_run_id == run.id, report_events.c.language == language,
+        report_events.c.action == "rejected")).scalar_one()
     conn.execute(report_events.insert().values(**_event(
-        run.id, language, now, "system", "submitted", files=rows, review=gate.settings.report_review)))
+        run.id, language, now, actor, "submitted", files=rows, review=gate.settings.report_review)))
     if status == APPROVED:
         return _release(conn, gate, run, [language], now=now, reviewer=None)
-    return _send_draft(conn, gate, run, language, rows, now)
+    return _send_draft(conn, gate, run, language, rows, now, returned=returned)
 
 
 def _send_draft(conn: Connection, gate: Gate, run: RunReport, language: str, rows: list[dict[str, Any]],
-                now: datetime) -> Outcome:
+                now: datetime, *, returned: int) -> Outcome:
+    """The draft to the audit lead; after a return, as a new mail that says it was revised."""
     found = draft_recipients(gate.directory)
     if not found.recipients:
         return Outcome(DRAFT, notes=found.notes)
@@ -178,12 +220,17 @@ def _send_draft(conn: Connection, gate: Gate, run: RunReport, language: str, row
     mails = Mails(conn, gate, run)
     body = Body(language).paragraph(_t("review.mail.draft.intro", language, name=lead.name or lead.email,
                                        audit=run.audit, period=run.period))
+    if returned:
+        body.paragraph(_t("review.mail.draft.revised", language))
+    mails.purpose(body, language)
     mails.summary(body, language)
+    body.paragraph(_t("review.mail.draft.web", language, url=report_url(gate.settings, run.id)))
     for action in ("approve", "reject"):
         command = f"opsaudit reports {action} {run.id} --actor {lead.staff_id or '…'}"
         body.paragraph(_t(f"review.mail.draft.{action}", language,
                           command=command + (' --note "…"' if action == "reject" else "")))
-    mail = mails.mail(f"review:draft:{run.id}:{language}:{digest(rows)}", "report", found.addresses,
+    key = f"review:draft:{run.id}:{language}:{digest(rows)}" + (f":{returned}" if returned else "")
+    mail = mails.mail(key, "report", found.addresses,
                       _t("review.mail.draft.subject", language, audit=run.audit, period=run.period), body,
                       [Path(row["path"]) for row in rows], language)
     return Outcome(DRAFT, (outbox.enqueue(conn, mail, now=now),), found.addresses, found.notes)
@@ -212,14 +259,25 @@ def _drafts(conn: Connection, gate: Gate, run_id: str, language: str) -> list[Ro
     drafts = [row for row in rows if row["status"] == DRAFT]
     if drafts:
         return drafts
+    raise _decision(gate, run_id, rows, language)
+
+
+def _decided_before(conn: Connection, gate: Gate, run_id: str, language: str) -> ReviewError:
+    """The refusal of a review that another one, committed first, has decided."""
+    rows = list(conn.execute(sa.select(reports).where(reports.c.audit_run_id == run_id)).mappings())
+    return _decision(gate, run_id, [row for row in rows if row["status"] != DRAFT], language)
+
+
+def _decision(gate: Gate, run_id: str, rows: Sequence[RowMapping], language: str) -> ReviewError:
+    """What became of a run's reports that are no longer drafts: a refusal naming it."""
     if not rows:
-        raise _refuse("no_report", language, run=run_id)
+        return _refuse("no_report", language, run=run_id)
     latest = max(rows, key=lambda row: from_db(row["reviewed_at"]) or _EPOCH)
     if latest["reviewed_by"] is None:
-        raise _refuse("released", language, run=run_id)
-    raise _refuse("rejected" if latest["status"] == REJECTED else "approved", language, run=run_id,
-                  by=gate.directory.person_label(latest["reviewed_by"], language),
-                  at=from_db(latest["reviewed_at"], gate.settings.tz))
+        return _refuse("released", language, run=run_id)
+    return _refuse("rejected" if latest["status"] == REJECTED else "approved", language, run=run_id,
+                   by=gate.directory.person_label(latest["reviewed_by"], language),
+                   at=from_db(latest["reviewed_at"], gate.settings.tz))
 
 
 def approve(conn: Connection, gate: Gate, run_id: str, actor: str, note: str | None, *, now: datetime,
@@ -229,7 +287,9 @@ def approve(conn: Connection, gate: Gate, run_id: str, actor: str, note: str | N
     check_lead(gate.directory, actor, language)
     drafts = _drafts(conn, gate, run.id, language)
     languages = sorted({row["language"] for row in drafts})
-    _review(conn, drafts, APPROVED, actor, note, now)
+    _review(conn, gate, run.id, drafts, APPROVED, actor, note, now, language)
+    _restate(conn, gate, run, languages, ReviewStamp(APPROVED, actor, now.astimezone(gate.settings.tz),
+                                                     _cleaned(note)))
     conn.execute(report_events.insert(), [_event(run.id, lang, now, actor, "approved", note) for lang in languages])
     return _release(conn, gate, run, languages, now=now, reviewer=(actor, note))
 
@@ -243,7 +303,9 @@ def reject(conn: Connection, gate: Gate, run_id: str, actor: str, note: str, *, 
     lead = check_lead(gate.directory, actor, language)
     drafts = _drafts(conn, gate, run.id, language)
     languages = sorted({row["language"] for row in drafts})
-    _review(conn, drafts, REJECTED, actor, note, now)
+    _review(conn, gate, run.id, drafts, REJECTED, actor, note, now, language)
+    _restate(conn, gate, run, languages, ReviewStamp(REJECTED, actor, now.astimezone(gate.settings.tz),
+                                                     _cleaned(note)))
     conn.execute(report_events.insert(), [_event(run.id, lang, now, actor, "rejected", note) for lang in languages])
     team = _auditors(gate.directory, reviewer=actor)
     if not team.recipients:
@@ -254,12 +316,52 @@ def reject(conn: Connection, gate: Gate, run_id: str, actor: str, note: str, *, 
         body = Body(mail_language).paragraph(_t("review.mail.rejected.intro", mail_language,
                                                 lead=lead.label(mail_language), audit=run.audit, period=run.period))
         body.paragraph(_t("review.mail.rejected.note", mail_language, note=note.strip()))
+        body.paragraph(_t("review.mail.rejected.web", mail_language, url=report_url(gate.settings, run.id)))
+        body.paragraph(_t("review.mail.rejected.resubmit", mail_language,
+                          command=f"opsaudit reports resubmit {run.id} --actor …"))
         mails.summary(body, mail_language)
         key = f"review:rejected:{run.id}:{mail_language}:{digest(drafts)}"
         subject = _t("review.mail.rejected.subject", mail_language, audit=run.audit, period=run.period)
         ids.append(outbox.enqueue(conn, mails.mail(key, "notice", addresses, subject, body, [], mail_language),
                                   now=now))
     return Outcome(REJECTED, tuple(ids), team.addresses, team.notes)
+
+
+def resubmit(conn: Connection, gate: Gate, run_id: str, actor: str, note: str | None, *, now: datetime,
+             language: str) -> Outcome:
+    """An auditor submits a returned report again: written anew as a draft (with the findings as
+    they stand now) and sent to the audit lead as a new mail."""
+    from opsaudit.reports.render import write_report_on
+
+    run = _run(conn, run_id, language)
+    check_auditor(gate.directory, actor, language)
+    rows = list(conn.execute(sa.select(reports).where(reports.c.audit_run_id == run.id)
+                             .order_by(reports.c.language, reports.c.format).with_for_update()).mappings())
+    returned = sorted({row["language"] for row in rows if row["status"] == REJECTED})
+    if not returned:
+        drafts = [row for row in rows if row["status"] == DRAFT]
+        raise _refuse("awaiting", language, run=run.id) if drafts else _decision(gate, run.id, rows, language)
+    outcomes = []
+    for report_language in returned:
+        ours = [Path(row["path"]) for row in rows if row["language"] == report_language]
+        write_report_on(conn, gate.settings, run.id, report_language, ours[0].parent, review=ReviewStamp(DRAFT))
+        outcomes.append(submit(conn, gate, run.id, report_language, ours, now=now, actor=actor))
+    if note and note.strip():
+        conn.execute(report_events.insert(), [_event(run.id, lang, now, actor, "revised", note.strip())
+                                              for lang in returned])
+    return Outcome(DRAFT, tuple(i for o in outcomes for i in o.messages),
+                   tuple(dict.fromkeys(a for o in outcomes for a in o.recipients)),
+                   tuple(n for o in outcomes for n in o.notes))
+
+
+def check_auditor(directory: Directory, actor: str, language: str) -> Person:
+    """`actor` when an active auditor of the operations department; a ReviewError otherwise."""
+    person = directory.people.get(actor)
+    if person is None:
+        raise _refuse("unknown_actor", language, actor=actor)
+    if not (person.active and person.role == "auditor" and person.department_id == directory.operations_department):
+        raise _refuse("not_auditor", language, actor=person.label(language))
+    return person
 
 
 def _auditors(directory: Directory, *, reviewer: str) -> RecipientList:
@@ -273,11 +375,35 @@ def _auditors(directory: Directory, *, reviewer: str) -> RecipientList:
                                                   or [reviewer], reason("auditor")))
 
 
-def _review(conn: Connection, rows: Sequence[RowMapping], status: str, actor: str, note: str | None,
-            now: datetime) -> None:
-    conn.execute(reports.update().where(reports.c.id.in_([row["id"] for row in rows]), reports.c.status == DRAFT)
-                 .values(status=status, reviewed_by=actor, reviewed_at=to_db(now),
-                         review_note=note.strip() if note and note.strip() else None))
+def _cleaned(note: str | None) -> str | None:
+    return note.strip() if note and note.strip() else None
+
+
+def _review(conn: Connection, gate: Gate, run_id: str, rows: Sequence[RowMapping], status: str, actor: str,
+            note: str | None, now: datetime, language: str) -> None:
+    """Decide the drafts, on the condition that they are still drafts. SQLite has no row locks: two
+    decisions at the same moment both read the drafts, and the status is what lets one decide."""
+    decided = conn.execute(reports.update().where(reports.c.id.in_([row["id"] for row in rows]),
+                                                  reports.c.status == DRAFT)
+                           .values(status=status, reviewed_by=actor, reviewed_at=to_db(now),
+                                   review_note=_cleaned(note))).rowcount
+    if decided != len(rows):
+        raise _decided_before(conn, gate, run_id, language)
+
+
+def _restate(conn: Connection, gate: Gate, run: RunReport, languages: Sequence[str], stamp: ReviewStamp) -> None:
+    """Write the run's reports in `languages` again, stating `stamp`, and keep their new digests:
+    what is mailed, shown and rendered after a review says what the review decided."""
+    from opsaudit.reports.render import write_report_on
+
+    rows = list(conn.execute(sa.select(reports.c.id, reports.c.language, reports.c.path).where(
+        reports.c.audit_run_id == run.id, reports.c.language.in_(languages))).mappings())
+    for language in languages:
+        folder = Path(next(row["path"] for row in rows if row["language"] == language)).parent
+        write_report_on(conn, gate.settings, run.id, language, folder, review=stamp)
+    conn.execute(reports.update().where(reports.c.id == sa.bindparam("b_id")).values(sha256=sa.bindparam("b_sha")),
+                 [{"b_id": row["id"], "b_sha": hashlib.sha256(Path(row["path"]).read_bytes()).hexdigest()}
+                  for row in rows])
 
 
 def _release(conn: Connection, gate: Gate, run: RunReport, languages: Sequence[str], *, now: datetime,
@@ -327,8 +453,8 @@ def _reads(wanted: str, available: set[str], default: str, released: str) -> str
 
 def _scope(conn: Connection, run_id: str) -> tuple[list[str], bool]:
     """The departments with findings in the run, and whether one of them is a major problem."""
-    rows = conn.execute(sa.select(findings.c.department_id, findings.c.severity).where(
-        findings.c.audit_run_id == run_id).distinct()).all()
+    rows = conn.execute(sa.select(findings.c.department_id, findings.c.severity).where(of_run(run_id))
+                        .distinct()).all()
     return sorted({row.department_id for row in rows if row.department_id}), any(row.severity == "major"
                                                                                    for row in rows)
 
@@ -348,14 +474,25 @@ class Mails:
         if self._counts is None or self._majors is None:
             self._counts = list(self.conn.execute(
                 sa.select(findings.c.department_id, findings.c.severity, sa.func.count())
-                .where(findings.c.audit_run_id == self.run.id)
+                .where(of_run(self.run.id))
                 .group_by(findings.c.department_id, findings.c.severity)
                 .order_by(sa.nulls_first(findings.c.department_id))))
             self._majors = list(self.conn.execute(
-                sa.select(findings).where(findings.c.audit_run_id == self.run.id, findings.c.severity == "major")
+                sa.select(findings).where(of_run(self.run.id), findings.c.severity == "major")
                 .order_by(sa.nulls_first(findings.c.department_id), findings.c.rule_id, findings.c.entity_id)
                 .limit(MAIL_ROWS)).mappings())
         return self._counts, self._majors
+
+    def purpose(self, body: Body, language: str) -> None:
+        """Why a special audit was made (seed 000 §4.1): its reason, scope and who asked."""
+        from opsaudit.reports.special_purpose import special_purpose
+
+        request = self.run.parameters.get("special")
+        if self.run.kind == "special" and request:
+            directory = self.gate.directory
+            body.paragraph(special_purpose(request, self.run.period, language,
+                                           department=lambda d: directory.department_label(d, language),
+                                           person=lambda s: directory.person_label(s, language) or s))
 
     def summary(self, body: Body, language: str) -> None:
         """The run, its problems by department and severity, and its major problems named."""
@@ -369,7 +506,8 @@ class Mails:
             return
         table: dict[str, dict[str, int]] = {}
         for department, severity, number in counts:
-            table.setdefault(department or "—", dict.fromkeys(SEVERITIES, 0))[severity] = number
+            name = self.gate.directory.department_label(department, language)
+            table.setdefault(name, dict.fromkeys(SEVERITIES, 0))[severity] = number
         total = {severity: sum(row[severity] for row in table.values()) for severity in SEVERITIES}
         header = [_t("field.department", language), *(_t(f"enum.severity.{s}", language) for s in SEVERITIES)]
         rows = [[name, *(format_value(by_severity[s], "count", language) for s in SEVERITIES)]
@@ -382,7 +520,7 @@ class Mails:
             body.table([_t("field.title", language), _t("field.department", language), _t("field.owner", language),
                         _t("field.due_at", language)],
                        [[_t("label.named", language, name=finding_text(row, language)[0], id=row["entity_id"]),
-                         row["department_id"] or "—",
+                         self.gate.directory.department_label(row["department_id"], language),
                          self.gate.directory.person_label(row["owner_id"] or "—", language),
                          format_value(from_db(row["due_at"], self.gate.settings.tz), "date", language)]
                         for row in majors])

@@ -95,7 +95,7 @@ def test_the_draft_goes_to_the_audit_lead_and_the_approved_report_to_the_manager
     draft = mailbox.received[0]
     assert attachments(draft) == [path.name for path in files]
     text = draft.get_body(("plain",)).get_content()
-    assert f"审核通过：opsaudit reports approve {run} --actor A1" in text and "CS1：重大问题 1" in text
+    assert f"审核通过：opsaudit reports approve {run} --actor A1" in text and "客服一部（CS1）：重大问题 1" in text
     assert "<table" in draft.get_body(("html",)).get_content()
     assert stored(store, run) == [("csv", "draft", None), ("html", "draft", None), ("json", "draft", None),
                                   ("pdf", "draft", None)]

@@ -18,7 +18,7 @@ from test_flows import small_company
 
 from opsaudit.special import SpecialAudit
 from opsaudit.store.migrate import upgrade
-from opsaudit.store.schema import audit_runs, findings, reports
+from opsaudit.store.schema import audit_runs, findings, outbox, reports
 
 pytestmark = pytest.mark.usefixtures("prefect_harness")
 
@@ -67,7 +67,7 @@ def test_a_special_audit_of_a_department_finds_only_that_departments_problems(co
         "special", "special", "2026-10-01..2026-10-31", "succeeded")
     assert run["parameters"]["special"] == {"reason": "complaints about slow answers doubled in October",
                                             "areas": ["customer_service", "execution"], "departments": ["D2"],
-                                            "from": "2026-10-01", "to": "2026-10-31"}
+                                            "from": "2026-10-01", "to": "2026-10-31", "requested_by": None}
     assert run["summary"]["special"] == run["parameters"]["special"] and summary["kind"] == "special"
     handed_over = json.loads(Path(summary["output"]).read_text(encoding="utf-8"))
     assert (handed_over["kind"], handed_over["special"]["departments"]) == ("special", ["D2"])
@@ -85,6 +85,56 @@ def test_a_special_audit_of_a_department_finds_only_that_departments_problems(co
             reports.c.status == "draft", reports.c.format == "pdf").order_by(reports.c.created_at)).all()
     assert [(run_id, Path(path).parent) for run_id, path in drafts] == [
         (run["audit_run_id"], folder.resolve()) for run, folder in zip((summary, other), folders, strict=True)]
+
+
+def test_a_special_audit_refers_to_an_open_finding_and_leaves_it_with_the_run_that_raised_it(company):
+    """October's execution audit raised K1 (D2's overdue critical task); a special audit of D2 over
+    October, before the lead reviewed October's report, finds it again: it refers to the finding,
+    and October's report, its mail and the circulation keep counting it."""
+    from opsaudit.config.models import Recipients
+    from opsaudit.contract import staff
+    from opsaudit.db import source_engine
+    from opsaudit.flows.audits import execution_monthly
+    from opsaudit.flows.special import special
+    from opsaudit.reports.recipients import Directory
+    from opsaudit.reports.review import Gate, Mails, _run
+    from opsaudit.settings import load_settings
+    from opsaudit.source import Source
+    from opsaudit.store.finding_views import FindingFilter, iter_findings
+    from opsaudit.store.schema import finding_events
+
+    with company.begin() as conn:   # the audit lead, who gets the drafts
+        conn.execute(staff.insert().values(staff_id="U1", name="Audit lead", department_id="OPS", role="auditor",
+                                           email="u1@example.com", active=True))
+    periodic = execution_monthly(period="2026-10", now=datetime(2026, 11, 1, 9))["audit_run_id"]
+    before = findings_of(company, periodic)
+    assert ("exec.overdue_task", "K1", "D2") in before
+
+    summary = special(request=SpecialAudit(**request(requested_by="M1")))
+
+    assert findings_of(company, periodic) == before   # nothing taken from October's run
+    with company.connect() as conn:
+        listed = {(row["rule_id"], row["entity_id"]) for row in
+                  iter_findings(conn, FindingFilter(audit_run=summary["audit_run_id"]), sort="severity")}
+        referred = conn.execute(sa.select(finding_events.c.action, finding_events.c.data)
+                                .join(findings, findings.c.id == finding_events.c.finding_id)
+                                .where(findings.c.entity_id == "K1",
+                                       finding_events.c.audit_run_id == summary["audit_run_id"])).all()
+        settings = load_settings()
+        source = Source(source_engine(settings.database, timezone=settings.timezone), settings.load_config().source)
+        gate = Gate(Directory.load(source, settings), Recipients(), settings)
+        counts, _ = Mails(conn, gate, _run(conn, periodic, "zh-CN"))._load()
+    assert ("exec.overdue_task", "K1") in listed   # the special audit's report lists it
+    assert [(action, data["referred"]) for action, data in referred] == [("rechecked", True)]
+    assert sum(number for _, _, number in counts) == len(before)   # the review mail counts what it always did
+    report = (Path(summary["output"]).parent / "report.zh-CN.html").read_text(encoding="utf-8")
+    assert "本次专项稽查应Operations manager（M1）要求开展，原因：complaints about slow answers doubled in " \
+           "October。稽查范围为CS two（D2）的客户服务、运营执行工作，稽查期间为2026-10-01至2026-10-31。" in report
+    assert "exec.overdue_task" not in report
+    with company.connect() as conn:
+        draft = conn.execute(sa.select(outbox.c.body_text).where(
+            outbox.c.dedupe_key.startswith(f"review:draft:{summary['audit_run_id']}"))).scalar_one()
+    assert "应Operations manager（M1）要求开展，原因：complaints about slow answers" in draft   # the lead reads why
 
 
 def test_a_special_audit_is_named_tagged_and_summarized_as_one(company):

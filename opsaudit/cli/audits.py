@@ -201,7 +201,9 @@ def _print_run_table(rows: list[dict[str, Any]], language: str) -> None:
                       format_value(row["period"], "period", language), count(outcomes.get("passed", 0)),
                       count(outcomes.get("warning", 0)), count(outcomes.get("insufficient_data", 0)),
                       "/".join(count(problems.get(s, 0)) for s in ("general", "important", "major")),
-                      "/".join(count(found.get(k, 0)) for k in ("raised", "updated", "unchanged")))
+                      # A finding a special audit referred to is found again, unchanged by it.
+                      "/".join((count(found.get("raised", 0)), count(found.get("updated", 0)),
+                                count(found.get("unchanged", 0) + found.get("referred", 0)))))
     console().print(table)
 
 
@@ -222,6 +224,8 @@ def run(
                                                  show_default=False)] = None,
     reason: Annotated[str | None, typer.Option("--reason", help="special: the problem or incident it looks into.",
                                                show_default=False)] = None,
+    requested_by: Annotated[str | None, typer.Option("--requested-by", show_default=False,
+                                                     help="special: staff_id of the person who asked for it.")] = None,
     seed: Annotated[int | None, typer.Option("--seed", min=0, max=2**63 - 1, show_default=False,
                                              help="spot-check: re-perform the draw of this seed.")] = None,
     lang: LangOption = None,
@@ -244,7 +248,7 @@ def run(
     clock = parse_now(now, settings.tz)
     check_options(audit.value, period=period, seed=seed, special=dict(
         areas=[a.value for a in area or []], departments=department or [], first_day=first_day,
-        last_day=last_day, reason=reason))
+        last_day=last_day, reason=reason, requested_by=requested_by))
     if audit is AuditName.rectification_tracking:
         from opsaudit.cli.lifecycle import run_tracking
 
@@ -252,7 +256,8 @@ def run(
         return
     if audit is AuditName.special:
         result = run_special(settings, clock, areas=[a.value for a in area or []], departments=department or [],
-                             first_day=first_day, last_day=last_day, reason=reason, language=language)
+                             first_day=first_day, last_day=last_day, reason=reason, requested_by=requested_by,
+                             language=language)
     elif audit is AuditName.spot_check:
         result = run_spot_check(settings, clock, seed, language=language)
     else:

@@ -42,28 +42,39 @@ def reports_list(
     if format is ListFormat.json:
         typer.echo(json.dumps([line.as_json() for line in lines], ensure_ascii=False, indent=2))
         return
+    from rich.markup import escape
     from rich.table import Table
 
-    from opsaudit.i18n import format_value
-
     language = resolve_language(lang.value if lang else None)
-    columns = ("run", "audit", "period", "status", "languages", "reviewer", "reviewed_at", "note")
-    table = Table()
-    for name in columns:
-        # The run's id whole, never cut: it is what approve and reject take.
-        table.add_column(text(f"review.column.{name}", language), no_wrap=name == "run",
-                         min_width=36 if name == "run" else None)
+    # As `findings list`: the run's id whole, never cut (approve and reject take it), and beside it
+    # what the audit lead needs, wrapped to the terminal: it fits 80 columns.
+    table = Table(box=None, show_header=False, pad_edge=False, padding=(0, 2, 1, 0))
+    table.add_column(no_wrap=True)
+    table.add_column(overflow="fold")
     for line in lines:
-        table.add_row(line.audit_run_id, format_value(line.audit, "enum.audit", language),
-                      format_value(line.period, "period", language),
-                      format_value(line.status, "enum.report_status", language),
-                      format_value([text(f"review.language.{code}", language) for code in line.languages], "list",
-                                   language),
-                      line.reviewed_by or "", format_value(line.reviewed_at.astimezone(settings.tz), "datetime",
-                                                           language) if line.reviewed_at else "",
-                      line.review_note or "")
+        table.add_row(line.audit_run_id, "\n".join(escape(part) for part in _review_lines(line, settings.tz, language)))
     console().print(table)
     typer.echo(text("review.total", language, count=len(lines)) if lines else text("review.none", language))
+
+
+def _review_lines(line, zone, language: str) -> list[str]:
+    """A report's place in the review: what it reports, its status and languages, who reviewed it
+    when, and the note."""
+    from opsaudit.i18n import format_value, text
+
+    def pair(column: str, value: str) -> str:
+        return text("label.pair", language, label=text(f"review.column.{column}", language), value=value)
+
+    languages = format_value([text(f"review.language.{code}", language) for code in line.languages], "list", language)
+    what = (format_value(line.audit, "enum.audit", language), format_value(line.period, "period", language),
+            format_value(line.status, "enum.report_status", language))
+    shown = [" · ".join(what), pair("languages", languages)]
+    if line.reviewed_by:
+        when = format_value(line.reviewed_at.astimezone(zone), "datetime", language) if line.reviewed_at else ""
+        shown.append(" · ".join(part for part in (pair("reviewer", line.reviewed_by), when) if part))
+    if line.review_note:
+        shown.append(pair("note", line.review_note))
+    return shown
 
 
 def _gate(db: str | None, store: str | None):
@@ -104,6 +115,24 @@ def reports_reject(
     from opsaudit.reports.review import reject
 
     _review(reject, "rejected", run_id, actor, note, lang, db, store)
+
+
+@reports_app.command("resubmit")
+def reports_resubmit(
+    run_id: Annotated[str, typer.Argument(help="The audit run whose returned report is submitted again.",
+                                          show_default=False)],
+    actor: Annotated[str, typer.Option("--actor", help="staff_id of the auditor who revised the report.",
+                                       show_default=False)],
+    note: Annotated[str | None, typer.Option("--note", help="What was changed, for the audit lead.",
+                                             show_default=False)] = None,
+    lang: LangOption = None,
+    db: DbOption = None,
+    store: StoreOption = None,
+) -> None:
+    """Submit a returned report again (an auditor): written anew and sent to the audit lead for review."""
+    from opsaudit.reports.review import resubmit
+
+    _review(resubmit, "resubmitted", run_id, actor, note, lang, db, store)
 
 
 def _review(step, done: str, run_id: str, actor: str, note: str | None, lang, db: str | None,

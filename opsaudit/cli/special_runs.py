@@ -13,7 +13,7 @@ from opsaudit.settings import Settings
 
 # The special audit's fields as the command line names them.
 OPTIONS = {"areas": "--area", "departments": "--department", "first_day": "--from", "last_day": "--to",
-           "reason": "--reason"}
+           "reason": "--reason", "requested_by": "--requested-by"}
 
 
 def check_options(audit: str, *, period: str | None, seed: int | None, special: dict[str, Any]) -> None:

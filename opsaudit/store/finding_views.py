@@ -12,6 +12,7 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Connection, RowMapping
 
 from opsaudit.errors import InputError
+from opsaudit.store.findings import of_run
 from opsaudit.store.schema import finding_events, findings
 from opsaudit.store.times import from_db, to_db
 
@@ -57,8 +58,10 @@ class FindingFilter:
     def where(self) -> list[sa.ColumnElement[bool]]:
         conditions = [findings.c[column] == value for column, value in (
             ("status", self.status), ("severity", self.severity), ("area", self.area), ("audit", self.audit),
-            ("audit_run_id", self.audit_run), ("department_id", self.department), ("owner_id", self.owner),
+            ("department_id", self.department), ("owner_id", self.owner),
             ("period", self.period)) if value]
+        if self.audit_run:
+            conditions.append(of_run(self.audit_run))
         if self.rule:
             # A rule id, or the start of one ending with a dot: `cs.` is every customer-service rule.
             conditions.append(findings.c.rule_id.startswith(self.rule) if self.rule.endswith(".")
@@ -152,8 +155,17 @@ def events_of(conn: Connection, finding_id: str, zone: tzinfo) -> list[dict[str,
                         .order_by(finding_events.c.id)).mappings().all()
     return [{"at": instant(row["at"], zone), "actor": row["actor"], "action": row["action"],
              "from_status": row["from_status"], "to_status": row["to_status"], "note": row["note"],
-             "evidence": row["evidence"], "audit_run_id": row["audit_run_id"], "data": row["data"]}
+             "evidence": row["evidence"], "audit_run_id": row["audit_run_id"], "data": row["data"],
+             "channel": event_channel(row), "os_user": row["os_user"], "id": row["id"]}
             for row in rows]
+
+
+def event_channel(row: RowMapping) -> str:
+    """web, cli or system. Events older than store revision 0006 are never rewritten (append-only);
+    then the command line and the system were the only doors."""
+    if row["channel"]:
+        return row["channel"]
+    return "system" if row["actor"] == "system" else "cli"
 
 
 def history(conn: Connection, finding_id: str, zone: tzinfo) -> list[dict[str, Any]]:

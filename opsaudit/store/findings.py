@@ -7,6 +7,9 @@
   the change as an event, instead of raising it again.
 - A problem back within `recurrence_periods` after its finding was closed is a new finding,
   raised one level and marked recurring.
+- A special audit or spot check that finds a problem already recorded refers to that finding: a
+  `rechecked` event names the run and what it measured, and the finding stays with the run that
+  raised it, so that run's report, mails and counts keep what the audit lead reviewed.
 
 The period's existing findings and the recurrence candidates are read in one query each, and
 the inserts, updates and events are written with executemany: the number of statements does
@@ -27,7 +30,7 @@ from sqlalchemy.engine import Connection, RowMapping
 from opsaudit.checks.results import CheckResult, Outcome, Severity
 from opsaudit.config.models import Deadlines
 from opsaudit.periods import shift
-from opsaudit.store.runs import RunInfo, _jsonable
+from opsaudit.store.runs import OWN_FOLDER_KINDS, RunInfo, _jsonable
 from opsaudit.store.schema import finding_events, findings
 from opsaudit.store.times import from_db, to_db
 
@@ -37,8 +40,8 @@ CLOSED = "closed"
 RECORD_ENTITIES = frozenset({"task", "plan", "plan_target", "adjustment", "report", "reported_metric", "ticket"})
 _FIGURES = ("severity", "observed", "population")
 # What recording compares with a known finding; its evidence and facts are replaced, never read.
-_COMPARED = ("id", "rule_id", "entity_type", "entity_id", "period", "found_at", "updated_at", "due_at", "plan_due_at",
-             "recurring", *_FIGURES)
+_COMPARED = ("id", "audit_run_id", "rule_id", "entity_type", "entity_id", "period", "found_at", "updated_at",
+             "due_at", "plan_due_at", "recurring", *_FIGURES)
 Key = tuple[str, str, str]
 
 
@@ -48,10 +51,11 @@ class RecordSummary:
     updated: int = 0
     unchanged: int = 0
     recurring: int = 0
+    referred: int = 0
 
     @property
     def total(self) -> int:
-        return self.raised + self.updated + self.unchanged
+        return self.raised + self.updated + self.unchanged + self.referred
 
 
 def is_finding(result: CheckResult) -> bool:
@@ -99,13 +103,15 @@ def record_findings(conn: Connection, run: RunInfo, results: Sequence[CheckResul
     rule_ids = sorted({result.rule_id for result in problems})
     by_period, still_open = _existing(conn, run, rule_ids)
     previous = _closed_recently(conn, run, rule_ids, recurrence_periods, zone)
-    batch = _Batch([], [], [], {"raised": 0, "updated": 0, "unchanged": 0, "recurring": 0})
+    batch = _Batch([], [], [], {"raised": 0, "updated": 0, "unchanged": 0, "recurring": 0, "referred": 0})
     for result in problems:
         key = (result.rule_id, result.entity_type, result.entity_id)
         values = _finding_values(result, run, config_hash)
         existing = by_period.get(key) or (still_open.get(key) if result.entity_type in RECORD_ENTITIES else None)
         if existing is None:
             _insert(batch, run, result, values, previous.get(key), found_at, deadlines)
+        elif run.kind in OWN_FOLDER_KINDS and existing["audit_run_id"] != run.id:
+            _refer(batch, existing, run, values, found_at)
         else:
             _update(batch, existing, run, values, found_at, deadlines)
     _write(conn, batch)
@@ -204,6 +210,22 @@ def _update(batch: _Batch, existing: RowMapping, run: RunInfo, values: dict[str,
         batch.events.append(event_row(existing["id"], at=now, actor="system", action="rechecked", run_id=run.id,
                                       data={**changed, "period": run.period.label}))
     batch.summary["updated" if changed else "unchanged"] += 1
+
+
+def _refer(batch: _Batch, existing: RowMapping, run: RunInfo, values: dict[str, Any], now: datetime) -> None:
+    """A special audit or spot check found a problem already recorded by another run: the finding
+    keeps its run, figures and deadlines; the event records what this run measured."""
+    measured = {name: values[name] for name in _FIGURES}
+    batch.events.append(event_row(existing["id"], at=now, actor="system", action="rechecked", run_id=run.id,
+                                  data={"period": run.period.label, "referred": True, "measured": measured}))
+    batch.summary["referred"] += 1
+
+
+def of_run(run_id: str) -> sa.ColumnElement[bool]:
+    """The findings a run reports: those it raised or updated, and those it referred to."""
+    referred = sa.select(finding_events.c.finding_id).where(finding_events.c.audit_run_id == run_id,
+                                                            finding_events.c.action == "rechecked")
+    return sa.or_(findings.c.audit_run_id == run_id, findings.c.id.in_(referred))
 
 
 def _write(conn: Connection, batch: _Batch) -> None:
