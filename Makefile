@@ -34,11 +34,10 @@ demo: setup fonts
 	$(BIN)/opsaudit demo
 
 # The tests run every check on SQLite and on the local PostgreSQL; start it if it is down.
-postgres:
+postgres: setup
 	@pg_isready -q -h 127.0.0.1 -p 5432 || pg_ctlcluster --skip-systemctl-redirect $$(ls /etc/postgresql) main start
 	@for i in $$(seq 1 30); do pg_isready -q -h 127.0.0.1 -p 5432 && break; sleep 1; done
-	@psql -h 127.0.0.1 -U postgres -d postgres -tAc "SELECT 1 FROM pg_database WHERE datname = 'opsaudit_test'" \
-		| grep -q 1 || createdb -h 127.0.0.1 -U postgres opsaudit_test
+	@$(BIN)/python -m opsaudit.store.create_database "$(PG_URL)"
 
 test: setup fonts pdftools postgres
 	OPSAUDIT_TEST_PG_URL=$(PG_URL) $(BIN)/python -m pytest $(PYTEST_ARGS)

@@ -32,6 +32,8 @@ import numpy as np
 import sqlalchemy as sa
 from sqlalchemy.engine import make_url
 
+from opsaudit.store.create_database import ensure_database
+
 DEFAULT_URL = "postgresql+psycopg://postgres@127.0.0.1:5432/opsaudit_bench_cc"
 NOW = "2026-11-02T09:00:00+08:00"
 OCTOBER = (datetime(2026, 10, 1), datetime(2026, 11, 1))
@@ -40,15 +42,6 @@ CHANNEL_SHARE = [0.40, 0.30, 0.15, 0.10, 0.05]
 KINDS = np.array(["consultation", "complaint", "application"])
 KIND_SHARE = [0.70, 0.10, 0.20]
 SHAPES = {"contact centre": (20, 100), "demo": (4, 20)}
-
-
-def ensure_database(url: str) -> None:
-    parsed = make_url(url)
-    admin = sa.create_engine(parsed.set(database="postgres"), isolation_level="AUTOCOMMIT")
-    with admin.connect() as conn:
-        if not conn.execute(sa.text("SELECT 1 FROM pg_database WHERE datname = :n"), {"n": parsed.database}).scalar():
-            conn.execute(sa.text(f'CREATE DATABASE "{parsed.database}"'))
-    admin.dispose()
 
 
 def build_company(url: str, departments: int, agents: int, tickets: int, seed: int = 7) -> float:

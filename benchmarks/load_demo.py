@@ -9,28 +9,13 @@ import argparse
 import time
 from datetime import datetime
 
-import sqlalchemy as sa
 from sqlalchemy.engine import make_url
 
 from opsaudit.db import create_engine
 from opsaudit.demo import build_demo
+from opsaudit.store.create_database import ensure_database
 
 DEFAULT_URL = "postgresql+psycopg://postgres@127.0.0.1:5432/opsaudit_bench"
-
-
-def ensure_database(url: str) -> None:
-    """Create a PostgreSQL database named in url if it does not exist."""
-    parsed = make_url(url)
-    if parsed.get_backend_name() != "postgresql":
-        return
-    admin = sa.create_engine(parsed.set(database="postgres"), isolation_level="AUTOCOMMIT")
-    try:
-        with admin.connect() as conn:
-            if not conn.execute(sa.text("SELECT 1 FROM pg_database WHERE datname = :n"),
-                                {"n": parsed.database}).scalar():
-                conn.execute(sa.text(f'CREATE DATABASE "{parsed.database}"'))
-    finally:
-        admin.dispose()
 
 
 def main() -> None:
@@ -42,7 +27,8 @@ def main() -> None:
     parser.add_argument("--progress", action="store_true", help="show a progress bar on stderr")
     args = parser.parse_args()
 
-    ensure_database(args.url)
+    if make_url(args.url).get_backend_name() == "postgresql":
+        ensure_database(args.url)
     engine = create_engine(args.url)
     started = time.perf_counter()
     summary = build_demo(engine, as_of=args.as_of, total_tickets=args.tickets, progress=args.progress)

@@ -20,7 +20,6 @@ from contextlib import contextmanager
 from pathlib import Path
 
 import sqlalchemy as sa
-from audit_scaling import ensure_database  # this folder is on sys.path when a benchmark runs
 from sqlalchemy.engine import make_url
 
 from opsaudit.db import create_engine
@@ -28,6 +27,7 @@ from opsaudit.reports import outbox
 from opsaudit.reports.delivery import deliver_pending
 from opsaudit.reports.outbox import Address, OutgoingMail
 from opsaudit.settings import load_settings
+from opsaudit.store.create_database import ensure_database
 from opsaudit.store.migrate import upgrade
 
 DEFAULT_PG = "postgresql+psycopg://postgres@127.0.0.1:5432/opsaudit_bench"

@@ -32,19 +32,14 @@ def _isolated_environment(tmp_path, monkeypatch) -> None:
 @pytest.fixture(scope="session")
 def pg_database() -> str:
     """The PostgreSQL test database, created when missing."""
+    from opsaudit.store.create_database import ensure_database
+
     url = make_url(PG_URL)
-    admin = sa.create_engine(url.set(database="postgres"), isolation_level="AUTOCOMMIT")
     try:
-        with admin.connect() as conn:
-            exists = conn.execute(sa.text("SELECT 1 FROM pg_database WHERE datname = :n"),
-                                  {"n": url.database}).scalar()
-            if not exists:
-                conn.execute(sa.text(f'CREATE DATABASE "{url.database}"'))
+        ensure_database(PG_URL)
     except sa.exc.OperationalError as exc:
         pytest.fail(f"PostgreSQL at {url.render_as_string(hide_password=True)} is not reachable "
                     f"(run `make postgres`): {exc.orig}")
-    finally:
-        admin.dispose()
     return PG_URL
 
 
