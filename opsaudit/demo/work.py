@@ -20,29 +20,30 @@ from opsaudit.demo.planted import MIN_POPULATION, PlantedProblem, percent
 from opsaudit.demo.timeline import Timeline
 from opsaudit.periods import Period, periods_ending_in
 
-# Per department: (metric, unit, monthly level, higher_is_better, additive over months).
+# Per department: (metric, unit, monthly level, higher_is_better, additive over months). A company
+# names its targets in its own words, as its plans write them.
 _METRICS: dict[str, tuple[tuple[str, str, float, bool, bool], ...]] = {
-    "OPS": (("audits_completed", "次", 12, True, True), ("spot_checks", "次", 4, True, True),
-            ("rectifications_closed", "项", 18, True, True), ("process_documents", "份", 6, True, True),
-            ("training_sessions", "场", 3, True, True), ("avg_rectification_days", "天", 14, False, False)),
-    "CS1": (("calls_per_agent", "件", 320, True, False), ("avg_handle_minutes", "分钟", 7.5, False, False),
-            ("training_hours", "小时", 40, True, True), ("kb_articles", "篇", 12, True, True),
-            ("qa_score_avg", "分", 86, True, False), ("coaching_sessions", "场", 6, True, True)),
-    "CS2": (("chats_per_agent", "件", 300, True, False), ("avg_reply_minutes", "分钟", 9, False, False),
-            ("training_hours", "小时", 36, True, True), ("kb_articles", "篇", 15, True, True),
-            ("qa_score_avg", "分", 86, True, False), ("self_service_share", "%", 35, True, False)),
-    "CS3": (("visits_completed", "次", 850, True, True), ("avg_travel_minutes", "分钟", 42, False, False),
-            ("training_hours", "小时", 30, True, True), ("first_visit_fix_share", "%", 82, True, False),
-            ("qa_score_avg", "分", 85, True, False), ("spare_parts_turnover", "次", 3.2, True, False)),
-    "SAL": (("new_contracts", "份", 40, True, True), ("revenue", "万元", 620, True, True),
-            ("customer_visits", "次", 180, True, True), ("new_customers", "家", 25, True, True),
-            ("renewal_share", "%", 78, True, False), ("quotes_issued", "份", 90, True, True)),
-    "RND": (("features_delivered", "项", 14, True, True), ("defects_closed", "个", 120, True, True),
-            ("releases", "次", 3, True, True), ("patents_filed", "项", 1.5, True, True),
-            ("test_coverage", "%", 71, True, False), ("production_incidents", "次", 4, False, True)),
-    "FIN": (("close_days", "天", 5, False, False), ("invoices_processed", "张", 1400, True, True),
-            ("reconciled_accounts", "个", 60, True, True), ("payment_error_rate", "‰", 1.2, False, False),
-            ("overdue_receivables", "万元", 180, False, False), ("audit_items_closed", "项", 10, True, True)),
+    "OPS": (("完成稽查次数", "次", 12, True, True), ("不定期抽查次数", "次", 4, True, True),
+            ("整改关闭问题数", "项", 18, True, True), ("流程文件数", "份", 6, True, True),
+            ("培训场次", "场", 3, True, True), ("平均整改天数", "天", 14, False, False)),
+    "CS1": (("人均接听量", "件", 320, True, False), ("平均处理时长", "分钟", 7.5, False, False),
+            ("培训时长", "小时", 40, True, True), ("知识库文章数", "篇", 12, True, True),
+            ("质检平均分", "分", 86, True, False), ("辅导场次", "场", 6, True, True)),
+    "CS2": (("人均在线接待量", "件", 300, True, False), ("平均回复时长", "分钟", 9, False, False),
+            ("培训时长", "小时", 36, True, True), ("知识库文章数", "篇", 15, True, True),
+            ("质检平均分", "分", 86, True, False), ("自助服务占比", "%", 35, True, False)),
+    "CS3": (("上门服务完成数", "次", 850, True, True), ("平均在途时长", "分钟", 42, False, False),
+            ("培训时长", "小时", 30, True, True), ("首次上门解决率", "%", 82, True, False),
+            ("质检平均分", "分", 85, True, False), ("备件周转次数", "次", 3.2, True, False)),
+    "SAL": (("新签合同数", "份", 40, True, True), ("销售收入", "万元", 620, True, True),
+            ("客户拜访次数", "次", 180, True, True), ("新增客户数", "家", 25, True, True),
+            ("续约率", "%", 78, True, False), ("报价单数", "份", 90, True, True)),
+    "RND": (("交付功能数", "项", 14, True, True), ("关闭缺陷数", "个", 120, True, True),
+            ("版本发布次数", "次", 3, True, True), ("专利申请数", "项", 1.5, True, True),
+            ("测试覆盖率", "%", 71, True, False), ("生产事故次数", "次", 4, False, True)),
+    "FIN": (("月结天数", "天", 5, False, False), ("发票处理量", "张", 1400, True, True),
+            ("对账科目数", "个", 60, True, True), ("付款差错率", "‰", 1.2, False, False),
+            ("逾期应收账款", "万元", 180, False, False), ("审计整改完成项数", "项", 10, True, True)),
 }
 # Collaborating departments that sign annual and quarterly plans: (department, required).
 _SIGNOFFS: dict[str, tuple[tuple[str, bool], ...]] = {
@@ -241,13 +242,13 @@ class WorkBuilder:
                     "approved monthly plan with no task (the month's tasks were logged without it)")
 
         sales = plan_id("SAL", nq)
-        contracts = self._target(sales, "new_contracts")
+        contracts = self._target(sales, "新签合同数")
         contracts["target"] = round(contracts["baseline"] * 1.8, 1)
-        self._plant("plan.target_unreasonable", "plan_target", f"{sales}/new_contracts", q,
+        self._plant("plan.target_unreasonable", "plan_target", f"{sales}/新签合同数", q,
                     f"target {contracts['target']:g} is +80% over the baseline {contracts['baseline']:g}")
         rnd = plan_id("RND", nq)
-        self._target(rnd, "patents_filed")["baseline"] = None
-        self._plant("plan.target_unreasonable", "plan_target", f"{rnd}/patents_filed", q,
+        self._target(rnd, "专利申请数")["baseline"] = None
+        self._plant("plan.target_unreasonable", "plan_target", f"{rnd}/专利申请数", q,
                     "target without a baseline")
 
         self.plans[rnd]["market_research"] = None

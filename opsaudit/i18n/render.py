@@ -174,6 +174,12 @@ def hours(value: Any, language: str) -> str:
     return render(message("format.hours", language), language, {"value": _decimal(_number(value), "#,##0.#", language)})
 
 
+def amount(value: Any, language: str) -> str:
+    """Money with its unit, to the fen: 12,500元 / 12,500 yuan."""
+    return render(message("format.amount", language), language,
+                  {"value": _decimal(_number(value), "#,##0.##", language)})
+
+
 def days(value: Any, language: str) -> str:
     """A duration in days: 46天 / 46 days; a part day keeps one decimal (3.5 days)."""
     amount = round(_number(value), 1)
@@ -254,6 +260,7 @@ FORMATTERS: dict[str, Formatter] = {
     "points": points,
     "score": score,
     "hours": hours,
+    "amount": amount,
     "days": days,
     "whole_days": whole_days,
     "date": date_text,
