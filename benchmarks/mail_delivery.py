@@ -63,7 +63,7 @@ def private_schema(url: str) -> Iterator[str]:
     dropped afterwards, so the benchmark never touches other tables."""
     ensure_database(url)
     parsed = make_url(url)
-    schema = f"mail_bench_{uuid.uuid4().hex[:8]}"
+    schema = f"bench_{uuid.uuid4().hex[:8]}"
     owner = sa.create_engine(parsed)
     with owner.begin() as conn:
         conn.execute(sa.text(f'CREATE SCHEMA "{schema}"'))

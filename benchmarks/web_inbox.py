@@ -15,15 +15,12 @@ import argparse
 import statistics
 import tempfile
 import time
-import uuid
-from collections.abc import Iterator
-from contextlib import contextmanager
 from datetime import datetime, timedelta
 from zoneinfo import ZoneInfo
 
 import sqlalchemy as sa
 from fastapi.testclient import TestClient
-from sqlalchemy.engine import make_url
+from mail_delivery import private_schema  # this folder is on sys.path when a benchmark runs
 
 from opsaudit.checks.results import CheckResult, Outcome, Severity
 from opsaudit.config.loader import load_config
@@ -34,7 +31,6 @@ from opsaudit.periods import parse_period
 from opsaudit.settings import load_settings
 from opsaudit.store import findings as store_findings
 from opsaudit.store import runs
-from opsaudit.store.create_database import ensure_database
 from opsaudit.store.migrate import upgrade
 from opsaudit.store.schema import findings
 from opsaudit.web import security, sessions
@@ -48,23 +44,6 @@ STATES = ("open", "plan_submitted", "plan_approved", "in_progress", "submitted",
 SEVERITIES = (Severity.GENERAL, Severity.IMPORTANT, Severity.MAJOR)
 # Who asks: the operations manager, the audit lead, a department's head, one of its agents.
 ROLES = (("operations manager", "M1"), ("audit lead", "A1"), ("department head", "H03"), ("owner", "S0003"))
-
-
-@contextmanager
-def private_schema(url: str) -> Iterator[str]:
-    """A URL whose connections use a new schema of the PostgreSQL database, dropped afterwards."""
-    ensure_database(url)
-    parsed = make_url(url)
-    schema = f"web_bench_{uuid.uuid4().hex[:8]}"
-    owner = sa.create_engine(parsed)
-    with owner.begin() as conn:
-        conn.execute(sa.text(f'CREATE SCHEMA "{schema}"'))
-    try:
-        yield parsed.update_query_dict({"options": f"-csearch_path={schema}"}).render_as_string(hide_password=False)
-    finally:
-        with owner.begin() as conn:
-            conn.execute(sa.text(f'DROP SCHEMA "{schema}" CASCADE'))
-        owner.dispose()
 
 
 def company(engine: sa.Engine, agents: int, department_count: int) -> None:
