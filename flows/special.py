@@ -5,7 +5,8 @@ The request is a pydantic model, so the UI offers a typed form and the API refus
 area. Prefect's own parameter check is off: a mistake it would report as a multi-line validation
 error (an empty reason, dates the wrong way round) is reported by the flow itself, in one line
 naming the field, before any task runs; unknown departments and a range that has not ended are
-the first task's one line.
+the first task's one line. Either ends the run Failed with that line as the state message the
+dashboard shows, and no traceback in its log: it is a person's mistake, not a defect.
 """
 
 from __future__ import annotations
@@ -14,12 +15,14 @@ from datetime import datetime
 from typing import Any
 
 from prefect import flow
+from prefect.client.schemas.objects import State
 
-from opsaudit.errors import UsageError
+from opsaudit.errors import OpsauditError, UsageError, option_error
 from opsaudit.flows.audits import run_audit
 from opsaudit.flows.labels import add_tags, area_tags
+from opsaudit.i18n.render import Message
 from opsaudit.special import AUDIT, RequestError, SpecialAudit, parse_request
-from opsaudit.tasks.special import resolve_special
+from opsaudit.tasks.special import refused, resolve_special
 
 
 def special_run_name() -> str:
@@ -48,18 +51,25 @@ def moment(value: datetime | str | None) -> datetime | None:
     try:
         return datetime.fromisoformat(value)
     except (TypeError, ValueError):
-        raise UsageError(f"now: {value!r} is not an ISO timestamp (e.g. 2026-11-02T09:00)") from None
+        raise option_error("now", Message.of("cli_help.error.not_a_timestamp", value=value)) from None
 
 
 @flow(name="special", description="Special audit (专项稽查): the chosen areas' rules on a date range, for the "
                                   "chosen departments, with the stated reason.",
       flow_run_name=special_run_name, on_running=[tag_with_areas], validate_parameters=False)
-def special(request: SpecialAudit, now: datetime | None = None) -> dict[str, Any]:
+def special(request: SpecialAudit, now: datetime | None = None) -> dict[str, Any] | State:
     """Run a special audit of the request's areas and departments on its days; its summary.
 
     Args:
         request: the areas, departments, first and last day, and the reason of the special audit.
         now: fixes the clock (a test, a re-run); the last day must have ended by then.
     """
-    checked = parse_request(request)
-    return run_audit(resolve_special(checked, moment(now)))
+    try:
+        checked, clock = parse_request(request), moment(now)
+    except UsageError as exc:
+        return refused(exc)
+    resolved = resolve_special(checked, clock, return_state=True)
+    error = resolved.result(raise_on_failure=False) if resolved.is_failed() else None
+    if isinstance(error, OpsauditError):
+        return refused(error)
+    return run_audit(resolved.result())   # anything else fails the run with its traceback

@@ -26,7 +26,8 @@ from opsaudit.checks.spec import Rule, effective_rules
 from opsaudit.config.loader import Config, display_path
 from opsaudit.config.models import AuditPlan
 from opsaudit.db import check_reachable, source_engine, store_engine
-from opsaudit.errors import ConfigError, SourceError, UsageError
+from opsaudit.errors import ConfigError, SourceError, option_error
+from opsaudit.i18n.render import Message
 from opsaudit.periods import Period
 from opsaudit.settings import Settings
 from opsaudit.source import Source, check_source, missing_tables
@@ -69,24 +70,22 @@ def resolve_period(settings: Settings, config: Config, audit: str, period: str |
     clock = local_now(settings, now)
     if not period:
         return periods.previous(plan.period, clock)
-    try:
-        parsed = periods.parse_period(period)
-    except ValueError as exc:
-        raise UsageError(f"--period: {exc}") from None
+    parsed = periods.given_period(period, "--period")
     if parsed.kind != plan.period:
-        raise UsageError(f"--period: {audit} audits a {plan.period}, and {period!r} is a {parsed.kind}")
+        raise option_error("--period", Message.of("error.period.wrong_kind", audit=audit, kind=plan.period,
+                                                  value=period.strip(), given=parsed.kind))
     problem = not_ended(settings, parsed, clock)
     if problem:
-        raise UsageError(f"--period: {problem}")
+        raise option_error("--period", problem)
     return parsed
 
 
-def not_ended(settings: Settings, period: Period, clock: datetime) -> str | None:
+def not_ended(settings: Settings, period: Period, clock: datetime) -> Message | None:
     """Why `period` cannot be audited at the naive local time `clock`, or None when it has ended."""
     if period.end <= clock:
         return None
-    return (f"{period.label} has not ended yet (it ends {period.end:%Y-%m-%d %H:%M} {settings.timezone}; "
-            f"now is {clock:%Y-%m-%d %H:%M})")
+    return Message.of("error.period.not_ended", period=period.label, end=f"{period.end:%Y-%m-%d %H:%M}",
+                      zone=settings.timezone, now=f"{clock:%Y-%m-%d %H:%M}")
 
 
 def audit_store(settings: Settings) -> Engine:

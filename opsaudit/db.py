@@ -63,7 +63,10 @@ def _sqlite_engine(parsed: URL, *, purpose: str, read_only: bool, create: bool) 
         if create:
             path.parent.mkdir(parents=True, exist_ok=True)
         elif not path.is_file():
-            raise _error(purpose)(f"{purpose}: {parsed.render_as_string()}: no such database file {path}")
+            from opsaudit.i18n.render import Message
+
+            raise _error(purpose)(Message.of("error.database.no_file", purpose=Message.of(f"error.purpose.{purpose}"),
+                                             url=parsed.render_as_string(), path=str(path)))
         if read_only:
             # A URI filename with mode=ro: SQLite itself refuses every write on this connection.
             query = {"mode": "ro", "uri": "true"}

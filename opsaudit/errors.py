@@ -1,8 +1,32 @@
-"""One root exception; each subclass is a way an audit cannot run (exit status 1)."""
+"""One root exception; each subclass is a way an audit cannot run (exit status 1).
+
+An error's message is a text, or a catalogue message (opsaudit.i18n Message) worded when it is
+read: the command line words it in the command's language (`OpsauditError.text`), anything else
+(a task log, the dashboard's state message, `str`) in OPSAUDIT_LANGUAGE.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from opsaudit.i18n.render import Message
 
 
 class OpsauditError(Exception):
     """Root of every error opsaudit reports to a person as one line."""
+
+    def text(self, language: str) -> str:
+        """The error's line in `language`."""
+        message = _message(self)
+        return message.text(language) if message is not None else super().__str__()
+
+    def __str__(self) -> str:
+        return self.text(_reader_language()) if _message(self) is not None else super().__str__()
+
+    def __repr__(self) -> str:
+        # A log line names the error by its words, not by the catalogue message behind them.
+        return f"{type(self).__name__}({str(self)!r})" if _message(self) is not None else super().__repr__()
 
 
 class ConfigError(OpsauditError):
@@ -27,3 +51,27 @@ class LifecycleError(OpsauditError):
 
 class UsageError(OpsauditError):
     """A command-line value that cannot be right, such as a period that has not ended (exit status 2)."""
+
+
+def option_error(option: str, problem: Message) -> UsageError:
+    """A UsageError naming the option (or flow parameter) at fault, then `problem`: `--period：…`."""
+    from opsaudit.i18n.render import Message
+
+    return UsageError(Message.of("error.option", option=option, problem=problem))
+
+
+def _message(error: OpsauditError) -> Message | None:
+    # Imported here: the catalogue's own errors are OpsauditErrors.
+    from opsaudit.i18n.render import Message
+
+    return error.args[0] if len(error.args) == 1 and isinstance(error.args[0], Message) else None
+
+
+def _reader_language() -> str:
+    """OPSAUDIT_LANGUAGE; zh-CN when the settings cannot be read (that error is a plain text)."""
+    from opsaudit.i18n.catalogue import resolve_language
+
+    try:
+        return resolve_language(None)
+    except OpsauditError:
+        return "zh-CN"

@@ -12,6 +12,8 @@ from datetime import date, datetime, timedelta
 from typing import Literal
 
 PeriodKind = Literal["year", "quarter", "month", "week", "range"]
+# One label of each kind, as errors show what a period looks like.
+LABEL_EXAMPLES = ("2026", "2026Q4", "2026-11", "2026-W47", "2026-10-01..2026-10-31")
 
 _PATTERNS: tuple[tuple[PeriodKind, re.Pattern[str]], ...] = (
     ("week", re.compile(r"^(\d{4})-W(\d{2})$")),
@@ -90,16 +92,32 @@ def parse_period(text: str) -> Period:
             return date_range(first, last)
         except ValueError:
             break
-    raise ValueError(f"{text!r} is not a period (expected 2026, 2026Q4, 2026-11, 2026-W47 or "
-                     "2026-10-01..2026-10-31)")
+    raise ValueError(f"{text!r} is not a period (expected {', '.join(LABEL_EXAMPLES)})")
 
 
-def parse_month(text: str, what: str) -> Period:
-    """The month `text` names; ValueError for anything else, saying that `what` ("scores are")
-    monthly."""
-    period = parse_period(text)
+def given_period(label: str, option: str) -> Period:
+    """The period a person gave as `option` (or a flow's parameter); a UsageError naming it, in
+    the reader's language, when `label` names none."""
+    # Imported here: the catalogue's formatters read periods from this module.
+    from opsaudit.errors import option_error
+    from opsaudit.i18n.render import Message
+
+    try:
+        return parse_period(label)
+    except ValueError:
+        key = "error.period.not_a_period" if label.strip() else "error.period.empty"
+        raise option_error(option, Message.of(key, value=label.strip(), examples=list(LABEL_EXAMPLES))) from None
+
+
+def given_month(label: str, option: str) -> Period:
+    """The month a person gave as `option` (scores, the circulation); a UsageError for anything else."""
+    from opsaudit.errors import option_error
+    from opsaudit.i18n.render import Message
+
+    period = given_period(label, option)
     if period.kind != "month":
-        raise ValueError(f"{what} monthly; {text!r} is a {period.kind} (e.g. 2026-10)")
+        raise option_error(option, Message.of("error.period.not_a_month", value=label.strip(), kind=period.kind,
+                                              example="2026-10"))
     return period
 
 

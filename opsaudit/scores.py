@@ -26,7 +26,7 @@ from sqlalchemy.engine import Connection, RowMapping
 
 from opsaudit.config.models import Scoring
 from opsaudit.errors import UsageError
-from opsaudit.periods import Period, containing, parse_month, periods_ending_in
+from opsaudit.periods import Period, containing, given_month, periods_ending_in
 from opsaudit.reports.recipients import Directory
 from opsaudit.store.findings import OPEN
 from opsaudit.store.lifecycle import WITH_OWNER
@@ -74,10 +74,7 @@ class Score:
 
 def month(label: str) -> Period:
     """The month `label` names; a UsageError for anything else."""
-    try:
-        return parse_month(label, "scores are")
-    except ValueError as exc:
-        raise UsageError(f"--period: {exc}") from None
+    return given_month(label, "--period")
 
 
 def require_audited(conn: Connection, period: Period, language: str) -> None:
@@ -211,10 +208,10 @@ def _usual_department(deductions: list[Deduction]) -> str | None:
 
 def describe(deduction: Deduction, language: str) -> str:
     """One deduction for a person: `客户满意度未达标（CS1）：重要问题，扣3分`."""
-    from opsaudit.i18n import text
+    from opsaudit.i18n import entity_label, text
     from opsaudit.store.finding_views import finding_text
 
     title = text("label.named", language, name=finding_text(deduction.finding, language)[0],
-                 id=deduction.finding["entity_id"])
+                 id=entity_label(deduction.finding, language))
     return text(f"scores.deduction.{deduction.reason}", language, title=title, points=deduction.points,
                 severity=deduction.finding["severity"], id=deduction.finding["id"][:8])

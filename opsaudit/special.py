@@ -8,16 +8,19 @@ a typed form; the command line builds the same model. Every mistake is one line 
 
 from __future__ import annotations
 
+import re
 from datetime import date, datetime
 from typing import Annotated, Any
 
 import sqlalchemy as sa
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationError, ValidationInfo, field_validator
+from pydantic_core import ErrorDetails
 
 from opsaudit.audit import AuditContext, local_now, not_ended, preflight, scoped_context
 from opsaudit.checks.scope import Scope
 from opsaudit.config.models import Area
 from opsaudit.errors import SourceError, UsageError
+from opsaudit.i18n.render import Message
 from opsaudit.periods import Period, date_range
 from opsaudit.settings import Settings
 from opsaudit.source import Source, missing_tables
@@ -26,12 +29,17 @@ AUDIT = "special"
 
 
 class RequestError(UsageError):
-    """A special audit's request that cannot be right, naming the field at fault."""
+    """A special audit's request that cannot be right, naming the field at fault; `problem` says
+    what is wrong with it, worded in the reader's language when it is read."""
 
-    def __init__(self, field: str, problem: str) -> None:
-        super().__init__(f"special audit: {field}: {problem}")
+    def __init__(self, field: str, problem: Message) -> None:
+        super().__init__(Message.of("error.special.request", field=field, problem=problem))
         self.field = field
         self.problem = problem
+
+    def __reduce__(self) -> tuple[type[RequestError], tuple[str, Message]]:
+        # Prefect keeps a failed run's exception: it is rebuilt from the field and the problem.
+        return type(self), (self.field, self.problem)
 
 
 def _stripped(value: Any) -> Any:
@@ -40,7 +48,7 @@ def _stripped(value: Any) -> Any:
 
 def _filled(value: Any) -> Any:
     if isinstance(value, str) and not value.strip():
-        raise ValueError("is empty")
+        raise ValueError(Message.of("error.special.empty"))
     return _stripped(value)
 
 
@@ -71,7 +79,7 @@ class SpecialAudit(BaseModel):
     @classmethod
     def _stated(cls, value: Any) -> Any:
         if isinstance(value, str) and not value.strip():
-            raise ValueError("is empty: state the problem or incident the special audit looks into")
+            raise ValueError(Message.of("error.special.empty_reason"))
         return _stripped(value)
 
     @field_validator("last_day")
@@ -79,7 +87,8 @@ class SpecialAudit(BaseModel):
     def _not_before_first_day(cls, value: date, info: ValidationInfo) -> date:
         first = info.data.get("first_day")
         if first is not None and value < first:
-            raise ValueError(f"{value.isoformat()} is before the first day {first.isoformat()}")
+            raise ValueError(Message.of("error.special.before_first_day", last=value.isoformat(),
+                                        first=first.isoformat()))
         return value
 
     @property
@@ -100,16 +109,33 @@ def parse_request(value: Any) -> SpecialAudit:
     except ValidationError as exc:
         error = exc.errors()[0]
         location = [str(part) for part in error["loc"]]
-        message = error["msg"].removeprefix("Value error, ")
-        if error["type"] == "missing":
-            message = "required"
-        elif error["type"] == "extra_forbidden":
-            message = "unknown field"
-        elif error["type"].startswith("date_"):
-            message = f"{error['input']!r} is not a date (e.g. 2026-10-01)"
-        elif len(location) > 1 and isinstance(error.get("input"), str):
-            message = f"{error['input']!r}: {message[:1].lower()}{message[1:]}"  # which of the list's values
-        raise RequestError(location[0] if location else "request", message) from None
+        raise RequestError(location[0] if location else "request", _problem(error)) from None
+
+
+def _problem(error: ErrorDetails) -> Message:
+    """What pydantic found wrong with a field, as a catalogue message; in a list, which value."""
+    kind, value, context = error["type"], error.get("input"), error.get("ctx") or {}
+    cause = context.get("error")
+    if isinstance(cause, ValueError) and cause.args and isinstance(cause.args[0], Message):
+        # One of a list's values, named unless it is blank (then "is empty" says it all).
+        named = len(error["loc"]) > 1 and isinstance(value, str) and bool(value.strip())
+        return Message.of("error.special.item", value=value, problem=cause.args[0]) if named else cause.args[0]
+    if kind == "missing":
+        return Message.of("error.special.required")
+    if kind == "extra_forbidden":
+        return Message.of("error.special.unknown_field")
+    if kind == "model_type":
+        return Message.of("error.special.not_a_request")
+    if kind.startswith("date_"):
+        return Message.of("error.special.not_a_date", value=value, example="2026-10-01")
+    if kind in ("literal_error", "enum"):
+        return Message.of("error.special.not_one_of", value=value,
+                          choices=re.findall(r"'([^']*)'", str(context.get("expected", ""))))
+    if kind == "too_short":
+        return Message.of("error.special.empty")
+    if kind == "string_too_long":
+        return Message.of("error.special.too_long", limit=context.get("max_length"))
+    return Message.of("error.special.invalid", detail=error["msg"])
 
 
 def unknown_departments(source: Source, departments: list[str]) -> list[str]:
@@ -136,9 +162,9 @@ def prepare(settings: Settings, request: SpecialAudit, now: datetime | None = No
     preflight(context)
     unknown = unknown_departments(context.source, request.departments)
     if unknown:
-        raise RequestError("departments", f"{unknown[0]!r} is not a department_id of the departments table")
+        raise RequestError("departments", Message.of("error.special.unknown_department", value=unknown[0]))
     if request.requested_by and not known_staff(context.source, request.requested_by):
-        raise RequestError("requested_by", f"{request.requested_by!r} is not a staff_id of the staff table")
+        raise RequestError("requested_by", Message.of("error.special.unknown_staff", value=request.requested_by))
     return context
 
 

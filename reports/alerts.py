@@ -79,13 +79,14 @@ def compose(row: RowMapping, directory: Directory, deadlines: Deadlines, zone: t
             addresses: tuple[outbox.Address, ...], url: str) -> OutgoingMail:
     """The alert: the problem in words, the department, the owner, the deadlines, what must be done,
     and the finding's page (`url`), where those told act on it."""
-    from opsaudit.i18n import format_value, text
+    from opsaudit.i18n import entity_label, format_value, text
     from opsaudit.store.finding_views import finding_text
 
-    title, description = finding_text(row, language)
+    problem, description = finding_text(row, language)
+    title = text("label.named", language, name=problem, id=entity_label(row, language))
     owner = directory.people.get(row["owner_id"] or "")
     fields = [
-        ("field.title", text("label.named", language, name=title, id=row["entity_id"])),
+        ("field.title", title),
         ("field.description", description),
         ("field.department", directory.department_label(row["department_id"], language)),
         ("field.owner", owner.label(language) if owner else row["owner_id"] or text("alert.unassigned", language)),
@@ -100,6 +101,5 @@ def compose(row: RowMapping, directory: Directory, deadlines: Deadlines, zone: t
         body.paragraph(text("rectification.mail.field", language, name=text(key, language), value=value))
     body.link(url).paragraph(text("rectification.mail.footer", language))
     return OutgoingMail(dedupe_key=f"{KEY}{row['id']}:{language}", kind="alert", recipients=addresses,
-                        subject=text("alert.subject", language, title=text("label.named", language, name=title,
-                                                                           id=row["entity_id"])),
+                        subject=text("alert.subject", language, title=title),
                         body_text=body.text(), body_html=body.html())

@@ -175,12 +175,13 @@ class Writer:
     def title(self, finding: RowMapping, language: str) -> str:
         """The finding's title with what it is about and its period, so that the same rule failed by
         the same department in two months reads as two findings: 客户满意度未达标（CS1，2026年10月）."""
+        from opsaudit.i18n import entity_label
         from opsaudit.store.finding_views import finding_text
 
         key = (finding["id"], language)
         if key not in self._titles:
             self._titles[key] = _t("rectification.mail.finding", language, name=finding_text(finding, language)[0],
-                                   id=finding["entity_id"], period=finding["period"])
+                                   id=entity_label(finding, language), period=finding["period"])
         return self._titles[key]
 
     def named(self, finding: RowMapping, language: str) -> Cell:

@@ -19,6 +19,7 @@ from markupsafe import Markup
 from opsaudit.errors import InputError
 from opsaudit.i18n import check_language, entity_reference, format_value, has_message, recommendation, text
 from opsaudit.i18n.findings import labelled
+from opsaudit.i18n.render import Message
 from opsaudit.reports import charts, fonts
 from opsaudit.reports.findings_workbook import COLUMNS, row_values
 from opsaudit.reports.report_data import Kpi, ReportData, load_report_data
@@ -82,9 +83,9 @@ def run_folder(store: sa.Engine, settings: Settings, prefix: str) -> tuple[Path,
         found = conn.execute(sa.select(audit_runs.c.id, audit_runs.c.audit, audit_runs.c.kind, audit_runs.c.period)
                              .where(audit_runs.c.id.startswith(prefix)).limit(2)).all()
     if not found:
-        raise InputError(f"audit run {prefix}: no such run in oa_audit_runs")
+        raise InputError(Message.of("error.run.unknown", prefix=prefix, table=audit_runs.name))
     if len(found) > 1:
-        raise InputError(f"audit run {prefix}: the prefix matches several runs; give more of the id")
+        raise InputError(Message.of("error.run.ambiguous", prefix=prefix))
     run_id, audit, kind, period = found[0]
     return run_output_folder(settings.output_dir, audit, kind, period, run_id), run_id
 

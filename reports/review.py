@@ -514,12 +514,14 @@ class Mails:
                 for name, by_severity in [*table.items(), (_t("review.mail.total", language), total)]]
         body.table(header, rows, compact=True)
         if majors:
+            from opsaudit.i18n import entity_label
             from opsaudit.store.finding_views import finding_text
 
             body.heading(_t("review.mail.majors", language))
             body.table([_t("field.title", language), _t("field.department", language), _t("field.owner", language),
                         _t("field.due_at", language)],
-                       [[_t("label.named", language, name=finding_text(row, language)[0], id=row["entity_id"]),
+                       [[_t("label.named", language, name=finding_text(row, language)[0],
+                            id=entity_label(row, language)),
                          self.gate.directory.department_label(row["department_id"], language),
                          self.gate.directory.person_label(row["owner_id"] or "—", language),
                          format_value(from_db(row["due_at"], self.gate.settings.tz), "date", language)]

@@ -23,6 +23,7 @@ from opsaudit.checks import engine
 from opsaudit.checks.results import CheckResult, Outcome, ResultSet
 from opsaudit.config.loader import display_path
 from opsaudit.errors import OpsauditError
+from opsaudit.i18n import text
 from opsaudit.settings import load_settings
 from opsaudit.source import missing_tables
 from opsaudit.store import findings as findings_store
@@ -130,7 +131,7 @@ def record_findings(context: AuditContext, run: RunInfo, results: ResultSet, ava
             deadlines=thresholds.deadlines, recurrence_periods=thresholds.recurrence_periods,
             config_hash=context.config.digest(), zone=context.settings.tz)
     counts = {"results": stored, **asdict(summary)}
-    get_run_logger().info("findings: %s", counts)
+    get_run_logger().info(text("log.findings", context.settings.language, **counts))
     return counts
 
 

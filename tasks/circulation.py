@@ -49,18 +49,20 @@ def prepare(settings: Settings, month: str | None, now: datetime | None) -> Circ
     # A plain datetime: Prefect's scheduled times are pendulum's, whose arithmetic drops a zoneinfo zone.
     clock = datetime.fromtimestamp((now or datetime.now(settings.tz)).timestamp(), settings.tz)
     span = _month(month) if month else periods.previous("month", clock.replace(tzinfo=None))
+    if span.end > clock.replace(tzinfo=None):
+        # A month still under way, or to come, has no audits to tell everyone about yet.
+        from opsaudit.errors import option_error
+        from opsaudit.i18n.render import Message
+
+        raise option_error("--month", Message.of("validation.circulation.not_ended", month=span.label, end=span.end))
     return CirculationRun(settings, config, load_directory(settings, config), span, clock)
 
 
 def _month(label: str) -> Period:
     """The month `label` names; a UsageError naming --month for anything else."""
-    from opsaudit.errors import UsageError
-    from opsaudit.periods import parse_month
+    from opsaudit.periods import given_month
 
-    try:
-        return parse_month(label, "the circulation is")
-    except ValueError as exc:
-        raise UsageError(f"--month: {exc}") from None
+    return given_month(label, "--month")
 
 
 @task(cache_policy=NO_CACHE)

@@ -9,7 +9,7 @@ from prefect import get_run_logger, task
 from prefect.cache_policies import NO_CACHE
 
 from opsaudit.audit import AuditContext
-from opsaudit.i18n import LANGUAGES
+from opsaudit.i18n import LANGUAGES, text
 from opsaudit.reports.recipients import Directory, not_told
 from opsaudit.reports.review import Gate, submit
 from opsaudit.store.runs import RunInfo
@@ -46,5 +46,12 @@ def submit_report(context: AuditContext, run: RunInfo, files: list[str]) -> dict
                                   "recipients": [address.email for address in outcome.recipients]}
             for note in outcome.notes:
                 logger.warning(not_told(note, context.settings.language))
-    logger.info("report submitted: %s", {language: o["status"] for language, o in outcomes.items()})
+    logger.info(submitted_line(outcomes, context.settings.language))
     return {"reports": outcomes, "mail": deliver_now(context)}
+
+
+def submitted_line(outcomes: dict[str, dict[str, Any]], language: str) -> str:
+    """稽查报告已提交：中文：待审核: each report language and where its review stands, for the log."""
+    return text("log.report_submitted", language, reports=[
+        text("log.report_language", language, language=text(f"review.language.{report}", language),
+             status=outcome["status"]) for report, outcome in outcomes.items()])

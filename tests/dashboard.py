@@ -41,6 +41,18 @@ def artifacts(flow_run_id: Any) -> dict[str, Any]:
     return {artifact.key: artifact for artifact in found}
 
 
+def run_logs(flow_run_id: Any) -> list[str]:
+    """The run's log lines as the dashboard lists them (its tasks' too), oldest first."""
+    from prefect import get_client
+    from prefect.client.schemas.filters import LogFilter, LogFilterFlowRunId
+    from prefect.logging.handlers import APILogWorker
+
+    APILogWorker.drain_all(timeout=10, at_exit=False)   # the lines go to the API in batches
+    with get_client(sync_client=True) as client:
+        found = client.read_logs(LogFilter(flow_run_id=LogFilterFlowRunId(any_=[flow_run_id])))
+    return [log.message for log in found]
+
+
 def run_of(state: Any) -> Any:
     """The flow run behind a state returned by calling a flow with return_state=True."""
     return flow_run(state.state_details.flow_run_id)

@@ -4,6 +4,7 @@ report's review."""
 
 from __future__ import annotations
 
+from dataclasses import replace
 from datetime import UTC, datetime
 
 import pytest
@@ -70,6 +71,21 @@ def test_a_major_problem_alerts_the_managers_once_naming_the_problem_owner_and_d
     assert [subject for _, subject in received(mailbox)][2:] == ["重大问题：客户满意度未达标（CS2）"]
 
 
+def test_a_problem_of_the_whole_company_is_named_so_not_by_its_id(engine, mailbox):
+    company(engine)
+    whole = replace(problem("company", "major", owner="M1", department=None), entity_type="company")
+    [major] = raise_findings(engine, [whole])
+    duty = Recipient(email="duty@example.com", language="en")
+    assert alert(engine, Recipients(alerts=(duty,))).findings == (major,)
+    deliver_pending(engine, load_settings())
+
+    assert [subject for _, subject in received(mailbox)][-2:] == [
+        "重大问题：客户满意度未达标（全公司）", "Major problem: Customer satisfaction below target (the whole company)"]
+    chinese = mailbox.received[-2].get_body(("plain",)).get_content()
+    assert "问题：客户满意度未达标（全公司）" in chinese and "责任部门：全公司" in chinese
+    assert "company" not in chinese
+
+
 @pytest.mark.usefixtures("prefect_harness")
 def test_an_audit_alerts_at_once_and_submits_its_report_for_review(db_url, engine, mailbox, monkeypatch, tmp_path):
     from test_flows import small_company
@@ -92,7 +108,7 @@ def test_an_audit_alerts_at_once_and_submits_its_report_for_review(db_url, engin
     alerts = [(rcpt, subject) for rcpt, subject in received(mailbox) if subject.startswith("重大问题：")]
     # The department's head for its problem; a data-quality problem is the operations manager's.
     assert alerts == [(["m1@example.com"], "重大问题：本期无数据（qa_reviews.*）"),
-                      (["m1@example.com", "s2@example.com"], "重大问题：首次响应不及时（D2）")]
+                      (["m1@example.com", "s2@example.com"], "重大问题：首次响应不及时（CS two）")]
     assert received(mailbox)[:2] == alerts   # before the report's draft
     drafts = [message for message in mailbox.received if message["Subject"].startswith("稽查报告待审核：")]
     assert [message["To"] for message in drafts] == ["Audit lead <l1@example.com>"] * 2   # one per run

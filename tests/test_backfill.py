@@ -45,12 +45,14 @@ def test_a_backfill_runs_the_periods_in_order_and_a_second_one_duplicates_nothin
 
 
 @pytest.mark.parametrize(("args", "message"), [
-    (["--from", "2026-10", "--to", "2026-08"], "Invalid value for --to: the first period 2026-10 is after the "
+    (["--from", "2026-10", "--to", "2026-08"], "invalid value for --to: the first period 2026-10 is after the "
                                                "last period 2026-08"),
-    (["--from", "2026Q3", "--to", "2026-10"], "Invalid value for --from: 2026Q3 is not a period of the monthly "
+    (["--from", "2026Q3", "--to", "2026-10"], "invalid value for --from: 2026Q3 is not a period of the monthly "
                                               "customer-service evaluation: it audits a month, e.g. 2026-10"),
-    (["--from", "2026-10", "--to", "2026-11"], "Invalid value for --to: 2026-11 has not ended yet"),
-    (["--from", "August", "--to", "2026-10"], "Invalid value for --from: 'August' is not a period"),
+    (["--from", "2026-10", "--to", "2026-11"], "invalid value for --to: 2026-11 has not ended yet"),
+    (["--from", "August", "--to", "2026-10"], "invalid value for --from: 'August' is not a period"),
+    (["--from", "August", "--to", "2026-10", "--lang", "zh-CN"], "--from的值无效：“August”不是有效的期间"),
+    (["--from", "2026-10", "--to", "2026-11", "--lang", "zh-CN"], "--to的值无效：2026-11尚未结束"),
 ])
 def test_a_bad_backfill_range_is_one_line_and_exit_2(tmp_path, args, message):
     import os

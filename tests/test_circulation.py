@@ -92,7 +92,17 @@ def test_opsaudit_reports_circulate(store, tmp_path):
     again = runner.invoke(app, ["reports", "circulate", "--month", "2026-10"])
     assert again.output == "2026年10月的稽查情况已经通报过，不再重复发送。\n"
     wrong = runner.invoke(app, ["reports", "circulate", "--month", "2026Q3"])
-    assert isinstance(wrong.exception, UsageError) and str(wrong.exception).startswith("--month: the circulation is")
+    assert isinstance(wrong.exception, UsageError)
+    assert str(wrong.exception) == "--month：“2026Q3”是季度，不是月份（如2026-10）"
+    # A month under way or to come, on the real clock (the month the test runs in, and the next).
+    from datetime import datetime, timedelta
+    from zoneinfo import ZoneInfo
+
+    today = datetime.now(ZoneInfo("Asia/Shanghai"))
+    for month in (today.strftime("%Y-%m"), (today.replace(day=1) + timedelta(days=40)).strftime("%Y-%m")):
+        early = runner.invoke(app, ["reports", "circulate", "--month", month])
+        assert isinstance(early.exception, UsageError) and "尚未结束" in str(early.exception), early.output
+    assert not (tmp_path / "out" / "circulation" / today.strftime("%Y-%m")).exists()
 
 
 def test_who_cannot_be_told_is_named_in_the_readers_language(store):

@@ -99,8 +99,13 @@ def test_check_source_reports_a_wrong_type(tmp_path):
 
 
 @pytest.mark.parametrize(("args", "message"), [
-    (["run", "cs-monthly", "--period", "2026-13"], "is not a period"),
-    (["run", "cs-weekly", "--period", "2026-10"], "cs-weekly audits a week, and '2026-10' is a month"),
+    (["run", "cs-monthly", "--period", "2026-13"], "--period：“2026-13”不是有效的期间（应为2026、2026Q4、"),
+    (["run", "cs-monthly", "--period", "2026/11", "--lang", "en"], "--period: '2026/11' is not a period"),
+    (["run", "cs-weekly", "--period", "2026-10"], "cs-weekly 按周稽查，“2026-10”不是周而是月"),
+    (["run", "cs-monthly", "--period", "2999-01"], "--period：2999-01尚未结束"),
+    (["init", "--scale", "2000"], "--scale的值无效：只能与 --demo 一起使用"),
+    (["scores", "--period", "2999-01"], "--period的值无效：2999年1月尚未开始"),
+    (["run", "rectification-tracking", "--period", "2026-10"], "rectification-tracking 跟踪全部未关闭的问题"),
     (["run", "cs-monthly", "--now", "x"], "--now的值无效：“x”不是 ISO 时间"),
 ])
 def test_bad_period_or_clock_is_usage(args, message, tmp_path):
@@ -108,6 +113,14 @@ def test_bad_period_or_clock_is_usage(args, message, tmp_path):
     # click's usage error comes in a box that wraps long lines; read it as one line of words
     words = " ".join(re.sub(r"[│╭╮╰╯─]", " ", result.stderr).split())
     assert result.returncode == 2 and message in words
+
+
+def test_a_database_file_that_is_not_there_is_named_in_the_readers_language(tmp_path):
+    missing = tmp_path / "nodir" / "x.db"
+    for lang, line in (("zh-CN", f"业务数据库：sqlite:///{missing}：数据库文件 {missing} 不存在"),
+                       ("en", f"database: sqlite:///{missing}: no such database file {missing}")):
+        result = opsaudit("init", "--check-source", "--db", f"sqlite:///{missing}", "--lang", lang)
+        assert result.returncode == 1 and result.stderr == f"opsaudit: error: {line}\n"
 
 
 def test_init_demo_never_replaces_data_without_asking(tmp_path):

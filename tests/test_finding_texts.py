@@ -209,7 +209,7 @@ def test_the_issues_examples_read_as_a_manager_expects():
     satisfaction = {**RATE, "department_id": "D03"}
     assert render_finding("cs.satisfaction_rate", "department", satisfaction, ZH) == FindingText(
         "客户满意度未达标",
-        "2026年10月，客服三部（D03）已评价工单412张，满意率82.0%，低于目标90.0%（差8.0个百分点），不满意74张。")
+        "2026年10月，客服三部（D03）已评价工单412张，满意度82.0%，低于目标90.0%（差8.0个百分点），不满意74张。")
     assert render_finding("cs.satisfaction_rate", "department", satisfaction, EN).title == \
         "Customer satisfaction below target"
 

@@ -208,7 +208,7 @@ def test_csv_opens_in_excel_and_xlsx_has_headers_in_the_readers_language(sixty, 
 def test_a_finding_reads_as_a_manager_needs_it_in_either_language(sixty):
     finding_id = ids(sixty, entity_id="A0002")[0]
     chinese = cli("findings", "show", finding_id[:8]).stdout
-    for expected in ("重大问题 · 待整改 · 2026年10月", "客户满意度未达标", "满意率78.0%", "低于目标90.0%",
+    for expected in ("重大问题 · 待整改 · 2026年10月", "客户满意度未达标", "满意度78.0%", "低于目标90.0%",
                      "责任部门：客服2部（D02）", "责任人：主管2（H02）", "整改方案提交期限：2026-11-08",
                      "整改期限：2026-12-01", "专题会议", "T2-1  满意度评分：2"):
         assert expected in chinese, expected

@@ -94,6 +94,30 @@ def test_monthly_audit_records_findings_and_a_rerun_does_not_duplicate(company, 
     assert output["audit"] == "cs-monthly" and output["results"]
 
 
+def test_the_flow_log_says_what_the_audit_found_in_sentences(company, monkeypatch):
+    """The dashboard's log is read by people: sentences from the catalogue, in OPSAUDIT_LANGUAGE."""
+    from dashboard import run_logs, run_of
+
+    from opsaudit.flows.audits import cs_monthly
+
+    def logged(language: str) -> list[str]:
+        monkeypatch.setenv("OPSAUDIT_LANGUAGE", language)
+        state = cs_monthly(period="2026-10", return_state=True)
+        summary = state.result()
+        counts = summary["findings"]
+        lines = run_logs(run_of(state).id)
+        assert not [line for line in lines if "{'" in line]   # no dict printed as it is
+        return [line for line in lines if str(counts["results"]) in line or "报告" in line or "report" in line]
+
+    chinese = logged("zh-CN")
+    assert any(line.startswith("记录稽查结果") and "问题：新增" in line for line in chinese), chinese
+    assert "稽查报告已提交：中文：待审核" in chinese
+    english = logged("en")   # the rerun: the same findings, unchanged
+    assert any(" audit results recorded; problems: 0 raised (0 of them recurring), 0 updated" in line
+               for line in english), english
+    assert "audit report submitted: English: awaiting review" in english
+
+
 def test_a_stop_the_runner_sent_ends_the_audit_even_when_its_sigterm_was_lost(company):
     """serve stopping, or a cancel from the dashboard: the runner's intent came, its SIGTERM never
     raised (Python drops it inside a weakref callback). The audit stops at its next step,

@@ -58,7 +58,7 @@ def test_scores_before_any_audit_say_so(store):
 def test_opsaudit_scores_refuses_an_empty_or_unaudited_period_in_one_line(store, db_url):
     raise_findings(store, [problem("CS1")], period="2026-10")
     env = {**os.environ, "OPSAUDIT_DATABASE_URL": db_url, "OPSAUDIT_LANGUAGE": "en"}
-    for period, message in (("", "--period: '' is not a period"),
+    for period, message in (("", "--period: is empty (expected one of 2026, 2026Q4"),
                             ("1900-01", "--period 1900-01: no audit covered this month; audited months run from "
                                         "2026-10 to 2026-10")):
         result = opsaudit("scores", "--period", period, env=env)

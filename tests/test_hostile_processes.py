@@ -20,9 +20,13 @@ from opsaudit.flows.server import PrefectServerError, free_port, prefect_api
 
 def test_an_unreachable_prefect_api_url_is_one_line_naming_it(monkeypatch):
     url = f"http://127.0.0.1:{free_port()}/api"
+    from prefect.settings import PREFECT_API_URL, temporary_settings
+
     monkeypatch.setenv("PREFECT_API_URL", url)
     monkeypatch.setenv("OPSAUDIT_LANGUAGE", "en")
-    with pytest.raises(PrefectServerError) as refused, prefect_api():
+    # The setting, not only the variable: the suite's shared Prefect harness sets the setting.
+    with temporary_settings(updates={PREFECT_API_URL: url}), pytest.raises(PrefectServerError) as refused, \
+            prefect_api():
         pass
     message = str(refused.value)
     assert message.startswith(f"PREFECT_API_URL {url}: the Prefect API does not answer (") and "\n" not in message

@@ -160,6 +160,7 @@ def test_unknown_keys_and_languages_are_clear_errors(monkeypatch):
     (72.5, "score", "72.5分", "72.5 points"),
     (80, "score", "80分", "80 points"),
     (120.25, "hours", "120.3小时", "120.3 hours"),
+    (12500.5, "amount", "12,500.5元", "12,500.5 yuan"),
     (46, "days", "46天", "46 days"),
     (1, "days", "1天", "1 day"),
     (3.5, "days", "3.5天", "3.5 days"),
@@ -257,3 +258,20 @@ def test_help_and_usage_errors_are_in_the_readers_language():
         assert result.returncode == 2 and said in result.stderr and result.stderr.count("\n") == 1, result.stderr
     english = opsaudit("findings", "assign", "x", language="en")
     assert "missing option --actor (see `" in english.stderr
+
+
+def test_a_finding_names_what_it_is_about_as_people_do():
+    """Titles, mails and the CSV's entity column: the whole company in words, never its stored id."""
+    from opsaudit.i18n import entity_label, entity_reference
+
+    def finding(entity_type: str, entity_id: str, **facts: str) -> dict:
+        return {"entity_type": entity_type, "entity_id": entity_id, "facts": facts}
+
+    assert [entity_label(finding("company", "company"), language) for language in (ZH, EN)] == [
+        "全公司", "the whole company"]
+    assert entity_label(finding("department", "CS1", department_name="客服一部"), ZH) == "客服一部"
+    assert entity_label({"entity_type": "department", "entity_id": "CS1", "facts": None}, ZH) == "CS1"
+    assert entity_label(finding("agent", "S007", agent_name="王芳", department_name="客服一部"), ZH) == "王芳（S007）"
+    assert entity_label(finding("task", "TSK-00898"), EN) == "TSK-00898"
+    assert entity_reference("company", "company", ZH) == "全公司"
+    assert entity_reference("task", "TSK-00898", ZH) == "任务 TSK-00898"

@@ -185,14 +185,15 @@ def test_assign_gives_the_finding_a_new_owner_who_may_then_act(store, people):
 def test_inputs_an_action_cannot_go_without_are_usage_errors(store, people, tmp_path):
     [finding] = raise_findings(store, [problem(severity="general")])
     before = snapshot(store, finding)
-    for action, inputs, message in (("assign", {}, "assign needs --to"), ("reject-plan", {"note": " "}, "--note"),
-                                    ("start", {"to": "O2"}, "--to goes with assign")):
+    for action, inputs, message in (("assign", {}, "assign 须附 --to"), ("reject-plan", {"note": " "}, "--note"),
+                                    ("start", {"to": "O2"}, "--to 只能用于 assign")):
         with pytest.raises(UsageError, match=message):
             act(store, people, finding, action, "M1", **inputs)
     act(store, people, finding, "start", "O1")
-    with pytest.raises(UsageError, match="submit needs --evidence"):
+    with pytest.raises(UsageError, match="submit 须附 --evidence") as refused:
         act(store, people, finding, "submit", "O1")
-    with pytest.raises(InputError, match=r"--evidence .*nothing\.pdf: No such file"):
+    assert refused.value.text("en") == "submit needs --evidence"
+    with pytest.raises(InputError, match=r"--evidence .*nothing\.pdf：无法读取（No such file"):
         act(store, people, finding, "submit", "O1", evidence=str(tmp_path / "nothing.pdf"))
     assert snapshot(store, finding)[0]["status"] == "in_progress" and snapshot(store, finding)[1] == before[1] + 1
 
@@ -309,11 +310,57 @@ def test_the_command_line_moves_a_finding_and_refuses_in_one_line(store, db_url,
     assert refused.stderr.startswith("opsaudit: error: 员工O1 (O1) may not approve rectification plan: only")
     assert refused.stderr.count("\n") == 1
     usage = opsaudit("findings", "reject-plan", finding, "--actor", "M1", env=env)
-    assert usage.returncode == 2 and "reject-plan needs --note" in usage.stderr
+    assert usage.returncode == 2 and "reject-plan 须附 --note" in usage.stderr
+    english = opsaudit("findings", "reject-plan", finding, "--actor", "M1", "--lang", "en", env=env)
+    assert english.returncode == 2 and english.stderr == "opsaudit: error: reject-plan needs --note\n"
+    unknown = opsaudit("findings", "show", "nosuchid", env=env)
+    assert unknown.returncode == 1 and unknown.stderr == "opsaudit: error: 没有编号以 nosuchid 开头的问题\n"
     assert snapshot(store, finding) == before
     english = opsaudit("findings", "approve-plan", finding, "--actor", "M1", "--lang", "en", env=env)
     assert english.stdout.strip() == (f"finding {finding[:8]}: approve rectification plan, rectification plan awaiting "
                                       "approval → rectification plan approved, by 员工M1 (M1)")
+
+
+def test_findings_show_says_what_each_action_recorded(store, people, db_url, tmp_path):
+    """Who the finding went to, the special meeting's day, the task force, the evidence file: in
+    the history's words, people by name, and in the JSON under keys that say what they are."""
+    import hashlib
+    import json
+    import os
+
+    evidence = tmp_path / "整改报告.pdf"
+    evidence.write_bytes(b"%PDF-1.7 fixed")
+    [finding] = raise_findings(store, [problem("CS1", "major")])
+    act(store, people, finding, "assign", "M1", FOUND + timedelta(hours=1), to="O2", note="O1休假")
+    with store.begin() as conn:
+        lifecycle.record_special_meeting(conn, finding, actor="M1", held_on=date(2026, 11, 3), note=None,
+                                         directory=people, now=FOUND + timedelta(days=1))
+        lifecycle.record_task_force(conn, finding, actor="M2", lead="H1", members=("O2",), directory=people,
+                                    now=FOUND + timedelta(days=1))
+    drive(store, people, finding, [("submit-plan", "O2", {}), ("approve-plan", "M1", {}), ("start", "O2", {}),
+                                   ("submit", "O2", {"evidence": str(evidence)})])
+    env = {**os.environ, "OPSAUDIT_DATABASE_URL": db_url, "COLUMNS": "400"}
+
+    shown = opsaudit("findings", "show", finding, env=env)
+    assert shown.returncode == 0, shown.stderr
+    digest = hashlib.sha256(b"%PDF-1.7 fixed").hexdigest()
+    for expected in ("员工M1（M1）  指派责任人  责任人：员工O1（O1） → 员工O2（O2）；O1休假",
+                     "员工M1（M1）  记录专题会议  已于2026-11-03召开专题会议",
+                     "员工M2（M2）  成立专项整改工作小组  组长员工H1（H1），成员员工H1（H1）、员工O2（O2）",
+                     f"证据：{evidence}（14字节，校验值{digest}）"):
+        assert expected in shown.stdout, expected
+    english = opsaudit("findings", "show", finding, "--lang", "en", env=env).stdout
+    assert "owner: 员工O1 (O1) → 员工O2 (O2)" in english and f"({14} bytes, SHA-256 {digest})" in english
+
+    events = json.loads(opsaudit("findings", "show", finding, "--format", "json", env=env).stdout)["events"]
+    by_action = {event["action"]: event for event in events}
+    assert (by_action["assign"]["owner_from"], by_action["assign"]["owner_to"]) == ("O1", "O2")
+    assert by_action["special-meeting"]["held_on"] == "2026-11-03"
+    assert by_action["task-force"]["task_force"] == {"lead": "H1", "members": ["H1", "O2"]}
+    assert by_action["submit"]["evidence"] == str(evidence)
+    assert by_action["submit"]["evidence_file"] == {"bytes": 14, "sha256": digest}
+    assert list(by_action["start"]) == ["at", "actor", "action", "from_status", "to_status", "note", "evidence",
+                                        "channel"]
 
 
 def test_two_people_acting_at_once_cannot_both_move_the_finding(pg_url):

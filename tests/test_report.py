@@ -287,4 +287,5 @@ def test_the_flows_task_and_the_command_write_the_report_in_the_runs_folder(tmp_
     assert (folder / "report.en.html").exists() and str(folder / "report.en.pdf") in result.output
 
     unknown = CliRunner().invoke(app, ["render", "nothing"])
-    assert unknown.exit_code != 0 and "audit run nothing: no such run in oa_audit_runs" in str(unknown.exception)
+    assert unknown.exit_code != 0 and str(unknown.exception) == "oa_audit_runs 中没有稽查批次 nothing"
+    assert unknown.exception.text("en") == "audit run nothing: no such run in oa_audit_runs"

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterator
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -128,6 +129,21 @@ def test_the_draft_goes_to_the_audit_lead_and_the_approved_report_to_the_manager
     with store.begin() as conn, pytest.raises(ReviewError, match=twice):
         approve(conn, gate(store, settings), run, "A1", None, now=T0, language="zh-CN")
     assert len(mailbox.received) == 2
+
+
+def test_the_mail_names_a_problem_of_the_whole_company_so_not_by_its_id(store, mailbox, port, tmp_path):
+    settings = settings_for(port)
+    whole = replace(problem("company", "major", owner="M1", department=None), entity_type="company")
+    raise_findings(store, [whole, problem("CS2", "major", owner="O3")])
+    with store.connect() as conn:
+        run = conn.execute(sa.select(audit_runs.c.id)).scalar_one()
+    with store.begin() as conn:
+        submit(conn, gate(store, settings), run, "zh-CN", report_files(tmp_path / "out"), now=T0)
+    deliver_pending(store, settings, now=T0)
+
+    text = mailbox.received[0].get_body(("plain",)).get_content()
+    assert "客户满意度未达标（全公司）" in text and "客户满意度未达标（CS2）" in text
+    assert "company" not in text
 
 
 def test_the_lead_approving_and_returning_at_once_decides_the_report_once(pg_url, port, tmp_path):

@@ -110,9 +110,13 @@ def test_the_json_is_the_interface_shape_and_each_deduction_names_its_finding(oc
 
 
 def test_a_period_that_is_not_a_month_is_refused():
-    for label, message in (("2026Q4", "scores are monthly"), ("October", "not a period")):
-        with pytest.raises(UsageError, match=message):
+    for label, chinese, english in (("2026Q4", "--period：“2026Q4”是季度，不是月份（如2026-10）",
+                                     "--period: '2026Q4' is a quarter, not a month (e.g. 2026-10)"),
+                                    ("October", "--period：“October”不是有效的期间",
+                                     "--period: 'October' is not a period")):
+        with pytest.raises(UsageError) as refused:
             month(label)
+        assert str(refused.value).startswith(chinese) and refused.value.text("en").startswith(english)
 
 
 def opsaudit(*args: str, env: dict[str, str]) -> subprocess.CompletedProcess[str]:

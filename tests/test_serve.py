@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import signal
 import socket
 import subprocess
@@ -111,6 +112,10 @@ def listening(port: int) -> bool:
     return True
 
 
+# The line that says the deployments are served, in either language (the web's line comes first).
+SERVES = re.compile("个部署并开始按计划运行|deployments registered and served")
+
+
 @contextmanager
 def serving(args: list[str], env: dict[str, str], log: Path) -> Iterator[subprocess.Popen[bytes]]:
     """`opsaudit serve ARGS` until it says it serves; the block must stop it."""
@@ -119,7 +124,7 @@ def serving(args: list[str], env: dict[str, str], log: Path) -> Iterator[subproc
                                    stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
     try:
         deadline = time.monotonic() + STARTUP
-        while "Ctrl-C" not in log.read_text(errors="replace"):   # the line that says it serves, in either language
+        while not SERVES.search(log.read_text(errors="replace")):
             assert process.poll() is None, log.read_text(errors="replace")
             assert time.monotonic() < deadline, f"serve did not start in {STARTUP:.0f} s"
             time.sleep(0.5)
@@ -216,6 +221,10 @@ def test_serve_uses_the_server_prefect_api_url_names(tmp_path):
     api_url = PREFECT_API_URL.value()
     database = f"sqlite:///{tmp_path / 'ops.db'}"
     subprocess.run([sys.executable, "-m", "opsaudit", "init", "--db", database], check=True, capture_output=True)
+    # The web beside the deployments reads who is who: the directory tables, empty here.
+    from opsaudit.contract import departments, metadata, staff
+
+    metadata.create_all(sa.create_engine(database), tables=[departments, staff])
     log = tmp_path / "serve.log"
     env = serve_env(tmp_path, database, PREFECT_API_URL=api_url)
     with serving(["--lang", "en"], env, log) as process:

@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 import sqlalchemy as sa
 from builders import Dataset
-from dashboard import artifacts, flow_run, run_of, serving, sqlite_company
+from dashboard import artifacts, flow_run, run_logs, run_of, serving, sqlite_company
 from test_flows import small_company
 
 from opsaudit.special import SpecialAudit
@@ -152,15 +152,16 @@ def test_a_special_audit_is_named_tagged_and_summarized_as_one(company):
 
 
 BAD_REQUESTS = [
-    pytest.param(request(areas=["customer_service", "marketing"]), "areas: 'marketing': input should be",
+    pytest.param(request(areas=["customer_service", "marketing"]),
+                 "areas：“marketing”不是可选值之一：customer_service、execution、planning、data_analysis",
                  id="unknown area"),
     pytest.param(request(first_day="2026-10-31", last_day="2026-10-01"),
-                 "last_day: 2026-10-01 is before the first day 2026-10-31", id="inverted dates"),
-    pytest.param(request(reason="   "), "reason: is empty: state the problem", id="empty reason"),
-    pytest.param(request(departments=["D2", "D9"]), "departments: 'D9' is not a department_id of the departments",
+                 "last_day：结束日期2026-10-01早于开始日期2026-10-31", id="inverted dates"),
+    pytest.param(request(reason="   "), "reason：不能为空：请说明专项稽查针对的问题或事件", id="empty reason"),
+    pytest.param(request(departments=["D2", "D9"]), "departments：部门表中没有部门编号“D9”",
                  id="unknown department"),
-    pytest.param(request(last_day="2026-12-31"), "last_day: 2026-10-01..2026-12-31 has not ended yet",
-                 id="range not ended"),
+    pytest.param(request(requested_by="S99"), "requested_by：员工表中没有人员编号“S99”", id="unknown requester"),
+    pytest.param(request(last_day="2026-12-31"), "last_day：2026-10-01..2026-12-31尚未结束", id="range not ended"),
 ]
 
 
@@ -171,8 +172,23 @@ def test_a_bad_request_fails_the_flow_in_one_line_before_anything_is_recorded(co
     state = special(request=bad, now=datetime(2026, 11, 30, 9), return_state=True)
 
     assert state.is_failed()
-    shown = run_of(state).state.message   # what the dashboard shows
-    assert f"special audit: {message}" in shown and "\n" not in shown
+    shown = run_of(state).state.message   # what the dashboard shows, in OPSAUDIT_LANGUAGE
+    assert f"专项稽查：{message}" in shown and "\n" not in shown
+    logs = run_logs(run_of(state).id)
+    assert any("Finished in state Failed" in line for line in logs)   # the dashboard's log, read
+    assert not any("Traceback" in line or "Encountered exception" in line for line in logs)
+    with company.connect() as conn:
+        assert conn.execute(sa.select(sa.func.count()).select_from(audit_runs)).scalar() == 0
+
+
+def test_a_bad_request_reads_in_english_when_opsaudit_speaks_english(company, monkeypatch):
+    from opsaudit.flows.special import special
+
+    monkeypatch.setenv("OPSAUDIT_LANGUAGE", "en")
+    state = special(request=request(departments=["D9"]), now=datetime(2026, 11, 30, 9), return_state=True)
+
+    shown = run_of(state).state.message
+    assert "special audit: departments: 'D9' is not a department_id of the departments table" in shown
     with company.connect() as conn:
         assert conn.execute(sa.select(sa.func.count()).select_from(audit_runs)).scalar() == 0
 
@@ -201,16 +217,20 @@ def special_args(**changes: list[str] | str) -> list[str]:
 
 
 @pytest.mark.parametrize(("changes", "message"), [
-    ({"--area": ["marketing"]}, "Invalid value for '--area': 'marketing' is not one of"),
-    ({"--from": "2026-10-31", "--to": "2026-10-01"},
-     "Invalid value for --to: 2026-10-01 is before the first day 2026-10-31"),
-    ({"--reason": " "}, "Invalid value for --reason: is empty: state the problem"),
-    ({"--department": ["D2", "D9"]}, "Invalid value for --department: 'D9' is not a department_id"),
-    ({"--to": "2026-12-31"}, "Invalid value for --to: 2026-10-01..2026-12-31 has not ended yet"),
-    ({"--from": "1 October"}, "Invalid value for --from: '1 October' is not a date (e.g. 2026-10-01)"),
-    ({"--reason": []}, "Invalid value for --reason: required for a special audit"),
-], ids=["unknown area", "inverted dates", "empty reason", "unknown department", "range not ended", "not a date",
-        "no reason"])
+    ({"--area": ["marketing"]}, "--area的值无效：“marketing”不是可选值之一"),
+    ({"--from": "2026-10-31", "--to": "2026-10-01"}, "--to的值无效：结束日期2026-10-01早于开始日期2026-10-31"),
+    ({"--reason": " "}, "--reason的值无效：不能为空：请说明专项稽查针对的问题或事件"),
+    ({"--department": ["D2", "D9"]}, "--department的值无效：部门表中没有部门编号“D9”"),
+    ({"--requested-by": "S99"}, "--requested-by的值无效：员工表中没有人员编号“S99”"),
+    ({"--to": "2026-12-31"}, "--to的值无效：2026-10-01..2026-12-31尚未结束（结束于2027-01-01 00:00"),
+    ({"--from": "1 October"}, "--from的值无效：“1 October”不是日期（如2026-10-01）"),
+    ({"--reason": []}, "--reason的值无效：专项稽查必须填写此项"),
+    ({"--from": "2026-10-31", "--to": "2026-10-01", "--lang": "en"},
+     "invalid value for --to: 2026-10-01 is before the first day 2026-10-31"),
+    ({"--department": ["D9"], "--lang": "en"},
+     "invalid value for --department: 'D9' is not a department_id of the departments table"),
+], ids=["unknown area", "inverted dates", "empty reason", "unknown department", "unknown requester",
+        "range not ended", "not a date", "no reason", "inverted dates in English", "unknown department in English"])
 def test_a_bad_special_audit_on_the_command_line_is_one_line_and_exit_2(tmp_path, changes, message):
     database = f"sqlite:///{tmp_path / 'ops.db'}"
     engine = sa.create_engine(database)
@@ -228,7 +248,7 @@ def test_a_bad_special_audit_on_the_command_line_is_one_line_and_exit_2(tmp_path
 def test_special_options_go_with_the_special_audit_only(tmp_path):
     result = opsaudit("run", "cs-monthly", "--reason", "why", env=cli_env(f"sqlite:///{tmp_path / 'ops.db'}"))
     assert result.returncode == 2
-    assert "Invalid value for --reason: goes with `opsaudit run special`, not cs-monthly" in result.stderr
+    assert "--reason的值无效：只能用于 `opsaudit run special`，不能用于 cs-monthly" in result.stderr
 
 
 def test_a_special_audit_from_the_command_line_runs_and_says_why(tmp_path):
@@ -258,6 +278,7 @@ def test_a_custom_run_of_the_special_deployment_audits_and_refuses_bad_parameter
     good = run_deployment("special/special", parameters={"request": request()}, timeout=0)
     inverted = run_deployment("special/special", timeout=0,
                               parameters={"request": request(first_day="2026-10-31", last_day="2026-10-01")})
+    unknown = run_deployment("special/special", timeout=0, parameters={"request": request(departments=["D9"])})
     with pytest.raises(Exception, match="marketing"):   # the form's schema: the API refuses an unknown area
         run_deployment("special/special", parameters={"request": request(areas=["marketing"])}, timeout=0)
     asyncio.run(runner.start(run_once=True))
@@ -267,8 +288,11 @@ def test_a_custom_run_of_the_special_deployment_audits_and_refuses_bad_parameter
     assert done.name == "special 2026-10-01..2026-10-31" and "special" in done.tags
     assert {"special-summary", "special-findings", "special-report"} <= set(artifacts(done.id))
     assert refused.state.is_failed()
-    assert "special audit: last_day: 2026-10-01 is before the first day 2026-10-31" in refused.state.message
+    assert "专项稽查：last_day：结束日期2026-10-01早于开始日期2026-10-31" in refused.state.message
     assert "\n" not in refused.state.message
+    # A department the form cannot know is wrong: the first task's one line is the run's message.
+    nowhere = flow_run(unknown.id)
+    assert nowhere.state.is_failed() and nowhere.state.message == "专项稽查：departments：部门表中没有部门编号“D9”"
     with engine.connect() as conn:
         assert conn.execute(sa.select(audit_runs.c.kind, audit_runs.c.status)).all() == [("special", "succeeded")]
 

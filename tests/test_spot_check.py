@@ -171,9 +171,9 @@ def test_a_spot_check_by_hand_prints_its_draw_and_is_re_performed_from_the_comma
 
 
 @pytest.mark.parametrize(("args", "message"), [
-    (["run", "spot-check", "--seed", "-1"], "Invalid value for '--seed': Input should be greater than or equal to 0"),
-    (["run", "cs-monthly", "--seed", "3"], "Invalid value for --seed: goes with `opsaudit run spot-check`"),
-    (["run", "spot-check", "--period", "2026-10"], "Invalid value for --period: spot-check audits the 30 days"),
+    (["run", "spot-check", "--seed", "-1"], "--seed的值无效：-1不在允许的范围内（≥ 0）"),
+    (["run", "cs-monthly", "--seed", "3"], "--seed的值无效：只能用于 `opsaudit run spot-check`，不能用于 cs-monthly"),
+    (["run", "spot-check", "--period", "2026-10"], "--period的值无效：spot-check 稽查 --now 之前的30天"),
 ])
 def test_spot_check_options_are_checked_in_one_line(tmp_path, args, message):
     import os

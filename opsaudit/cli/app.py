@@ -316,9 +316,9 @@ def main() -> None:
         message = " ".join(usage_message(exc, language).split())  # one line
         _fail(f"{message}{where}", 2, debug)
     except UsageError as exc:
-        _fail(str(exc), 2, debug)
+        _fail(exc.text(language), 2, debug)
     except OpsauditError as exc:
-        _fail(str(exc), 1, debug)
+        _fail(exc.text(language), 1, debug)
     except (KeyboardInterrupt, typer.Abort):
         from opsaudit.i18n import text
 

@@ -10,7 +10,17 @@ from typing import Annotated, Any
 
 import typer
 
-from opsaudit.cli.app import DbOption, LangOption, StoreOption, app, console, parse_now, quiet_prefect, settings_for
+from opsaudit.cli.app import (
+    DbOption,
+    LangOption,
+    StoreOption,
+    app,
+    console,
+    parse_now,
+    quiet_prefect,
+    settings_for,
+    usage_text,
+)
 from opsaudit.errors import OpsauditError
 
 
@@ -78,7 +88,7 @@ def init(
         _refuse_to_replace_data(settings.database, replace)
         _build_demo(settings, seed=seed, scale=scale, as_of=None, language=language)
     elif scale is not None:
-        raise typer.BadParameter("--scale goes with --demo", param_hint="--scale")
+        raise typer.BadParameter(usage_text("scale_needs_demo"), param_hint="--scale")
     engine = store_engine(settings.store)
     check_reachable(engine, purpose="store")
     revision = upgrade(engine)

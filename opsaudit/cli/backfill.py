@@ -20,31 +20,34 @@ from opsaudit.settings import Settings
 EXAMPLES = {"week": "2026-W45", "month": "2026-10", "quarter": "2026Q3"}
 
 
-def periods_between(settings: Settings, audit: str, first: str, last: str, now: datetime | None) -> list[Period]:
+def periods_between(settings: Settings, audit: str, first: str, last: str, now: datetime | None,
+                    language: str) -> list[Period]:
     """The audit's periods from `first` to `last`, both included, in order; each mistake a usage
-    error naming its option."""
+    error naming its option, in `language`."""
     from opsaudit.audit import audit_plan, local_now, not_ended
     from opsaudit.i18n import text
-    from opsaudit.periods import parse_period, shift
+    from opsaudit.periods import LABEL_EXAMPLES, parse_period, shift
 
     kind = audit_plan(settings.load_config(), audit).period
     bounds: list[Period] = []
     for option, label in (("--from", first), ("--to", last)):
         try:
             period = parse_period(label)
-        except ValueError as exc:
-            raise typer.BadParameter(str(exc), param_hint=option) from None
+        except ValueError:
+            key = "error.period.not_a_period" if label.strip() else "error.period.empty"
+            raise typer.BadParameter(text(key, language, value=label.strip(), examples=list(LABEL_EXAMPLES)),
+                                     param_hint=option) from None
         if period.kind != kind:
-            raise typer.BadParameter(text("audit_run.backfill.error.period", settings.language, period=label,
+            raise typer.BadParameter(text("audit_run.backfill.error.period", language, period=label,
                                           audit=audit, kind=kind, example=EXAMPLES[kind]), param_hint=option)
         bounds.append(period)
     start, end = bounds
     if start > end:
-        raise typer.BadParameter(text("audit_run.backfill.error.order", settings.language, first=first, last=last),
+        raise typer.BadParameter(text("audit_run.backfill.error.order", language, first=first, last=last),
                                  param_hint="--to")
     problem = not_ended(settings, end, local_now(settings, now))
     if problem:
-        raise typer.BadParameter(problem, param_hint="--to")
+        raise typer.BadParameter(problem.text(language), param_hint="--to")
     periods = [start]
     while periods[-1] != end:
         periods.append(shift(periods[-1], 1))
@@ -73,8 +76,8 @@ def backfill(
     settings = settings_for(db, store)
     language = resolve_language(lang.value if lang else None)
     clock = parse_now(now, settings.tz)
-    periods = with_data(settings, audit.value, periods_between(settings, audit.value, first, last, clock), clock,
-                        language)
+    asked = periods_between(settings, audit.value, first, last, clock, language)
+    periods = with_data(settings, audit.value, asked, clock, language)
     _preflight(settings, audit.value, periods[0].label, clock)
     rows: list[dict[str, Any]] = []
     with prefect_api(), _progress() as progress:

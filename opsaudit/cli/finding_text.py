@@ -6,6 +6,7 @@ formatted for the reader's language.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any
 
 import typer
@@ -21,7 +22,8 @@ SAMPLE_TABLES = ("tickets", "qa_reviews", "tasks", "plan_targets", "plans", "ana
 
 
 def print_finding(values: dict[str, Any], row: RowMapping, events: list[dict[str, Any]], handling: str,
-                  language: str) -> None:
+                  language: str, people: Mapping[str, str]) -> None:
+    """The finding, then its history with each person by name (`people`: staff_id → name)."""
     out = console()
     facts = row["facts"] or {}
     out.print(text("cli.show.heading", language, id=values["id"]), style="bold", highlight=False)
@@ -31,7 +33,7 @@ def print_finding(values: dict[str, Any], row: RowMapping, events: list[dict[str
                                               *_figures(values, facts, language)])
     _fields(values, row, handling, language)
     _evidence(values, language)
-    _history(events, language)
+    _history(events, language, people)
 
 
 def _section(heading: str, lines: list[str]) -> None:
@@ -142,18 +144,54 @@ def _sample_value(column: str, value: Any, language: str) -> str:
     return str(value)
 
 
-def _history(events: list[dict[str, Any]], language: str) -> None:
+def _history(events: list[dict[str, Any]], language: str, people: Mapping[str, str]) -> None:
     out = console()
     out.print(text("cli.show.history", language), style="bold", highlight=False)
+    separator = "；" if language == "zh-CN" else "; "
     for event in events:
-        actor = text("cli.show.system", language) if event["actor"] == "system" else event["actor"]
+        actor = text("cli.show.system", language) if event["actor"] == "system" else \
+            person(event["actor"], language, people)
         action = format_value(event["action"], "enum.action", language)
         change = f" → {format_value(event['to_status'], 'enum.finding_status', language)}" \
             if event["to_status"] and event["to_status"] != event["from_status"] else ""
-        detail = _changes(event, language) or event["note"] or ""
+        parts = [_changes(event, language), *event_details(event, language, people), event["note"] or "",
+                 evidence_text(event, language)]
+        detail = separator.join(part for part in parts if part)
         when = format_value(event["at"], "datetime", language)
         door = channel_text(event, language)
         out.print(f"  {when}  {actor}  {action}{change}  {detail}  {door}".rstrip(), highlight=False, markup=False)
+
+
+def person(staff_id: str | None, language: str, people: Mapping[str, str]) -> str:
+    """王芳（S007）; the id alone when the staff table does not name it; nobody: 尚未指定."""
+    return labelled(people.get(staff_id or ""), staff_id, language) or text("alert.unassigned", language)
+
+
+def event_details(event: dict[str, Any], language: str, people: Mapping[str, str]) -> list[str]:
+    """What an action recorded beyond its note: the old and new owner, the special meeting's day,
+    the task force's lead and members."""
+    data = event.get("data") or {}
+    details = []
+    if isinstance(data.get("owner"), dict):
+        details.append(text("history.owner", language, old=person(data["owner"].get("from"), language, people),
+                            new=person(data["owner"].get("to"), language, people)))
+    if data.get("held_on"):
+        details.append(text("rectification.major.meeting", language, date=data["held_on"]))
+    if data.get("lead"):
+        details.append(text("rectification.major.task_force", language, lead=person(data["lead"], language, people),
+                            members=[person(member, language, people) for member in data.get("members") or []]))
+    return details
+
+
+def evidence_text(event: dict[str, Any], language: str) -> str:
+    """The evidence given with the action, with its size and digest when it was a file."""
+    if not event["evidence"]:
+        return ""
+    kept = (event.get("data") or {}).get("evidence_file")
+    if isinstance(kept, dict):
+        return text("history.evidence_file", language, evidence=event["evidence"], size=kept.get("bytes"),
+                    digest=kept.get("sha256"))
+    return text("history.evidence", language, evidence=event["evidence"])
 
 
 def channel_text(event: dict[str, Any], language: str) -> str:

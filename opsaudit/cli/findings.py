@@ -373,17 +373,18 @@ def findings_show(
     values = readable(row, settings.tz, language, names)
     from opsaudit.cli.finding_text import print_finding
 
-    print_finding(values, row, events, _handling(row, settings, language), language)
+    print_finding(values, row, events, _handling(row, settings, language), language, names.staff)
 
 
 def show_json(row, events: list[dict[str, Any]], settings, language: str, names: Names) -> dict[str, Any]:
     """`findings show --format json` (and the web's /api/findings/<id>): the finding as a person
-    reads it, what its severity requires, and its events with the door each came through."""
-    from opsaudit.store.finding_views import EVENT_KEYS
+    reads it, what its severity requires, and its events with the door each came through and what
+    each recorded (finding_views.event_json)."""
+    from opsaudit.store.finding_views import event_json
 
     values = readable(row, settings.tz, language, names)
     values["handling"] = _handling(row, settings, language)
-    values["events"] = [{**{key: event[key] for key in EVENT_KEYS}, "channel": event["channel"]} for event in events]
+    values["events"] = [event_json(event) for event in events]
     return values
 
 

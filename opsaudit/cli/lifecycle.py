@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING, Annotated
 
 import typer
 
-from opsaudit.cli.app import DbOption, StoreOption, delivery_line, open_store, settings_for
+from opsaudit.cli.app import DbOption, StoreOption, delivery_line, open_store, settings_for, usage_text
 from opsaudit.cli.findings import findings_app
 from opsaudit.i18n import Language
 
@@ -156,7 +156,7 @@ def run_tracking(settings: Settings, period: str | None, now: datetime | None, l
     from opsaudit.tracking import prepare_run
 
     if period is not None:
-        raise typer.BadParameter("rectification-tracking tracks every open finding; it takes no period",
+        raise typer.BadParameter(usage_text("tracking_takes_no_period", audit="rectification-tracking"),
                                  param_hint="--period")
     prepare_run(settings, now)  # one clear line for a bad store or directory, before Prefect starts
     from opsaudit.flows.rectification import rectification_tracking

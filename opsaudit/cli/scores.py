@@ -10,7 +10,7 @@ from typing import Annotated
 
 import typer
 
-from opsaudit.cli.app import DbOption, Format, StoreOption, app, console, open_store, settings_for
+from opsaudit.cli.app import DbOption, Format, StoreOption, app, console, open_store, settings_for, usage_text
 from opsaudit.i18n import Language
 
 SEVERITIES = ("general", "important", "major")
@@ -40,7 +40,7 @@ def scores(
     now = datetime.now(settings.tz)
     span = month(period) if period is not None else periods.previous("month", now.replace(tzinfo=None))
     if span.start > now.replace(tzinfo=None):
-        raise typer.BadParameter(f"{span.label} has not begun", param_hint="--period")
+        raise typer.BadParameter(usage_text("not_begun", period=span.label), param_hint="--period")
     config = settings.load_config()
     directory = load_directory(settings, config)
     with open_store(settings).connect() as conn:

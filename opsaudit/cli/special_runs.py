@@ -18,14 +18,18 @@ OPTIONS = {"areas": "--area", "departments": "--department", "first_day": "--fro
 
 def check_options(audit: str, *, period: str | None, seed: int | None, special: dict[str, Any]) -> None:
     """Each option goes with its audit: a usage error (exit 2) names the one that does not."""
+    from opsaudit.cli.app import usage_text
+
     given = [OPTIONS[name] for name, value in special.items() if value]
     if audit != "special" and given:
-        raise typer.BadParameter(f"goes with `opsaudit run special`, not {audit}", param_hint=given[0])
+        raise typer.BadParameter(usage_text("goes_with", command="opsaudit run special", audit=audit),
+                                 param_hint=given[0])
     if audit != "spot-check" and seed is not None:
-        raise typer.BadParameter(f"goes with `opsaudit run spot-check`, not {audit}", param_hint="--seed")
+        raise typer.BadParameter(usage_text("goes_with", command="opsaudit run spot-check", audit=audit),
+                                 param_hint="--seed")
     if audit in ("special", "spot-check") and period:
-        what = "takes --from and --to" if audit == "special" else "audits the 30 days before --now"
-        raise typer.BadParameter(f"{audit} {what}", param_hint="--period")
+        key = "special_takes_days" if audit == "special" else "spot_check_takes_days"
+        raise typer.BadParameter(usage_text(key, audit=audit), param_hint="--period")
 
 
 def run_special(settings: Settings, now: datetime | None, *, language: str, **fields: Any) -> dict[str, Any]:
@@ -36,8 +40,7 @@ def run_special(settings: Settings, now: datetime | None, *, language: str, **fi
         request = parse_request({name: value for name, value in fields.items() if value})
         prepare(settings, request, now)
     except RequestError as exc:
-        problem = "required for a special audit" if exc.problem == "required" else exc.problem
-        raise typer.BadParameter(problem, param_hint=OPTIONS.get(exc.field, exc.field)) from None
+        raise typer.BadParameter(exc.problem.text(language), param_hint=OPTIONS.get(exc.field, exc.field)) from None
     from opsaudit.flows.server import prefect_api
     from opsaudit.flows.special import special
     from opsaudit.i18n import text

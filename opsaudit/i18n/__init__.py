@@ -18,6 +18,7 @@ from opsaudit.i18n.catalogue import (
 from opsaudit.i18n.findings import (
     FindingText,
     UnknownRuleError,
+    entity_label,
     entity_reference,
     recommendation,
     render_finding,
@@ -27,6 +28,6 @@ from opsaudit.i18n.render import MISSING, Message, format_value, render, text
 
 __all__ = [
     "LANGUAGES", "MISSING", "CatalogueError", "FindingText", "Language", "Message", "UnknownRuleError", "catalogue",
-    "check_language", "entity_reference", "format_value", "has_message", "recommendation", "render", "render_finding",
-    "resolve_language", "rule_ids", "text",
+    "check_language", "entity_label", "entity_reference", "format_value", "has_message", "recommendation", "render",
+    "render_finding", "resolve_language", "rule_ids", "text",
 ]

@@ -170,9 +170,26 @@ def _data_quality_labels(facts: Mapping[str, Any], language: str) -> dict[str, A
     return labels
 
 
+def entity_label(finding: Mapping[str, Any], language: str) -> str:
+    """What a finding is about, as its title names it: 全公司 / the whole company, a department by
+    its name (客服一部), an agent as a person (王芳（S007）), anything else by its id (TSK-00898)."""
+    entity_type, entity_id = finding["entity_type"], str(finding["entity_id"])
+    facts = finding.get("facts") or {}
+    if entity_type == "company":
+        return text("finding.scope.company", language)
+    if entity_type == "department":
+        return str(facts.get("department_name") or entity_id)
+    if entity_type == "agent":
+        return labelled(facts.get("agent_name"), entity_id, language) or entity_id
+    return entity_id
+
+
 def entity_reference(entity_type: str, entity_id: str, language: str) -> str:
     """An entity by its kind and id, as tables and exports list it (数据字段 tickets.closed_at); a
-    check of a table as a whole (qa_reviews.*) names the table (数据表 qa_reviews)."""
+    check of a table as a whole (qa_reviews.*) names the table (数据表 qa_reviews); the company is
+    the whole company, without the id it is stored under."""
+    if entity_type == "company":
+        return text("finding.scope.company", language)
     table, _, column = entity_id.partition(".")
     if entity_type == "table_column" and column == "*":
         return text("contract.table_reference", language, table=table)

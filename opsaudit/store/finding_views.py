@@ -12,6 +12,7 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Connection, RowMapping
 
 from opsaudit.errors import InputError
+from opsaudit.i18n.render import Message
 from opsaudit.store.findings import of_run
 from opsaudit.store.schema import finding_events, findings
 from opsaudit.store.times import from_db, to_db
@@ -129,9 +130,9 @@ def resolve_run(conn: Connection, prefix: str) -> str:
     found = conn.execute(sa.select(findings.c.audit_run_id).where(findings.c.audit_run_id.startswith(prefix))
                          .distinct().limit(2)).scalars().all()
     if not found:
-        raise InputError(f"audit run {prefix}: no findings of such a run")
+        raise InputError(Message.of("error.run.no_findings", prefix=prefix))
     if len(found) > 1:
-        raise InputError(f"audit run {prefix}: the prefix matches several runs; give more of the id")
+        raise InputError(Message.of("error.run.ambiguous", prefix=prefix))
     return found[0]
 
 
@@ -139,9 +140,9 @@ def get_finding(conn: Connection, finding_id: str) -> RowMapping:
     """One finding by id or by an unambiguous prefix of it."""
     rows = conn.execute(sa.select(findings).where(findings.c.id.startswith(finding_id)).limit(2)).mappings().all()
     if not rows:
-        raise InputError(f"finding {finding_id}: no such finding")
+        raise InputError(Message.of("error.finding.unknown", id=finding_id))
     if len(rows) > 1:
-        raise InputError(f"finding {finding_id}: the prefix matches several findings; give more of the id")
+        raise InputError(Message.of("error.finding.ambiguous", id=finding_id))
     return rows[0]
 
 
@@ -166,6 +167,24 @@ def event_channel(row: RowMapping) -> str:
     if row["channel"]:
         return row["channel"]
     return "system" if row["actor"] == "system" else "cli"
+
+
+def event_json(event: dict[str, Any]) -> dict[str, Any]:
+    """One event as `findings show --format json` gives it: interface.md's keys, the door it came
+    through, then what the action recorded, under keys that say what it is: the old and new owner,
+    the special meeting's day, the task force, the evidence file's size and digest."""
+    data = event.get("data") or {}
+    shown = {**{key: event[key] for key in EVENT_KEYS}, "channel": event["channel"]}
+    if isinstance(data.get("owner"), dict):
+        shown["owner_from"], shown["owner_to"] = data["owner"].get("from"), data["owner"].get("to")
+    if data.get("held_on"):
+        shown["held_on"] = data["held_on"]
+    if data.get("lead"):
+        shown["task_force"] = {"lead": data["lead"], "members": list(data.get("members") or [])}
+    if isinstance(data.get("evidence_file"), dict):
+        shown["evidence_file"] = {"bytes": data["evidence_file"].get("bytes"),
+                                  "sha256": data["evidence_file"].get("sha256")}
+    return shown
 
 
 def history(conn: Connection, finding_id: str, zone: tzinfo) -> list[dict[str, Any]]:

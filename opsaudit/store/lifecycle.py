@@ -27,6 +27,7 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Connection, RowMapping
 
 from opsaudit.errors import InputError, LifecycleError, UsageError
+from opsaudit.i18n.render import Message
 from opsaudit.reports.recipients import Directory
 from opsaudit.store.finding_views import get_finding
 from opsaudit.store.findings import CLOSED, OPEN, event_row
@@ -155,9 +156,9 @@ def _append(conn: Connection, finding_id: str, *, evidence: str | None = None,
 def check_inputs(action: Action, request: Request) -> None:
     """A UsageError (exit 2) for an input the action cannot go without, or one it does not take."""
     if action.needs and not (getattr(request, action.needs) or "").strip():
-        raise UsageError(f"{action.name} needs --{action.needs}")
+        raise UsageError(Message.of("error.lifecycle.needs", action=action.name, option=f"--{action.needs}"))
     if request.to is not None and action.name != "assign":
-        raise UsageError("--to goes with assign")
+        raise UsageError(Message.of("error.lifecycle.only_with", option="--to", action="assign"))
 
 
 def check_allowed(finding: RowMapping, action: Action, actor: str, directory: Directory, language: str) -> None:
@@ -223,7 +224,7 @@ def evidence_reference(given: str | None, language: str = "zh-CN") -> tuple[str 
         # Non-blocking, then checked before reading: a FIFO would wait for a writer, /dev/zero never ends.
         descriptor = os.open(path, os.O_RDONLY | os.O_NONBLOCK)
     except OSError as exc:
-        raise InputError(f"--evidence {given}: {exc.strerror or exc} (give a readable file or a URL)") from None
+        raise _unreadable(given, exc) from None
     if not stat.S_ISREG(os.fstat(descriptor).st_mode):
         os.close(descriptor)
         from opsaudit.i18n import text
@@ -235,9 +236,15 @@ def evidence_reference(given: str | None, language: str = "zh-CN") -> tuple[str 
             for block in iter(lambda: handle.read(1 << 20), b""):
                 digest.update(block)
         except OSError as exc:
-            raise InputError(f"--evidence {given}: {exc.strerror or exc} (give a readable file or a URL)") from None
+            raise _unreadable(given, exc) from None
         size = os.fstat(descriptor).st_size
     return str(path), {"bytes": size, "sha256": digest.hexdigest()}
+
+
+def _unreadable(given: str, exc: OSError) -> InputError:
+    """The evidence file that cannot be read, and why (the system's words)."""
+    return InputError(Message.of("error.lifecycle.unreadable_evidence", option="--evidence", given=given,
+                                 reason=exc.strerror or str(exc)))
 
 
 # --- a major finding's special meeting and task force ------------------------------------------
