@@ -7,7 +7,7 @@ PG_URL ?= postgresql+psycopg://postgres@127.0.0.1:5432/opsaudit_test
 # Debian packages, installed only when missing (as root, or through sudo).
 APT_INSTALL = sh -c 'apt-get update -qq && apt-get install -y -qq "$$@" || (sudo apt-get update -qq && sudo apt-get install -y -qq "$$@")' apt
 
-.PHONY: demo test setup fonts pdftools postgres lint clean
+.PHONY: demo test setup fonts pdftools browser postgres lint clean
 
 setup: $(VENV)/.installed
 
@@ -30,6 +30,10 @@ fonts: setup
 pdftools:
 	@command -v pdffonts >/dev/null && command -v pdftotext >/dev/null || $(APT_INSTALL) poppler-utils
 
+# The web's journey runs in headless Chromium, driven by Selenium through chromedriver.
+browser:
+	@command -v chromium >/dev/null && command -v chromedriver >/dev/null || $(APT_INSTALL) chromium chromium-driver
+
 demo: setup fonts
 	$(BIN)/opsaudit demo
 
@@ -39,7 +43,7 @@ postgres: setup
 	@for i in $$(seq 1 30); do pg_isready -q -h 127.0.0.1 -p 5432 && break; sleep 1; done
 	@$(BIN)/python -m opsaudit.store.create_database "$(PG_URL)"
 
-test: setup fonts pdftools postgres
+test: setup fonts pdftools browser postgres
 	OPSAUDIT_TEST_PG_URL=$(PG_URL) $(BIN)/python -m pytest $(PYTEST_ARGS)
 
 lint: setup
