@@ -28,7 +28,7 @@ def scores_page(request: Request, period: str = "", who: Visitor = Depends(visit
             results = scores_for(conn, span, scoring=web.config.thresholds.scoring,
                                  zone=web.settings.tz, now=now, directory=who.directory, language=who.language)
     except UsageError as exc:  # a month no audit has covered: the CLI's line
-        return render(request, "error.html", who.language, visitor=who, status=400, message=str(exc))
+        return render(request, "error.html", who.language, visitor=who, status=400, message=exc.text(who.language))
     # Like findings: outside the operations department, one's own department and its people.
     shown = [score for score in results
              if who.sees_all or score.department_id == who.person.department_id]
