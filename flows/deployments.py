@@ -1,8 +1,9 @@
 """The deployments `opsaudit serve` registers: every flow with its calendar from config/.
 
 Adding a flow is one entry in REGISTRY: its name, where the flow lives, and the key of
-config/audits.yaml that holds its cron. An entry without a cron key runs only on demand. Each cron
-is checked with the cron parser Prefect's own scheduler uses, in OPSAUDIT_TIMEZONE.
+config/audits.yaml that holds its cron, or the cron of its own settings (the key-task watch's). An
+entry with neither runs only on demand. Each cron is checked with the cron parser Prefect's own
+scheduler uses, in OPSAUDIT_TIMEZONE.
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ from typing import TYPE_CHECKING, Any
 from opsaudit.config.loader import Config
 from opsaudit.flows.labels import area_tags
 from opsaudit.flows.server import SERVE_PID
+from opsaudit.key_tasks import KeyTaskWatch
 from opsaudit.settings import Settings
 
 if TYPE_CHECKING:
@@ -33,9 +35,11 @@ class Entry:
 
     audit: str
     flow: str  # "module:attribute", imported only when the flow is served
-    cron_key: str | None = None  # dotted key in config/audits.yaml; None: on demand
+    cron_key: str | None = None  # dotted key in config/audits.yaml; None: `cron`
     kind: str = "periodic"  # the audit kind, a tag on its runs
     parameters: Mapping[str, Any] = field(default_factory=dict)
+    cron: str | None = None  # without a cron key: the calendar from the flow's own settings; None: on demand
+    areas: tuple[str, ...] = ()  # the areas of a flow config/audits.yaml does not list, as dashboard tags
 
 
 REGISTRY: tuple[Entry, ...] = (
@@ -51,6 +55,8 @@ REGISTRY: tuple[Entry, ...] = (
     Entry("rectification-tracking", "opsaudit.flows.rectification:rectification_tracking",
           "rectification_tracking.cron", kind="tracking"),
     Entry("circulation", "opsaudit.flows.circulation:monthly_circulation", "circulation.cron", kind="circulation"),
+    Entry("key-task-watch", "opsaudit.flows.key_task_watch:key_task_watch", kind="watch",
+          cron=KeyTaskWatch().cron, areas=("execution",)),
 )
 
 
@@ -81,10 +87,10 @@ def _lookup(data: Any, key: str) -> Any:
 
 
 def cron_of(entry: Entry, config: Config) -> str | None:
-    """The entry's cron from config/audits.yaml (validated when the file was read), or None for an
-    on-demand flow."""
+    """The entry's cron from config/audits.yaml (validated when the file was read), else its own, or
+    None for an on-demand flow."""
     if entry.cron_key is None:
-        return None
+        return entry.cron
     return _lookup(config.audits.model_dump(mode="json"), entry.cron_key)
 
 
@@ -94,7 +100,7 @@ def deployments(settings: Settings, config: Config, registry: Sequence[Entry] = 
     result = []
     for entry in registry:
         plan = plans.get(entry.audit)  # type: ignore[call-overload]
-        tags = (entry.kind, *area_tags(plan.areas if plan is not None else ()))
+        tags = (entry.kind, *area_tags(plan.areas if plan is not None else entry.areas))
         result.append(Deployment(name=entry.audit, audit=entry.audit, flow=entry.flow,
                                  cron=cron_of(entry, config), timezone=settings.timezone,
                                  parameters=dict(entry.parameters), tags=tags))

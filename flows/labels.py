@@ -47,6 +47,14 @@ def audit_run_name() -> str:
     return run_name(flow_run.flow_name, parameters.get("period"), moment)
 
 
+def daily_run_name() -> str:
+    """`key-task-watch 2026-11-02`: a daily flow's run, named by the day it watches."""
+    from prefect.runtime import flow_run
+
+    moment = flow_run.parameters.get("now") or flow_run.get_scheduled_start_time()
+    return f"{flow_run.flow_name} {moment:%Y-%m-%d}"
+
+
 def audit_areas(audit: str) -> tuple[str, ...]:
     """The areas the configured calendar gives an audit; none for an audit it does not list."""
     from opsaudit.config.loader import load_config

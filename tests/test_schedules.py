@@ -21,7 +21,7 @@ from opsaudit.settings import load_settings
 from tests.terminal import on_a_terminal, widest
 
 PERIODIC = ["cs-weekly", "cs-monthly", "execution-monthly", "planning-quarterly", "data-quarterly"]
-DEPLOYMENTS = [*PERIODIC, "special", "spot-check", "rectification-tracking", "circulation"]
+DEPLOYMENTS = [*PERIODIC, "special", "spot-check", "rectification-tracking", "circulation", "key-task-watch"]
 
 
 def opsaudit(*args: str) -> subprocess.CompletedProcess[str]:
@@ -121,6 +121,7 @@ def test_schedules_json_is_the_interface_shape(monkeypatch):
     crons = {row["name"]: row["cron"] for row in rows}
     assert crons["planning-quarterly"] == "0 8 1 1,4,7,10 *"
     assert crons["special"] is None and crons["spot-check"] == "0 10 * * *"   # on demand; a daily tick
+    assert crons["key-task-watch"] == "30 8 * * *"   # every morning, from the watch's own settings
     assert {row["name"]: row["parameters"] for row in rows if row["parameters"]} == {"spot-check": {"decide": True}}
 
 
@@ -147,8 +148,10 @@ def test_schedules_fit_80_columns_and_name_every_deployment_in_words():
     names = [line.split()[0] for line in shown.splitlines() if line and not line[0].isspace()]
     assert names == DEPLOYMENTS   # Prefect's names whole, never cut
     assert "稽查情况月度通报" in shown and "0 8 1 1,4,7,10 * · Asia/Shanghai" in shown
+    assert "重点任务每日预警" in shown and "30 8 * * * · Asia/Shanghai" in shown and "area:execution" in shown
     assert "参数：{\"decide\": true}" in shown
-    assert "monthly audit circulation" in on_a_terminal("schedules", "--lang", "en")
+    english = on_a_terminal("schedules", "--lang", "en")
+    assert "monthly audit circulation" in english and "daily key-task early warning" in english
 
 @pytest.mark.parametrize(("audit", "period", "moment", "name"), [
     ("cs-monthly", "2026-10", datetime(2026, 12, 24), "cs-monthly 2026-10"),

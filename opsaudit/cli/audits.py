@@ -33,8 +33,8 @@ class PeriodicAudit(StrEnum):
 
 
 class AuditName(StrEnum):
-    """What `opsaudit run` runs: a periodic audit, a special audit, a spot check or the daily
-    rectification tracking."""
+    """What `opsaudit run` runs: a periodic audit, a special audit, a spot check, the daily
+    rectification tracking or the daily key-task watch."""
 
     cs_weekly = "cs-weekly"
     cs_monthly = "cs-monthly"
@@ -44,6 +44,7 @@ class AuditName(StrEnum):
     special = "special"
     spot_check = "spot-check"
     rectification_tracking = "rectification-tracking"
+    key_task_watch = "key-task-watch"
 
 
 class AreaName(StrEnum):
@@ -217,6 +218,28 @@ def _print_run_table(rows: list[dict[str, Any]], language: str) -> None:
     console().print(table)
 
 
+def _run_key_task_watch(settings, period: str | None, now: datetime | None, language: str) -> None:
+    """`opsaudit run key-task-watch [--now TS]`: the daily watch, once, through Prefect."""
+    from opsaudit.cli.app import delivery_line
+    from opsaudit.i18n import text
+    from opsaudit.key_tasks import prepare_run
+
+    if period is not None:
+        raise typer.BadParameter(usage_text("watch_takes_no_period", audit="key-task-watch"), param_hint="--period")
+    prepare_run(settings, now)  # one clear line for a bad tasks table, directory or store, before Prefect starts
+    from opsaudit.flows.key_task_watch import key_task_watch
+    from opsaudit.flows.server import prefect_api
+
+    with prefect_api():
+        result = key_task_watch(now=now)
+    typer.echo(text("key_tasks.cli.done", language, now=result["now"], overdue=result["overdue"],
+                    due_soon=result["due_soon"], already_warned=result["already_warned"],
+                    messages=result["messages"]))
+    mail = result["mail"]
+    typer.echo(delivery_line(language, attempted=mail["attempted"], sent=len(mail["sent"]),
+                             waiting=len(mail["waiting"]) + len(mail["failed"])))
+
+
 @app.command()
 def run(
     audit: Annotated[AuditName, typer.Argument(help="The audit to run.")],
@@ -263,6 +286,9 @@ def run(
         from opsaudit.cli.lifecycle import run_tracking
 
         run_tracking(settings, period, clock, language)
+        return
+    if audit is AuditName.key_task_watch:
+        _run_key_task_watch(settings, period, clock, language)
         return
     if audit is AuditName.special:
         result = run_special(settings, clock, areas=[a.value for a in area or []], departments=department or [],

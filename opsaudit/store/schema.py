@@ -161,6 +161,22 @@ finding_notices = Table(
     UniqueConstraint("finding_id", "step", "deadline", name="uq_oa_finding_notices_key"),
 )
 
+# Each warning of the daily key-task watch (seed 000 §4.2.2), once per task, state and due date:
+# the unique key makes a second run (even a concurrent one) send nothing again. Not a finding.
+key_task_warnings = Table(
+    "oa_key_task_warnings", metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("task_id", Text, nullable=False),
+    Column("state", String(16), nullable=False, doc="overdue or due_soon"),
+    Column("due_at", DateTime(timezone=True), nullable=False, doc="the task's due date when warned"),
+    Column("priority", String(16), nullable=False),
+    Column("department_id", Text, nullable=True),
+    Column("owner_id", Text, nullable=True),
+    Column("told", JSON, nullable=False, doc="staff_ids (or addresses) of the people told"),
+    Column("at", DateTime(timezone=True), nullable=False),
+    UniqueConstraint("task_id", "state", "due_at", name="uq_oa_key_task_warnings_key"),
+)
+
 # The web's one-time sign-in links and sessions: only digests of their secrets are kept.
 web_logins = Table(
     "oa_web_logins", metadata,
