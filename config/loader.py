@@ -15,7 +15,7 @@ from typing import Any
 import yaml
 from pydantic import BaseModel, ValidationError
 
-from opsaudit.config.models import Audits, KeyedValueError, Recipients, SourceMapping, Thresholds
+from opsaudit.config.models import Audits, Deliverables, KeyedValueError, Recipients, SourceMapping, Thresholds
 from opsaudit.errors import ConfigError
 
 DEFAULTS_DIR = Path(__file__).resolve().parent / "defaults"
@@ -25,6 +25,7 @@ CONFIG_MODELS: dict[str, type[BaseModel]] = {
     "audits": Audits,
     "recipients": Recipients,
     "source": SourceMapping,
+    "deliverables": Deliverables,
 }
 
 
@@ -36,6 +37,7 @@ class Config:
     audits: Audits
     recipients: Recipients
     source: SourceMapping
+    deliverables: Deliverables
     files: dict[str, tuple[Path, ...]] = field(default_factory=dict)
 
     def digest(self) -> str:

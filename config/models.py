@@ -100,6 +100,60 @@ class Thresholds(Strict):
     rules: dict[str, RuleOverride] = Field(default_factory=dict)
 
 
+PlanLevel = Literal["annual", "quarterly", "monthly"]
+ReportKind = Literal["monthly", "quarterly", "annual"]
+BELOW_OPERATIONS = "below_operations"
+AFTER_FIRST_REPORT = "after_first_report"
+
+
+def _departments(word: str) -> Any:
+    """`word`, or a list of department ids: who owes a deliverable."""
+
+    def check(value: Any) -> Any:
+        if value == word or (isinstance(value, (list, tuple)) and all(isinstance(v, str) and v for v in value)):
+            return tuple(value) if isinstance(value, list) else value
+        raise ValueError(f"must be {word} or a list of department ids, e.g. [CS1, CS2]")
+
+    return BeforeValidator(check)
+
+
+class PlanDue(Strict):
+    days_before: Count = Field(ge=1, le=366, description="the last day to make the plan: this many days before "
+                                                          "the first day of the period it covers (1: the day before)")
+
+
+class ReportDue(Strict):
+    days_after: Count = Field(ge=1, le=366, description="the last day to register the report: this many days "
+                                                         "after the last day of the period it analyses")
+
+
+class PlanDeliverables(Strict):
+    """The plans the rules require (seed 004): who makes them and by when, per level (null: none)."""
+
+    departments: Annotated[Literal["below_operations"] | tuple[str, ...], _departments(BELOW_OPERATIONS)] = \
+        BELOW_OPERATIONS
+    due: dict[PlanLevel, PlanDue | None] = Field(default_factory=lambda: {
+        level: PlanDue(days_before=1) for level in ("annual", "quarterly", "monthly")})
+
+
+class ReportDeliverables(Strict):
+    """The analysis reports the rules require: by default a department that has registered a
+    report of a kind owes one for every later period; per kind, by when (null: none)."""
+
+    departments: Annotated[Literal["after_first_report"] | tuple[str, ...], _departments(AFTER_FIRST_REPORT)] = \
+        AFTER_FIRST_REPORT
+    due: dict[ReportKind, ReportDue | None] = Field(default_factory=lambda: {
+        "monthly": ReportDue(days_after=5), "quarterly": ReportDue(days_after=10),
+        "annual": ReportDue(days_after=10)})
+
+
+class Deliverables(Strict):
+    """config/deliverables.yaml: what must exist (audit-rules.md section 4, "What must exist")."""
+
+    plans: PlanDeliverables = PlanDeliverables()
+    reports: ReportDeliverables = ReportDeliverables()
+
+
 class KeyedValueError(ValueError):
     """A validator's error about a key below the one it validates: the loader names `loc` too."""
 

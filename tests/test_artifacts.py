@@ -139,7 +139,7 @@ def test_every_kpi_has_a_name_in_both_languages():
     from opsaudit.i18n import LANGUAGES, has_message
 
     kpis = {rule.rule_id for rule in default_rules() if rule.is_aggregate}
-    assert len(kpis) == 13
+    assert len(kpis) == 15
     assert [(kpi, language) for kpi in sorted(kpis) for language in LANGUAGES
             if not has_message(f"dashboard.kpi.{kpi}", language)] == []
 

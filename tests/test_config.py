@@ -86,6 +86,16 @@ def test_threshold_errors_name_file_and_key(tmp_path, text, message):
      "config/recipients.yaml: alerts.0: a recipient needs staff_id or email"),
     ("thresholds.yaml", "rules: [1, 2\n", "config/thresholds.yaml: line"),
     ("schedule.yaml", "x: 1\n", "config/schedule.yaml: unknown configuration file"),
+    ("deliverables.yaml", "plans:\n  departments: everyone\n",
+     "config/deliverables.yaml: plans.departments: must be below_operations or a list of department ids"),
+    ("deliverables.yaml", "reports:\n  departments: below_operations\n",
+     "config/deliverables.yaml: reports.departments: must be after_first_report or a list of department ids"),
+    ("deliverables.yaml", "plans:\n  due:\n    weekly: {days_before: 1}\n",
+     "config/deliverables.yaml: plans.due.weekly"),
+    ("deliverables.yaml", "reports:\n  due:\n    monthly: {days_after: 0}\n",
+     "config/deliverables.yaml: reports.due.monthly.days_after: Input should be greater than or equal to 1"),
+    ("deliverables.yaml", "plans:\n  due:\n    annual: {days_after: 5}\n",
+     "config/deliverables.yaml: plans.due.annual.days_after: unknown key"),
 ])
 def test_config_file_errors_name_file_and_key(tmp_path, name, text, message):
     write(tmp_path / "config", name, text)
@@ -113,6 +123,7 @@ def test_settings_defaults_and_secrets(monkeypatch, tmp_path):
 
 
 def test_bad_setting_names_the_variable(monkeypatch):
+    monkeypatch.setenv("OPSAUDIT_LANGUAGE", "en")
     monkeypatch.setenv("OPSAUDIT_TIMEZONE", "Mars/Olympus")
     with pytest.raises(ConfigError, match=r"^environment: OPSAUDIT_TIMEZONE: .*unknown time zone"):
         load_settings()
@@ -124,3 +135,19 @@ def test_a_numeric_parameter_takes_a_fraction(tmp_path):
     assert rule.params["sla_hours_phone"] == 0.5
     with pytest.raises(ConfigError, match="params.sla_hours_phone: must be a number"):
         rules_with(tmp_path, "rules:\n  cs.first_response_rate:\n    params: {sla_hours_phone: soon}\n")
+
+
+def test_deliverables_default_to_the_rules_and_merge_a_companys_changes(tmp_path):
+    shipped = load_config(tmp_path / "absent").deliverables
+    assert shipped.plans.departments == "below_operations" and shipped.reports.departments == "after_first_report"
+    assert {level: due.days_before for level, due in shipped.plans.due.items()} == \
+        {"annual": 1, "quarterly": 1, "monthly": 1}
+    assert {kind: due.days_after for kind, due in shipped.reports.due.items()} == \
+        {"monthly": 5, "quarterly": 10, "annual": 10}
+    write(tmp_path / "config", "deliverables.yaml", "plans:\n  departments: [CS1, CS2]\n  due:\n    monthly: null\n")
+    changed = load_config(tmp_path / "config")
+    assert changed.deliverables.plans.departments == ("CS1", "CS2")
+    assert changed.deliverables.plans.due == {"annual": shipped.plans.due["annual"],
+                                               "quarterly": shipped.plans.due["quarterly"], "monthly": None}
+    assert changed.deliverables.reports == shipped.reports
+    assert changed.digest() != load_config(tmp_path / "absent").digest()

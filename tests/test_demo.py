@@ -22,13 +22,14 @@ PLANTED = 4_000
 # Every rule id of audit-rules.md section 4, less dq.freshness, which the demo does not plant.
 CATALOGUE = {
     "cs.satisfaction_rate", "cs.complaint_satisfaction_rate", "cs.handling_rate", "cs.revisit_rate",
-    "cs.first_response_rate", "cs.qa_attitude", "cs.qa_compliance",
+    "cs.first_response_rate", "cs.qa_attitude", "cs.qa_resolution", "cs.qa_compliance", "cs.reopen_rate",
     "exec.on_time_rate", "exec.overdue_task", "exec.outcome_shortfall", "exec.cost_overrun",
     "exec.hours_overrun", "exec.idle_resources", "exec.process_violation",
     "plan.late_submission", "plan.unapproved", "plan.not_decomposed", "plan.target_unreasonable",
     "plan.missing_market_research", "plan.missing_signoff", "plan.adjustment_unapproved",
-    "plan.completion_rate",
-    "data.report_late", "data.report_incomplete", "data.report_unreviewed", "data.metric_mismatch",
+    "plan.completion_rate", "plan.missing",
+    "data.report_late", "data.report_incomplete", "data.report_unreviewed", "data.report_missing",
+    "data.metric_mismatch",
     "dq.not_null", "dq.in_set", "dq.range", "dq.unique", "dq.reference", "dq.time_order",
 }
 SLA = {"phone": 3600, "chat": 3600, "onsite": 3600, "email": 86400, "web": 86400, "other": 86400}
@@ -114,7 +115,7 @@ def test_every_rule_is_planted_in_its_audit_period(engine):
     summary = build_demo(engine, as_of=AS_OF, tickets_per_month=PLANTED)
     assert {p.rule_id for p in summary.planted} == CATALOGUE
     allowed = {"department", "agent", "task", "plan", "plan_target", "adjustment", "report",
-               "reported_metric", "ticket", "table_column", "company"}
+               "reported_metric", "ticket", "table_column", "company", "deliverable"}
     assert {p.entity_type for p in summary.planted} <= allowed
     for p in summary.planted:
         area = p.rule_id.split(".")[0]
@@ -141,6 +142,17 @@ def test_planted_problems_are_in_the_data(engine):
         assert rates["CS1"] < 0.85 and rates["CS2"] > 0.92 and rates["CS3"] > 0.92
         [ticket] = _ids(summary, "cs.qa_attitude", "ticket")
         assert _rows(conn, "SELECT MIN(attitude_score) AS s FROM qa_reviews WHERE ticket_id = :t", t=ticket)[0].s < 60
+        [ticket] = _ids(summary, "cs.qa_resolution", "ticket")
+        assert _rows(conn, "SELECT MIN(resolution_score) AS s FROM qa_reviews WHERE ticket_id = :t",
+                     t=ticket)[0].s < 60
+        # CS2's tickets resolved in the month were reopened far more often than the others'.
+        reopened = {r.department_id: r.share for r in _rows(
+            conn, "SELECT department_id, AVG(CASE WHEN reopened_count > 0 THEN 1.0 ELSE 0.0 END) AS share "
+                  "FROM tickets WHERE status IN ('resolved', 'closed') AND resolved_at >= :start "
+                  "AND resolved_at < :end GROUP BY department_id", start=month.start, end=month.end)}
+        assert reopened["CS2"] > 0.10 and reopened["CS1"] < 0.04 and reopened["CS3"] < 0.04
+        assert ("department", "CS2") in {(p.entity_type, p.entity_id) for p in summary.planted
+                                         if p.rule_id == "cs.reopen_rate" and p.period == MONTH}
 
         # Execution: the critical task is open and more than 30 days late at the end of the month.
         overdue = _select(conn, "tasks", "priority", "status", "due_at",
@@ -159,6 +171,18 @@ def test_planted_problems_are_in_the_data(engine):
                             where=lambda t: t.c.plan_id.in_(_ids(summary, "plan.unapproved")))
         assert {(roles.get(r.approved_by), r.approved_at is not None and quarter.contains(r.approved_at))
                 for r in approvals} == {("deputy_manager", True), (None, False)}
+
+        # Planning and data analysis: what nobody made is not there.
+        [plan] = _ids(summary, "plan.missing")
+        [report] = _ids(summary, "data.report_missing")
+        assert (plan, report) == ("CS1/quarterly/2026Q4", "RND/monthly/2026-08")
+        assert not _rows(conn, "SELECT 1 FROM plans WHERE department_id = 'CS1' AND level = 'quarterly' "
+                               "AND period = '2026Q4'")
+        assert _rows(conn, "SELECT 1 FROM plans WHERE department_id = 'CS2' AND level = 'quarterly' "
+                           "AND period = '2026Q4'")
+        months = [r.period for r in _rows(conn, "SELECT period FROM analysis_reports WHERE department_id = 'RND' "
+                                                "AND kind = 'monthly' ORDER BY period")]
+        assert "2026-08" not in months and "2026-07" in months
 
         # Data analysis: the late report is more than 14 days late and submitted in the quarter.
         [late] = _select(conn, "analysis_reports", "due_at", "submitted_at",

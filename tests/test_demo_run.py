@@ -59,7 +59,8 @@ def test_the_audits_find_every_planted_problem(db_url, engine, monkeypatch, cloc
         "exec.process_violation", "plan.late_submission", "plan.unapproved", "plan.not_decomposed",
         "plan.target_unreasonable", "plan.missing_market_research", "plan.missing_signoff",
         "plan.adjustment_unapproved", "plan.completion_rate", "data.report_late", "data.report_incomplete",
-        "data.report_unreviewed", "data.metric_mismatch"}
+        "data.report_unreviewed", "data.metric_mismatch", "cs.qa_resolution", "cs.reopen_rate", "plan.missing",
+        "data.report_missing"}
 
 
 def test_opsaudit_demo_needs_no_setup_and_writes_its_output(tmp_path):
@@ -71,7 +72,7 @@ def test_opsaudit_demo_needs_no_setup_and_writes_its_output(tmp_path):
     built = result.stdout.splitlines()[0]
     assert built.startswith(f"已生成演示公司（随机种子20261101，数据截至{AS_OF:%Y-%m-%d}）：")
     assert "：部门表8条、员工表86条、工单表" in built
-    assert re.search(r"、工单表\d{1,3}(,\d{3})+条、", built) and built.endswith("报告数据表180条。")
+    assert re.search(r"、工单表\d{1,3}(,\d{3})+条、", built) and built.endswith("报告数据表178条。")
     out = tmp_path / "out"
     assert json.loads((out / "demo" / "planted.json").read_text())["planted"]
     for audit, period in (("cs-weekly", "2026-W46"), ("cs-monthly", "2026-10"), ("execution-monthly", "2026-10"),

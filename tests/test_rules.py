@@ -257,9 +257,9 @@ def qa_compliance_noise(data: Dataset, where: Where) -> None:
         data.review(f"x-after-{i}", f"T-x-{i}", compliant=False, reviewed_at=MONTH_END)
 
 
-def qa_attitude_case() -> AggregateCase:
-    """The mean attitude score per agent against 80 (bands 5 and 15 points, at most important for one
-    agent); 3 reviews needed."""
+def qa_score_case(rule_id: str, column: str) -> AggregateCase:
+    """The mean QA score per agent (attitude or resolution) against 80 (bands 5 and 15 points, at
+    most important for one agent); 3 reviews needed."""
     scores = {
         "a83": ([83, 83, 83], PASS), "a82": ([82, 82, 82], WARN),
         "a81": ([76, 84, 83], WARN), "a80": ([80, 80, 80], WARN),
@@ -267,21 +267,49 @@ def qa_attitude_case() -> AggregateCase:
         "a65": ([60, 65, 70], IMP), "a64": ([64, 64, 64], IMP), "two": ([0, 0], NODATA),
         "three": ([100, 100, 100], PASS),
     }
+    other = "resolution_score" if column == "attitude_score" else "attitude_score"
 
     def build(data: Dataset) -> None:
         for agent, (values, _) in scores.items():
             for i, score in enumerate(values):
                 rid = f"{agent}-{'ok' if score >= 80 else 'bad'}-{i}"
                 data.ticket(f"T-{rid}", "CS", agent)
-                data.review(rid, f"T-{rid}", attitude_score=float(score))
+                # The other score is low throughout: each rule reads its own column only.
+                data.review(rid, f"T-{rid}", **{column: float(score), other: 10.0})
         for i in range(5):  # low scores outside the month, or on tickets without an agent
             data.ticket(f"T-x-{i}", "CS", "a82")
-            data.review(f"x-before-{i}", f"T-x-{i}", attitude_score=0.0, reviewed_at=SEPT_LAST_SECOND)
+            data.review(f"x-before-{i}", f"T-x-{i}", **{column: 0.0}, reviewed_at=SEPT_LAST_SECOND)
             data.ticket(f"T-y-{i}", "CS", None)
-            data.review(f"y-{i}", f"T-y-{i}", attitude_score=0.0)
+            data.review(f"y-{i}", f"T-y-{i}", **{column: 0.0})
 
-    return AggregateCase("cs.qa_attitude", "agent", build, {a: e for a, (_, e) in scores.items()},
+    return AggregateCase(rule_id, "agent", build, {a: e for a, (_, e) in scores.items()},
                          {a: len(v) for a, (v, _) in scores.items()}, review_ids)
+
+
+# An upper limit of 5% (cs.reopen_rate): up to 2 points below the limit, and the limit itself, is
+# the warning band; the excess over it is graded like a shortfall: up to 5 points general, up to
+# 15 important, beyond major. Good records here are those not reopened.
+LIMIT_5 = (
+    ("r0", 100, 100, PASS), ("r2", 100, 98, PASS), ("r3", 100, 97, WARN), ("r5", 100, 95, WARN),
+    ("r6", 100, 94, GEN), ("r10", 100, 90, GEN), ("r11", 100, 89, IMP), ("r20", 100, 80, IMP),
+    ("r21", 100, 79, MAJ), ("n19", 19, 0, NODATA), ("n20", 20, 20, PASS),
+)
+
+
+def reopen(data: Dataset, rid: str, where: Where, good: bool, i: int) -> None:
+    """Resolved (or only closed) in the month; bad: reopened once or twice before."""
+    closed = {"status": "closed", "resolved_at": None, "closed_at": MID_MONTH + timedelta(hours=3)}
+    data.ticket(rid, **where, **(closed if i % 4 == 3 else {}), reopened_count=0 if good else 1 + i % 2)
+
+
+def reopen_noise(data: Dataset, where: Where) -> None:
+    """Reopened tickets resolved outside the month, or not resolved or closed now."""
+    for i in range(30):
+        data.ticket(f"x-sept-{i}", **where, opened_at=SEPT_LAST_SECOND - timedelta(hours=3),
+                    resolved_at=SEPT_LAST_SECOND, reopened_count=1)
+        data.ticket(f"x-nov-{i}", **where, resolved_at=MONTH_END, reopened_count=1)
+        data.ticket(f"x-open-{i}", **where, status="in_progress", resolved_at=MID_MONTH + timedelta(hours=1),
+                    reopened_count=1)
 
 
 # --- execution -------------------------------------------------------------------------------
@@ -412,8 +440,10 @@ AGGREGATE_CASES = [
               noise=first_response_noise),
     rate_case("cs.first_response_rate", "agent", one_agent(RATE_95), first_response, ticket_ids,
               noise=first_response_noise),
-    qa_attitude_case(),
+    qa_score_case("cs.qa_attitude", "attitude_score"),
+    qa_score_case("cs.qa_resolution", "resolution_score"),
     rate_case("cs.qa_compliance", "department", RATE_95, qa_compliance, review_ids, noise=qa_compliance_noise),
+    rate_case("cs.reopen_rate", "department", LIMIT_5, reopen, ticket_ids, noise=reopen_noise),
     rate_case("exec.on_time_rate", "department", RATE_95, on_time, task_ids, noise=on_time_noise),
     rate_case("exec.outcome_shortfall", "department", RATE_90, outcome, task_ids, noise=outcome_noise),
     spend_case("exec.cost_overrun", "actual_cost", "budget_cost", OVERRUN, (1900.0, 20.0, WARN), over=True),
@@ -584,15 +614,21 @@ def directory(data: Dataset) -> None:
         data.staff(staff_id, "D1", role)
 
 
-def low_reviews(data: Dataset) -> None:
-    """One review below 60 on a ticket is a general problem on that ticket; 60 itself is fine."""
+def low_reviews(data: Dataset, column: str = "attitude_score") -> None:
+    """One review below 60 on a ticket is a general problem on that ticket; 60 itself is fine.
+    The other QA score is low throughout: each rule reads its own."""
+    other = "resolution_score" if column == "attitude_score" else "attitude_score"
     for ticket_id, scores in (("T-59", [59.9]), ("T-two", [40.0, 55.0]), ("T-mixed", [95.0, 30.0]),
                               ("T-60", [60.0]), ("T-ok", [90.0, 85.0])):
         data.ticket(ticket_id, "D1", "A1")
         for n, score in enumerate(scores):
-            data.review(f"R{ticket_id[1:]}-{n}", ticket_id, attitude_score=score)
+            data.review(f"R{ticket_id[1:]}-{n}", ticket_id, **{column: score, other: 5.0})
     data.ticket("T-sept", "D1", "A1")
-    data.review("R-sept", "T-sept", attitude_score=10.0, reviewed_at=SEPT_LAST_SECOND)
+    data.review("R-sept", "T-sept", **{column: 10.0}, reviewed_at=SEPT_LAST_SECOND)
+
+
+def low_resolution_reviews(data: Dataset) -> None:
+    low_reviews(data, "resolution_score")
 
 
 def overdue_tasks(data: Dataset) -> None:
@@ -851,6 +887,9 @@ def stated_figures(data: Dataset) -> None:
 
 RECORD_CASES = [
     RecordCase("cs.qa_attitude", "ticket", low_reviews, {"T-59": GENERAL, "T-two": GENERAL, "T-mixed": GENERAL},
+               facts={"T-59": {"score": 59.9, "agent_id": "A1", "review_id": "R-59-0"}}, examined=8),
+    RecordCase("cs.qa_resolution", "ticket", low_resolution_reviews,
+               {"T-59": GENERAL, "T-two": GENERAL, "T-mixed": GENERAL},
                facts={"T-59": {"score": 59.9, "agent_id": "A1", "review_id": "R-59-0"}}, examined=8),
     RecordCase("exec.overdue_task", "task", overdue_tasks, {
         "late4": GENERAL, "late14": GENERAL, "late15": IMPORTANT, "high4": IMPORTANT,

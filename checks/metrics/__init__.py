@@ -112,6 +112,12 @@ def in_period(column: ColumnElement[Any], period: Period) -> ColumnElement[bool]
 
 def load_builtin_metrics() -> Mapping[str, Builder]:
     """Import the area modules so their builders register; returns the registry."""
-    from opsaudit.checks.metrics import customer_service, data_analysis, execution, planning  # noqa: F401
+    from opsaudit.checks.metrics import (  # noqa: F401
+        customer_service,
+        data_analysis,
+        deliverables,
+        execution,
+        planning,
+    )
 
     return METRICS

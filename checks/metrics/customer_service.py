@@ -115,36 +115,72 @@ def qa_compliance(ctx: MetricContext) -> Aggregate:
     )
 
 
-@metric("qa_attitude")
-def qa_attitude(ctx: MetricContext) -> Aggregate:
+def _qa_score(ctx: MetricContext, score: ColumnElement[Any]) -> Aggregate:
+    """The mean of one score of the QA reviews in P (0..100), per agent; a review below the target offends."""
     r, t, joined = _reviews(ctx)
-    scored = r.c.attitude_score.between(0, 100)
+    scored = score.between(0, 100)
     return Aggregate(
         relation="qa_reviews:reviewed_at", from_=joined, window=_reviews_window(ctx, r, t),
         entities={"department": t.c.department_id, "agent": t.c.agent_id}, department=t.c.department_id,
-        record_id=r.c.review_id, population=scored, numerator=r.c.attitude_score,
-        denominator=sa.literal(1), offending=sa.and_(scored, r.c.attitude_score < ctx.rule.target),
-        tables=("qa_reviews", "tickets"), samples=(r.c.ticket_id, r.c.attitude_score, r.c.reviewer_id, r.c.notes),
+        record_id=r.c.review_id, population=scored, numerator=score,
+        denominator=sa.literal(1), offending=sa.and_(scored, score < ctx.rule.target),
+        tables=("qa_reviews", "tickets"), samples=(r.c.ticket_id, score, r.c.reviewer_id, r.c.notes),
     )
 
 
-@metric("qa_low_review")
-def qa_low_review(ctx: MetricContext) -> Records:
-    """A review that scored the agent's attitude below the bar: the ticket, its agent, the reviewer and
-    the reviewer's note, so the department head knows whom to coach and why."""
+@metric("qa_attitude")
+def qa_attitude(ctx: MetricContext) -> Aggregate:
+    return _qa_score(ctx, ctx.source.table("qa_reviews").c.attitude_score)
+
+
+@metric("qa_resolution")
+def qa_resolution(ctx: MetricContext) -> Aggregate:
+    """Problem-solving ability (seed 000 §3.4.2): the reviewers' resolution score."""
+    return _qa_score(ctx, ctx.source.table("qa_reviews").c.resolution_score)
+
+
+def _low_reviews(ctx: MetricContext, score_column: str) -> Records:
+    """A review that scored the agent below the bar: the ticket, its agent, the reviewer and the
+    reviewer's note, so the department head knows whom to coach and why."""
     r, t, joined = _reviews(ctx)
     staff = ctx.source.table("staff")
     agent, reviewer = staff.alias("agent"), staff.alias("reviewer")
     window = _reviews_window(ctx, r, t)
     query = (
         sa.select(t.c.ticket_id.label("entity_id"), t.c.department_id.label("department_id"),
-                  sa.null().label("owner_id"), r.c.review_id, r.c.attitude_score.label("score"), t.c.agent_id,
+                  sa.null().label("owner_id"), r.c.review_id, r.c[score_column].label("score"), t.c.agent_id,
                   agent.c.name.label("agent_name"), r.c.reviewer_id, reviewer.c.name.label("reviewer_name"),
                   r.c.notes)
         .select_from(joined.outerjoin(agent, agent.c.staff_id == t.c.agent_id)
                      .outerjoin(reviewer, reviewer.c.staff_id == r.c.reviewer_id))
-        .where(window, r.c.attitude_score < float(ctx.param("below")))
+        .where(window, r.c[score_column] < float(ctx.param("below")))
         .order_by(t.c.ticket_id, r.c.review_id)
     )
     population = sa.select(sa.func.count()).select_from(joined).where(window)
     return Records(query=query, population=population, tables=("qa_reviews", "tickets", "staff"))
+
+
+@metric("qa_low_review")
+def qa_low_review(ctx: MetricContext) -> Records:
+    return _low_reviews(ctx, "attitude_score")
+
+
+@metric("qa_low_resolution")
+def qa_low_resolution(ctx: MetricContext) -> Records:
+    return _low_reviews(ctx, "resolution_score")
+
+
+@metric("ticket_reopen")
+def ticket_reopen(ctx: MetricContext) -> Aggregate:
+    """Tickets resolved or closed in P that were reopened (a problem not solved the first time), of
+    all tickets resolved or closed in P. The offending records are the reopened ones."""
+    t = ctx.source.table("tickets")
+    done_at = sa.func.coalesce(t.c.resolved_at, t.c.closed_at)
+    handled, reopened = t.c.status.in_(HANDLED), t.c.reopened_count > 0
+    return Aggregate(
+        relation="tickets:done_at", from_=t, window=sa.and_(in_period(done_at, ctx.period), _scoped(ctx, t)),
+        entities={"department": t.c.department_id, "agent": t.c.agent_id}, department=t.c.department_id,
+        record_id=t.c.ticket_id, population=handled, numerator=sa.case((reopened, 1), else_=0),
+        denominator=sa.literal(1), offending=sa.and_(handled, reopened), tables=("tickets",),
+        samples=(t.c.agent_id, t.c.resolved_at, t.c.closed_at, t.c.reopened_count),
+    )

@@ -36,12 +36,14 @@ TIMEZONE = ZoneInfo("Asia/Shanghai")
 # Catalogue order (audit-rules.md section 4), for listing the planted problems.
 _RULE_ORDER = (
     "cs.satisfaction_rate", "cs.complaint_satisfaction_rate", "cs.handling_rate", "cs.revisit_rate",
-    "cs.first_response_rate", "cs.qa_attitude", "cs.qa_compliance",
+    "cs.first_response_rate", "cs.qa_attitude", "cs.qa_resolution", "cs.qa_compliance", "cs.reopen_rate",
     "exec.on_time_rate", "exec.overdue_task", "exec.outcome_shortfall", "exec.cost_overrun",
     "exec.hours_overrun", "exec.idle_resources", "exec.process_violation",
     "plan.late_submission", "plan.unapproved", "plan.not_decomposed", "plan.target_unreasonable",
     "plan.missing_market_research", "plan.missing_signoff", "plan.adjustment_unapproved", "plan.completion_rate",
-    "data.report_late", "data.report_incomplete", "data.report_unreviewed", "data.metric_mismatch",
+    "plan.missing",
+    "data.report_late", "data.report_incomplete", "data.report_unreviewed", "data.report_missing",
+    "data.metric_mismatch",
     "dq.not_null", "dq.in_set", "dq.range", "dq.unique", "dq.reference", "dq.time_order",
 )
 

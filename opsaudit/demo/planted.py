@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from opsaudit.demo.org import CS_DEPARTMENTS
 from opsaudit.demo.tickets import TicketCast, TicketStats
 from opsaudit.demo.timeline import Timeline
 
@@ -67,7 +68,21 @@ def customer_service(timeline: Timeline, cast: TicketCast, stats: TicketStats) -
             if counts[den] >= MIN_POPULATION and counts[num] < target * counts[den]:
                 out.append(PlantedProblem(rule, "agent", agent, month,
                                           f"{percent(counts[num], counts[den])}, target {target:.0%}"))
+    out.extend(_reopened(timeline, stats))
     out.extend(_qa(timeline, cast, stats))
+    return out
+
+
+def _reopened(timeline: Timeline, stats: TicketStats) -> list[PlantedProblem]:
+    """cs.reopen_rate, an upper limit of 5%, in the week and the month, for each department and the
+    company whose tickets resolved in the period were reopened more often (CS2's, planted)."""
+    out = []
+    for which, period in (("week", timeline.week), ("month", timeline.month)):
+        windows = [("department", dept, stats.window(which, dept)) for dept in CS_DEPARTMENTS]
+        for entity_type, entity_id, counts in [*windows, ("company", "company", stats.company_window(which))]:
+            if counts["done"] >= MIN_POPULATION and counts["reopened"] * 20 > counts["done"]:
+                out.append(PlantedProblem("cs.reopen_rate", entity_type, entity_id, period.label,
+                                          f"{percent(counts['reopened'], counts['done'])} reopened, limit 5%"))
     return out
 
 
@@ -79,15 +94,16 @@ def _qa(timeline: Timeline, cast: TicketCast, stats: TicketStats) -> list[Plante
     readings = ([(row, facts) for row, facts in reviews if m.contains(facts[2])],
                 [(row, facts) for row, facts in reviews if m.contains(row["reviewed_at"])])
     out = []
-    scores = [[row["attitude_score"] for row, (agent, _, _) in reading if agent == cast.poor_attitude]
-              for reading in readings]
-    if all(len(s) >= MIN_REVIEWS and sum(s) / len(s) < 80 for s in scores):
-        means = " / ".join(f"{sum(s) / len(s):.1f} over {len(s)}" for s in scores)
-        out.append(PlantedProblem("cs.qa_attitude", "agent", cast.poor_attitude, m.label,
-                                  f"mean QA attitude {means} reviews (by ticket / by review date), target 80"))
-    if stats.low_review_ticket is not None:
-        out.append(PlantedProblem("cs.qa_attitude", "ticket", stats.low_review_ticket, m.label,
-                                  "QA attitude score 48, below 60"))
+    for rule, column, low in (("cs.qa_attitude", "attitude_score", 48), ("cs.qa_resolution", "resolution_score", 52)):
+        scores = [[row[column] for row, (agent, _, _) in reading if agent == cast.poor_attitude]
+                  for reading in readings]
+        if all(len(s) >= MIN_REVIEWS and sum(s) / len(s) < 80 for s in scores):
+            means = " / ".join(f"{sum(s) / len(s):.1f} over {len(s)}" for s in scores)
+            out.append(PlantedProblem(rule, "agent", cast.poor_attitude, m.label,
+                                      f"mean QA {column} {means} reviews (by ticket / by review date), target 80"))
+        if stats.low_review_ticket is not None:
+            out.append(PlantedProblem(rule, "ticket", stats.low_review_ticket, m.label,
+                                      f"QA {column} {low}, below 60"))
     for entity_type, entity_id, departments in (("department", "CS2", {"CS2"}), ("company", "company", None)):
         shares = [[row["compliant"] for row, (_, dept, _) in reading if departments is None or dept in departments]
                   for reading in readings]

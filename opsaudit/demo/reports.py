@@ -43,10 +43,17 @@ class ReportBuilder:
         self.out = Reports()
 
     def build(self) -> Reports:
+        # Planted: RND, which reports monthly, never registered the report on Q's second month,
+        # due on the 5th of its third month.
+        never_made = ("monthly", self.t.quarter_month(1).label, "RND")
         for kind, period_kind, days in (("monthly", "month", 4), ("quarterly", "quarter", 9)):
             for period in self.t.complete(period_kind):
                 for dept in ("OPS", *CS_DEPARTMENTS, "SAL", "RND", "FIN"):
-                    self._report(kind, period, dept, period.end + timedelta(days=days, hours=18))
+                    if (kind, period.label, dept) != never_made:
+                        self._report(kind, period, dept, period.end + timedelta(days=days, hours=18))
+        kind, label, dept = never_made
+        self.out.planted.append(PlantedProblem("data.report_missing", "deliverable", f"{dept}/{kind}/{label}",
+                                               self.t.quarter.label, "a monthly report never registered"))
         self._plant()
         return self.out
 

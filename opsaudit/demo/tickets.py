@@ -55,6 +55,8 @@ FR_MISS, FR_MISS_SLOW = 0.012, 0.18
 SATISFIED, SATISFIED_COMPLAINT = 0.97, 0.99
 SATISFIED_LOW_AGENT, SATISFIED_COMPLAINT_CS3 = 0.50, 0.86
 STUCK_CS3, NO_REVISIT_CS1 = 0.025, 0.04
+# Tickets reopened after resolution: complaints more often; CS2's fixes do not hold in the window.
+REOPEN, REOPEN_COMPLAINT, REOPEN_CS2 = 0.015, 0.06, 0.15
 QA_PER_DEPARTMENT_WEEK = 24
 NONCOMPLIANT, NONCOMPLIANT_CS2 = 0.007, 0.15
 
@@ -69,7 +71,7 @@ class TicketCast:
 
     low_satisfaction: tuple[str, ...]  # CS1: satisfaction collapses in the problem window
     slow_response: tuple[str, ...]  # CS2: first responses miss the SLA
-    poor_attitude: str  # CS3: QA attitude scores around 68
+    poor_attitude: str  # CS3: QA attitude scores around 68, resolution scores around 70
 
 
 @dataclass
@@ -100,7 +102,7 @@ def ticket_id(number: int) -> str:
 
 # Counters per department for one audit period.
 WINDOW_FIELDS = ("opened", "frr_ok", "rated", "satisfied", "complaint_rated", "complaint_satisfied",
-                 "handling_due", "handled", "revisit_due", "revisited")
+                 "handling_due", "handled", "revisit_due", "revisited", "done", "reopened")
 MONTH_FIELDS = ("opened", "complaints", "rated", "satisfied", "frr_ok")
 AGENT_FIELDS = ("opened", "frr_ok", "rated", "satisfied")
 
@@ -250,7 +252,8 @@ class TicketGenerator:
         # rule (72 h) is resolved; reopened tickets take longer.
         work = np.clip(rng.lognormal(np.log(_RESOLVE_MEDIAN[kind]), 0.9), 120, 60 * HOUR)
         reopen_draw = rng.random(n)
-        p_reopen = np.where(complaint, 0.10, 0.03)
+        p_reopen = np.where(complaint, REOPEN_COMPLAINT, REOPEN)
+        p_reopen = np.where((dept == 1) & in_window, REOPEN_CS2, p_reopen)
         reopened = np.where(reopen_draw < p_reopen * 0.1, 2, np.where(reopen_draw < p_reopen, 1, 0))
         work = work + (reopened > 0) * rng.uniform(2 * HOUR, 20 * HOUR, n)
         resolved = opened + np.maximum(np.minimum(first - opened + work, 70 * HOUR), first - opened + 60).astype(
@@ -364,9 +367,12 @@ class TicketGenerator:
         for table, (start, end) in ((stats.week, self.week), (stats.month, self.month)):
             inside = (opened >= start) & (opened < end)
             due = inside & (opened <= end - 72 * HOUR)
+            # Resolved in the window, as cs.reopen_rate counts tickets: by when they were resolved.
+            done = has_resolved & (resolved >= start) & (resolved < end)
             values = (inside, inside & frr_ok, inside & rated, inside & rated & satisfied,
                       inside & rated & complaint, inside & rated & satisfied & complaint,
-                      due, due & has_resolved, inside & revisit_due, inside & revisited)
+                      due, due & has_resolved, inside & revisit_due, inside & revisited,
+                      done, done & (chunk.reopened_count > 0))
             for f, v in enumerate(values):
                 table[:, f] += np.bincount(dept, weights=v, minlength=len(CS_DEPARTMENTS)).astype(np.int64)
 
@@ -407,10 +413,11 @@ class TicketGenerator:
         notes = None
         if in_month and agent == self.poor:
             attitude = int(np.clip(round(rng.normal(68, 5)), 61, 77))
-            notes = "服务态度生硬，未主动安抚客户"
+            resolution = int(np.clip(round(rng.normal(70, 5)), 61, 77))
+            notes = "服务态度生硬，未主动安抚客户，问题未彻底解决"
             both = self.month[0] <= opened and reviewed < self.month[1]
             if both and self.stats.low_review_ticket is None:
-                attitude, notes = 48, "与客户争执，态度恶劣"
+                attitude, resolution, notes = 48, 52, "与客户争执，态度恶劣，问题未解决即结单"
                 self.stats.low_review_ticket = ticket_id(chunk.first_number + row)
         compliant = compliant_draw >= noncompliant
         if not compliant:

@@ -138,9 +138,15 @@ class WorkBuilder:
         return (base + timedelta(days=float(self.rng.uniform(low_days, high_days)))).replace(microsecond=0)
 
     def _plans(self) -> None:
+        # Planted: CS1 never made its plan for the quarter after Q, due on Q's last day.
+        never_made = ("quarterly", self.t.next_quarter.label, "CS1")
         for level, period in self._plan_periods():
             for dept in WORKING_DEPARTMENTS:
-                self._plan(level, period, dept)
+                if (level, period.label, dept) != never_made:
+                    self._plan(level, period, dept)
+        level, label, dept = never_made
+        self._plant("plan.missing", "deliverable", f"{dept}/{level}/{label}", self.t.quarter,
+                    "the quarterly plan due on the quarter's last day was never made")
 
     def _plan(self, level: str, period: Period, dept: str) -> None:
         head = self.org.head(dept)

@@ -258,6 +258,7 @@ def _range(facts: Mapping[str, Any]) -> str | None:
 
 VARIANTS: dict[str, Callable[[Mapping[str, Any]], str | None]] = {
     "cs.qa_attitude": lambda facts: "with_notes" if facts.get("notes") else None,
+    "cs.qa_resolution": lambda facts: "with_notes" if facts.get("notes") else None,
     "exec.overdue_task": _overdue,
     "exec.process_violation": _reason,
     "plan.late_submission": _submitted,
