@@ -10,6 +10,7 @@ from datetime import datetime
 from typing import Any
 
 from prefect import flow
+from prefect.client.schemas.objects import State
 from prefect.exceptions import TerminationSignal
 
 from opsaudit.audit import AuditContext
@@ -23,15 +24,23 @@ from opsaudit.tasks.report import write_reports
 from opsaudit.tasks.review import submit_report
 from opsaudit.tasks.sampling import draw_quality_sample
 
+INTERRUPTED = "interrupted (Ctrl-C or SIGTERM)"
+
 
 class AuditFailed(OpsauditError):
     """An audit run stopped by an error opsaudit did not foresee, named in one line (the dashboard
     shows a failed run's cause as its state message); the error itself is its __cause__."""
 
 
-def run_periodic_audit(audit: str, period: str | None, now: datetime | None) -> dict[str, Any]:
-    """The shared body of the periodic flows; must run inside a flow."""
-    return run_audit(steps.resolve_period(audit, period, now))
+def run_periodic_audit(audit: str, period: str | None, now: datetime | None) -> dict[str, Any] | State:
+    """The shared body of the periodic flows; must run inside a flow.
+
+    A period that cannot be audited (a typo in the Prefect UI's form, a month not over) or a setting
+    or source unfit for the audit ends the run Failed with that one line as the message the
+    dashboard shows, before anything is recorded; a defect fails it with its traceback.
+    """
+    resolved = steps.resolve_period(audit, period, now, return_state=True)
+    return steps.refusal(resolved) or run_audit(resolved.result())
 
 
 def run_audit(context: AuditContext) -> dict[str, Any]:
@@ -68,6 +77,11 @@ def run_audit(context: AuditContext) -> dict[str, Any]:
         publish_artifacts(context, all_results, summary)
         stop_if_told()
     except Exception as exc:
+        if stopping():
+            # The stop landed inside Prefect's own bookkeeping of a task (its task engine then
+            # raises ValueError "Task run is not set"): an error of the stop, recorded as the stop.
+            steps.close_run.fn(context, run, status="interrupted", error=INTERRUPTED)
+            raise KeyboardInterrupt("SIGTERM") from exc
         cause = (str(exc).strip().splitlines() or [type(exc).__name__])[0][:2000]
         steps.close_run(context, run, status="failed", error=cause)
         if isinstance(exc, OpsauditError):
@@ -75,10 +89,18 @@ def run_audit(context: AuditContext) -> dict[str, Any]:
         raise AuditFailed(f"{type(exc).__name__}: {cause}") from exc
     except BaseException:
         # Ctrl-C or SIGTERM: record it directly, Prefect is shutting down and runs no more tasks.
-        steps.close_run.fn(context, run, status="interrupted", error="interrupted (Ctrl-C or SIGTERM)")
+        steps.close_run.fn(context, run, status="interrupted", error=INTERRUPTED)
         raise
     steps.close_run(context, run, status="succeeded", summary=summary)
     return summary
+
+
+def stopping() -> bool:
+    """Whether this flow run has been told to stop: by the command's own signal handler, or by the
+    Prefect runner (serve stopping, a cancel from the dashboard)."""
+    from prefect._internal import control_listener  # no public API tells a flow run of the intent
+
+    return stop_asked() or control_listener.get_intent() is not None
 
 
 def stop_if_told() -> None:
@@ -109,27 +131,27 @@ ON_DASHBOARD: dict[str, Any] = {"flow_run_name": audit_run_name, "on_running": [
 
 
 @flow(name="cs-weekly", description="Weekly customer-service quality sampling (previous ISO week).", **ON_DASHBOARD)
-def cs_weekly(period: str | None = None, now: datetime | None = None) -> dict[str, Any]:
+def cs_weekly(period: str | None = None, now: datetime | None = None) -> dict[str, Any] | State:
     return run_periodic_audit("cs-weekly", period, now)
 
 
 @flow(name="cs-monthly", description="Monthly customer-service evaluation (previous month).", **ON_DASHBOARD)
-def cs_monthly(period: str | None = None, now: datetime | None = None) -> dict[str, Any]:
+def cs_monthly(period: str | None = None, now: datetime | None = None) -> dict[str, Any] | State:
     return run_periodic_audit("cs-monthly", period, now)
 
 
 @flow(name="execution-monthly", description="Monthly execution audit (previous month).", **ON_DASHBOARD)
-def execution_monthly(period: str | None = None, now: datetime | None = None) -> dict[str, Any]:
+def execution_monthly(period: str | None = None, now: datetime | None = None) -> dict[str, Any] | State:
     return run_periodic_audit("execution-monthly", period, now)
 
 
 @flow(name="planning-quarterly", description="Quarterly planning audit (previous quarter).", **ON_DASHBOARD)
-def planning_quarterly(period: str | None = None, now: datetime | None = None) -> dict[str, Any]:
+def planning_quarterly(period: str | None = None, now: datetime | None = None) -> dict[str, Any] | State:
     return run_periodic_audit("planning-quarterly", period, now)
 
 
 @flow(name="data-quarterly", description="Quarterly data-analysis audit, data quality on every table.", **ON_DASHBOARD)
-def data_quarterly(period: str | None = None, now: datetime | None = None) -> dict[str, Any]:
+def data_quarterly(period: str | None = None, now: datetime | None = None) -> dict[str, Any] | State:
     return run_periodic_audit("data-quarterly", period, now)
 
 

@@ -7,8 +7,10 @@ from datetime import datetime
 from typing import Any
 
 from prefect import flow
+from prefect.client.schemas.objects import State
 
 from opsaudit.tasks import circulation as steps
+from opsaudit.tasks.audit import refusal
 from opsaudit.tasks.mail import deliver_outbox
 
 
@@ -23,8 +25,14 @@ def circulation_run_name() -> str:
 @flow(name="circulation", flow_run_name=circulation_run_name,
       description="Circulate the month's audits, problems and rectification progress to all operations staff "
                   "(seed 000 §6.3), once a month, and deliver the mail.")
-def monthly_circulation(month: str | None = None, now: datetime | None = None) -> dict[str, Any]:
-    run = steps.prepare_circulation(month, now)
+def monthly_circulation(month: str | None = None, now: datetime | None = None) -> dict[str, Any] | State:
+    """A month that cannot be circulated, or a setting unfit for it, ends the run Failed with that
+    one line as its message, before anything is written."""
+    prepared = steps.prepare_circulation(month, now, return_state=True)
+    stop = refusal(prepared)
+    if stop is not None:
+        return stop
+    run = prepared.result()
     result = steps.circulate_task(run)
     delivery = deliver_outbox(run.now)
     return {"audit": "circulation", **result, "mail": delivery}

@@ -17,12 +17,13 @@ from typing import Any
 from prefect import flow
 from prefect.client.schemas.objects import State
 
-from opsaudit.errors import OpsauditError, UsageError, option_error
+from opsaudit.errors import UsageError, option_error
 from opsaudit.flows.audits import run_audit
 from opsaudit.flows.labels import add_tags, area_tags
 from opsaudit.i18n.render import Message
 from opsaudit.special import AUDIT, RequestError, SpecialAudit, parse_request
-from opsaudit.tasks.special import refused, resolve_special
+from opsaudit.tasks.audit import refusal, refused
+from opsaudit.tasks.special import resolve_special
 
 
 def special_run_name() -> str:
@@ -69,7 +70,4 @@ def special(request: SpecialAudit, now: datetime | None = None) -> dict[str, Any
     except UsageError as exc:
         return refused(exc)
     resolved = resolve_special(checked, clock, return_state=True)
-    error = resolved.result(raise_on_failure=False) if resolved.is_failed() else None
-    if isinstance(error, OpsauditError):
-        return refused(error)
-    return run_audit(resolved.result())   # anything else fails the run with its traceback
+    return refusal(resolved) or run_audit(resolved.result())

@@ -26,7 +26,7 @@ from opsaudit.checks.spec import Rule, effective_rules
 from opsaudit.config.loader import Config, display_path
 from opsaudit.config.models import AuditPlan
 from opsaudit.db import check_reachable, source_engine, store_engine
-from opsaudit.errors import ConfigError, SourceError, option_error
+from opsaudit.errors import ConfigError, SourceError, option_error, os_reason
 from opsaudit.i18n.render import Message
 from opsaudit.periods import Period
 from opsaudit.settings import Settings
@@ -48,7 +48,7 @@ def audit_plan(config: Config, audit: str) -> AuditPlan:
     try:
         return config.audits.audits[audit]  # type: ignore[index]
     except KeyError:
-        raise ConfigError(f"unknown audit {audit!r} (periodic audits: {', '.join(PERIODIC_AUDITS)})") from None
+        raise ConfigError(Message.of("error.config.unknown_audit", audit=audit, audits=list(PERIODIC_AUDITS))) from None
 
 
 def local_now(settings: Settings, now: datetime | None = None) -> datetime:
@@ -60,23 +60,24 @@ def local_now(settings: Settings, now: datetime | None = None) -> datetime:
 
 
 def resolve_period(settings: Settings, config: Config, audit: str, period: str | None,
-                   now: datetime | None) -> Period:
+                   now: datetime | None, option: str = "--period") -> Period:
     """The given period, or the last complete period of the audit's kind before `now`.
 
     A given period must be of the audit's kind and must have ended by `now`: a month still running
-    has no final figures, and auditing it would raise problems that are not problems yet.
+    has no final figures, and auditing it would raise problems that are not problems yet. A
+    mistake names `option`: the command's option, or the flow's parameter.
     """
     plan = audit_plan(config, audit)
     clock = local_now(settings, now)
     if not period:
         return periods.previous(plan.period, clock)
-    parsed = periods.given_period(period, "--period")
+    parsed = periods.given_period(period, option)
     if parsed.kind != plan.period:
-        raise option_error("--period", Message.of("error.period.wrong_kind", audit=audit, kind=plan.period,
-                                                  value=period.strip(), given=parsed.kind))
+        raise option_error(option, Message.of("error.period.wrong_kind", audit=audit, kind=plan.period,
+                                              value=period.strip(), given=parsed.kind))
     problem = not_ended(settings, parsed, clock)
     if problem:
-        raise option_error("--period", problem)
+        raise option_error(option, problem)
     return parsed
 
 
@@ -193,16 +194,17 @@ class AuditContext:
 
 
 def build_context(settings: Settings, audit: str, *, period: str | None = None, now: datetime | None = None,
-                  kind: str = "periodic", config: Config | None = None) -> AuditContext:
-    """Load config and rules and resolve the period of one periodic audit."""
+                  kind: str = "periodic", config: Config | None = None, option: str = "--period") -> AuditContext:
+    """Load config and rules and resolve the period of one periodic audit (a mistake in it names `option`)."""
     config = config or settings.load_config()
     plan = audit_plan(config, audit)
     all_rules = load_rules(settings, config)
     rules = tuple(rule for rule in all_rules if rule.area in plan.areas and rule.runs_in(audit))
     if not rules:
         where = display_path(settings.config_dir / "audits.yaml")
-        raise ConfigError(f"{where}: audits.{audit}.areas: no enabled rule in {', '.join(plan.areas)}")
-    return AuditContext(settings, config, audit, kind, resolve_period(settings, config, audit, period, now),
+        raise ConfigError(Message.of("error.config.no_rule", file=where, key=f"audits.{audit}.areas",
+                                     areas=list(plan.areas)))
+    return AuditContext(settings, config, audit, kind, resolve_period(settings, config, audit, period, now, option),
                         rules, tuple(all_rules), local_now(settings, now))
 
 
@@ -219,7 +221,7 @@ def scoped_context(settings: Settings, audit: str, kind: str, areas: Sequence[st
     rules = tuple(rule for rule in all_rules if rule.area in areas)
     if not rules:
         where = display_path(settings.config_dir / "thresholds.yaml")
-        raise ConfigError(f"{where}: rules: no enabled rule in {', '.join(areas)}")
+        raise ConfigError(Message.of("error.config.no_rule", file=where, key="rules", areas=list(areas)))
     return AuditContext(settings, config, audit, kind, period, rules, tuple(all_rules), local_now(settings, now),
                         scope, dict(parameters or {}), seed)
 
@@ -236,9 +238,11 @@ def preflight(context: AuditContext) -> None:
     absent = missing_tables(context.source, tables)
     problems = check_source(context.source, tuple(t for t in tables if t not in absent))
     if problems:
-        more = f" (and {len(problems) - 1} more: `opsaudit init --check-source` lists them)" \
-            if len(problems) > 1 else ""
-        raise SourceError(f"database: {problems[0]}{more}")
+        purpose = Message.of("error.purpose.database")
+        raise SourceError(Message.of("error.database.problem", purpose=purpose, problem=problems[0])
+                          if len(problems) == 1 else
+                          Message.of("error.database.problems", purpose=purpose, problem=problems[0],
+                                     more=len(problems) - 1, command="opsaudit init --check-source"))
     check_directory_settings(context.settings, context.source, set(tables) - absent)
     check_output_folder(context.period_folder)
     require_writable(context.store)
@@ -257,24 +261,25 @@ def check_directory_settings(settings: Settings, source: Source, available: set[
                             .where(s.c.staff_id == settings.audit_lead)).first() \
             if settings.audit_lead else None
     if known is None:
-        raise ConfigError(f"environment: OPSAUDIT_OPERATIONS_DEPARTMENT: {department!r} is not a department_id "
-                          f"of the departments table")
+        raise ConfigError(Message.of("error.setting.unknown_department", setting="OPSAUDIT_OPERATIONS_DEPARTMENT",
+                                     value=department, table="departments", column="department_id"))
     if operations_manager(source, department, available) is None:
-        raise ConfigError(f"environment: OPSAUDIT_OPERATIONS_DEPARTMENT: department {department!r} has no active "
-                          "manager (the operations manager owns company and data-quality findings)")
+        raise ConfigError(Message.of("error.setting.no_manager", setting="OPSAUDIT_OPERATIONS_DEPARTMENT",
+                                     value=department, table="staff", role="manager"))
     if settings.audit_lead and (lead is None or not lead.active):
-        state = "not a staff_id of the staff table" if lead is None else "not an active member of staff"
-        raise ConfigError(f"environment: OPSAUDIT_AUDIT_LEAD: {settings.audit_lead!r} is {state}")
+        key = "error.setting.unknown_staff" if lead is None else "error.setting.inactive_staff"
+        raise ConfigError(Message.of(key, setting="OPSAUDIT_AUDIT_LEAD", value=settings.audit_lead, table="staff",
+                                     column="staff_id"))
     if lead is not None:
         settings.check_audit_lead(lead.role, lead.department_id)
 
 
 def check_output_folder(folder: Path) -> None:
-    """The run's output folder can be created and written, or a StoreError names it."""
+    """The run's output folder can be created and written, or a ConfigError names it."""
     try:
         folder.mkdir(parents=True, exist_ok=True)
         with tempfile.TemporaryFile(dir=folder):
             pass
     except OSError as exc:
-        raise ConfigError(f"environment: OPSAUDIT_OUTPUT_DIR: cannot write to {display_path(folder)} "
-                          f"({exc.strerror})") from None
+        raise ConfigError(Message.of("error.setting.not_writable", setting="OPSAUDIT_OUTPUT_DIR",
+                                     path=display_path(folder), reason=os_reason(exc))) from None

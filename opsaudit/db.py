@@ -14,11 +14,22 @@ import sqlalchemy as sa
 from sqlalchemy.engine import URL, Engine, make_url
 
 from opsaudit.errors import SourceError, StoreError
+from opsaudit.i18n.render import Message
 from opsaudit.settings import mask_url
+
+# The variable that names each database: an error says which one to fix.
+SETTINGS = {"database": "OPSAUDIT_DATABASE_URL", "store": "OPSAUDIT_STORE_URL"}
+URL_EXAMPLE = "postgresql+psycopg://user@host:5432/name"
 
 
 def _error(purpose: str) -> type[SourceError] | type[StoreError]:
     return StoreError if purpose == "store" else SourceError
+
+
+def _fault(purpose: str, key: str, **values: object) -> SourceError | StoreError:
+    """The error of `purpose`'s database: `key`'s line, naming the database and its setting."""
+    return _error(purpose)(Message.of(key, purpose=Message.of(f"error.purpose.{purpose}"),
+                                      setting=SETTINGS.get(purpose, SETTINGS["database"]), **values))
 
 
 def create_engine(url: str, *, purpose: str = "database", timezone: str | None = None, read_only: bool = False,
@@ -30,11 +41,11 @@ def create_engine(url: str, *, purpose: str = "database", timezone: str | None =
     `timezone`, PostgreSQL sessions use it, so timestamptz columns compare with the naive local
     period bounds.
     """
-    error = _error(purpose)
     try:
         parsed = make_url(url)
     except Exception:
-        raise error(f"{purpose}: {mask_url(url)}: not a valid SQLAlchemy URL") from None
+        # Not shown at all: what cannot be parsed cannot have its password masked.
+        raise _fault(purpose, "error.database.bad_url", format="SQLAlchemy", example=URL_EXAMPLE) from None
     if parsed.get_backend_name() == "sqlite":
         return _sqlite_engine(parsed, purpose=purpose, read_only=read_only, create=create)
     if parsed.get_backend_name() == "postgresql":
@@ -42,7 +53,8 @@ def create_engine(url: str, *, purpose: str = "database", timezone: str | None =
     try:
         return sa.create_engine(parsed, pool_pre_ping=True)
     except Exception as exc:  # missing driver and the like
-        raise error(f"{purpose}: {mask_url(url)}: {type(exc).__name__}: {exc}") from None
+        raise _fault(purpose, "error.database.no_engine", url=mask_url(url),
+                     reason=f"{type(exc).__name__}: {exc}") from None
 
 
 def store_engine(url: str) -> Engine:
@@ -63,10 +75,7 @@ def _sqlite_engine(parsed: URL, *, purpose: str, read_only: bool, create: bool) 
         if create:
             path.parent.mkdir(parents=True, exist_ok=True)
         elif not path.is_file():
-            from opsaudit.i18n.render import Message
-
-            raise _error(purpose)(Message.of("error.database.no_file", purpose=Message.of(f"error.purpose.{purpose}"),
-                                             url=parsed.render_as_string(), path=str(path)))
+            raise _fault(purpose, "error.database.no_file", url=parsed.render_as_string(), path=str(path))
         if read_only:
             # A URI filename with mode=ro: SQLite itself refuses every write on this connection.
             query = {"mode": "ro", "uri": "true"}
@@ -128,12 +137,9 @@ def check_reachable(engine: Engine, *, purpose: str) -> None:
         reason = str(getattr(exc, "orig", exc)).strip().splitlines()[0] if str(exc) else type(exc).__name__
         path = _sqlite_path(engine)
         if purpose == "store" and path is not None and ("readonly" in reason or _unwritable(path)):
-            from opsaudit.i18n import resolve_language, text
-
-            raise StoreError(text("validation.database.not_writable", resolve_language(None), purpose=purpose,
-                                  url=shown_url(engine), path=str(path), reason=reason,
-                                  setting="OPSAUDIT_STORE_URL")) from None
-        raise _error(purpose)(f"{purpose}: {shown_url(engine)}: cannot connect: {reason}") from None
+            raise _fault(purpose, "validation.database.not_writable", url=shown_url(engine), path=str(path),
+                         reason=reason) from None
+        raise _fault(purpose, "error.database.unreachable", url=shown_url(engine), reason=reason) from None
 
 
 def shown_url(engine: Engine) -> str:

@@ -7,6 +7,8 @@ read: the command line words it in the command's language (`OpsauditError.text`)
 
 from __future__ import annotations
 
+import errno
+import os
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
@@ -60,6 +62,27 @@ def option_error(option: str, problem: Message) -> UsageError:
     return UsageError(Message.of("error.option", option=option, problem=problem))
 
 
+def setting_error(setting: str, problem: Message) -> ConfigError:
+    """A ConfigError naming the OPSAUDIT_* variable at fault, then `problem`: `环境变量OPSAUDIT_TIMEZONE：…`."""
+    from opsaudit.i18n.render import Message
+
+    return ConfigError(Message.of("error.setting.line", setting=setting, problem=problem))
+
+
+# The refusals a person can act on, worded by the catalogue; any other is shown as the system words it.
+_OS_REASONS = ("EACCES", "EPERM", "EROFS", "ENOSPC", "ENOTDIR", "EEXIST")
+
+
+def os_reason(error: OSError) -> Message | str:
+    """Why the operating system refused a file or folder, in the reader's language where it can be."""
+    from opsaudit.i18n.render import Message
+
+    name = errno.errorcode.get(error.errno or 0)
+    if name in _OS_REASONS:
+        return Message.of(f"error.os.{name}")
+    return error.strerror or type(error).__name__
+
+
 def _message(error: OpsauditError) -> Message | None:
     # Imported here: the catalogue's own errors are OpsauditErrors.
     from opsaudit.i18n.render import Message
@@ -68,10 +91,12 @@ def _message(error: OpsauditError) -> Message | None:
 
 
 def _reader_language() -> str:
-    """OPSAUDIT_LANGUAGE; zh-CN when the settings cannot be read (that error is a plain text)."""
-    from opsaudit.i18n.catalogue import resolve_language
+    """OPSAUDIT_LANGUAGE; when another setting is invalid (the error being read may say so), the
+    variable as it is if it names a language, else zh-CN."""
+    from opsaudit.i18n.catalogue import LANGUAGES, resolve_language
 
     try:
         return resolve_language(None)
     except OpsauditError:
-        return "zh-CN"
+        given = os.environ.get("OPSAUDIT_LANGUAGE", "")
+        return given if given in LANGUAGES else "zh-CN"

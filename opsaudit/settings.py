@@ -3,16 +3,19 @@
 from __future__ import annotations
 
 import os
+import re
 from functools import cached_property
 from pathlib import Path
 from typing import Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from pydantic import Field, SecretStr, ValidationError, field_validator
+from pydantic_core import ErrorDetails
 from pydantic_settings import BaseSettings, SettingsConfigDict
 from sqlalchemy.engine import make_url
 
-from opsaudit.errors import ConfigError
+from opsaudit.errors import ConfigError, setting_error
+from opsaudit.i18n.render import Message
 
 
 def default_data_dir() -> Path:
@@ -76,14 +79,15 @@ class Settings(BaseSettings):
         try:
             ZoneInfo(value)
         except (ZoneInfoNotFoundError, ValueError) as exc:
-            raise ValueError(f"unknown time zone {value!r}") from exc
+            raise ValueError(Message.of("error.setting.unknown_zone", value=value, example="Asia/Shanghai")) from exc
         return value
 
     @field_validator("web_url")
     @classmethod
     def _web_address(cls, value: str) -> str:
-        if not value.startswith(("http://", "https://")):
-            raise ValueError(f"{value!r} is not an http:// or https:// address")
+        schemes = ("http://", "https://")
+        if not value.startswith(schemes):
+            raise ValueError(Message.of("error.setting.not_web_address", value=value, schemes=list(schemes)))
         return value.rstrip("/")
 
     @property
@@ -112,12 +116,9 @@ class Settings(BaseSettings):
         approves every report, and anyone else would approve the audit of their own work."""
         if self.audit_lead is None or (role == "auditor" and department_id == self.operations_department):
             return
-        from opsaudit.i18n import text
-
-        raise ConfigError(text("validation.audit_lead.not_an_auditor", self.language, setting="OPSAUDIT_AUDIT_LEAD",
-                               staff_id=self.audit_lead,
-                               role=role or "-", department=department_id or "-",
-                               operations=self.operations_department))
+        raise ConfigError(Message.of("validation.audit_lead.not_an_auditor", setting="OPSAUDIT_AUDIT_LEAD",
+                                     staff_id=self.audit_lead, role=role or "-", department=department_id or "-",
+                                     operations=self.operations_department))
 
     def load_config(self):
         """The effective configuration: the shipped defaults under the config folder's overrides.
@@ -136,4 +137,30 @@ def load_settings(**overrides: object) -> Settings:
     except ValidationError as exc:
         err = exc.errors()[0]
         name = "OPSAUDIT_" + str(err["loc"][0]).upper() if err["loc"] else "OPSAUDIT_*"
-        raise ConfigError(f"environment: {name}: {err['msg'].removeprefix('Value error, ')}") from None
+        raise setting_error(name, _problem(err)) from None
+
+
+# Pydantic's error types and the catalogue message of each; their limits come from the error's context.
+_BOUNDS = {"greater_than_equal": ("at_least", "ge"), "less_than_equal": ("at_most", "le"),
+           "greater_than": ("above", "gt")}
+
+
+def _problem(error: ErrorDetails) -> Message:
+    """What is wrong with a variable's value, as a catalogue message."""
+    kind, value, context = error["type"], error.get("input"), error.get("ctx") or {}
+    cause = context.get("error")
+    if isinstance(cause, ValueError) and cause.args and isinstance(cause.args[0], Message):
+        return cause.args[0]
+    if kind == "literal_error":
+        return Message.of("error.setting.not_one_of", value=value,
+                          choices=re.findall(r"'([^']*)'", str(context.get("expected", ""))))
+    if kind in ("int_parsing", "float_parsing", "int_from_float"):
+        return Message.of("error.setting.not_a_number", value=value)
+    if kind == "bool_parsing":
+        return Message.of("error.setting.not_a_switch", value=value, choices=["true", "false"])
+    if kind in _BOUNDS:
+        key, limit = _BOUNDS[kind]
+        return Message.of(f"error.setting.{key}", limit=context.get(limit))
+    if kind == "string_too_short":
+        return Message.of("error.setting.empty")
+    return Message.of("error.setting.invalid", detail=error["msg"])

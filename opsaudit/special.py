@@ -141,8 +141,7 @@ def _problem(error: ErrorDetails) -> Message:
 def unknown_departments(source: Source, departments: list[str]) -> list[str]:
     """The given department ids the departments table does not have."""
     if missing_tables(source, ("departments",)):
-        raise SourceError("database: the departments table is missing: the special audit's departments "
-                          "cannot be checked")
+        raise _missing_table("departments", "departments")
     d = source.table("departments")
     with source.engine.connect() as conn:
         known = set(conn.execute(sa.select(d.c.department_id).where(d.c.department_id.in_(departments))).scalars())
@@ -171,7 +170,13 @@ def prepare(settings: Settings, request: SpecialAudit, now: datetime | None = No
 def known_staff(source: Source, staff_id: str) -> bool:
     """Whether the staff table has `staff_id`."""
     if missing_tables(source, ("staff",)):
-        raise SourceError("database: the staff table is missing: who asked for the special audit cannot be checked")
+        raise _missing_table("staff", "requested_by")
     s = source.table("staff")
     with source.engine.connect() as conn:
         return conn.execute(sa.select(s.c.staff_id).where(s.c.staff_id == staff_id)).first() is not None
+
+
+def _missing_table(table: str, field: str) -> SourceError:
+    """The source lacks the directory table that checks the request's `field`."""
+    return SourceError(Message.of("error.special.no_table", purpose=Message.of("error.purpose.database"), table=table,
+                                  field=field))

@@ -9,12 +9,14 @@ from prefect.cache_policies import NO_CACHE
 
 from opsaudit.audit import AuditContext
 from opsaudit.errors import OpsauditError
+from opsaudit.i18n import text
 from opsaudit.reports.alerts import alert_major_findings
 from opsaudit.reports.delivery import deliver_pending
 from opsaudit.reports.recipients import Directory, not_told
 from opsaudit.store.runs import RunInfo
 from opsaudit.store.times import utcnow
 from opsaudit.tasks.audit import IO_RETRIES
+from opsaudit.tasks.mail import log_delivery
 
 
 @task(cache_policy=NO_CACHE, **IO_RETRIES)
@@ -32,21 +34,18 @@ def alert_major_problems(context: AuditContext, run: RunInfo) -> dict[str, Any]:
         logger.warning(not_told(note, language))
     if not summary.messages:
         return summary.as_json(language)
-    logger.info("%d major problems alerted in %d messages", len(summary.findings), len(summary.messages))
+    logger.info(text("log.alerts.sent", language, findings=len(summary.findings), messages=len(summary.messages)))
     return {**summary.as_json(language), "mail": deliver_now(context)}
 
 
 def deliver_now(context: AuditContext) -> dict[str, Any]:
     """Send the outbox now. A mail setting that cannot work is logged, not raised: the audit itself
     is done, and its mail waits in the outbox for `opsaudit outbox retry` once the setting is fixed."""
-    logger = get_run_logger()
+    language = context.settings.language
     try:
         report = deliver_pending(context.store, context.settings)
     except OpsauditError as exc:
-        logger.error("mail not sent, it waits in the outbox: %s", exc)
+        get_run_logger().error(text("log.mail.not_sent", language, error=exc.text(language)))
         return {"attempted": False, "error": str(exc)}
-    if not report.attempted:
-        logger.info("OPSAUDIT_SMTP_HOST is not set: %d messages wait in the outbox", len(report.waiting))
-    for mail in report.retrying + report.failed:
-        logger.warning("outbox #%d (%s): %s", mail.id, mail.status, mail.last_error)
+    log_delivery(report, language, counts=False)
     return report.summary()

@@ -15,7 +15,9 @@ from typing import Any
 
 from prefect import get_run_logger, task
 from prefect.cache_policies import NO_CACHE
+from prefect.client.schemas.objects import State
 from prefect.runtime import flow_run
+from prefect.states import Failed
 from prefect.tasks import exponential_backoff
 
 from opsaudit.audit import AuditContext, build_context, operations_manager, preflight
@@ -36,23 +38,46 @@ def passing_failure(_task: Any, _task_run: Any, state: Any) -> bool:
     return not isinstance(state.data, OpsauditError)
 
 
+def refused(error: OpsauditError) -> State:
+    """A run or task ended by `error`, a mistake in what was asked or a setting or source unfit for
+    it: Failed, with the error's one line as the message the dashboard shows, and no traceback in its log."""
+    return Failed(message=str(error), data=error)
+
+
+def refusal(step: State) -> State | None:
+    """The run's refusal when its first step refused (see `refused`); None when the step succeeded.
+    A step that failed any other way raises its error here: a defect shows its traceback."""
+    if not step.is_failed():
+        return None
+    error = step.result(raise_on_failure=False)
+    if isinstance(error, OpsauditError):
+        return refused(error)
+    return step.result()
+
+
 # 2, 4 and 8 seconds, each give or take half.
 IO_RETRIES: dict[str, Any] = {"retries": 3, "retry_delay_seconds": exponential_backoff(backoff_factor=2),
                               "retry_jitter_factor": 0.5, "retry_condition_fn": passing_failure}
 
 
 @task(cache_policy=NO_CACHE)
-def resolve_period(audit: str, period: str | None, now: datetime | None) -> AuditContext:
+def resolve_period(audit: str, period: str | None, now: datetime | None) -> AuditContext | State:
     """Load settings, config and rules, fix the period the audit covers, and check that the
-    source, the output folder and the store are fit for the audit before anything is written.
+    source, the output folder and the store are fit for the audit before anything is written;
+    the audit's context, or the Failed state that says in one line what is wrong (`refused`).
 
     Without --now, a scheduled run audits the period before its scheduled time, so a run that
     starts late (a worker was down) still audits the right period.
     """
     scheduled = flow_run.get_scheduled_start_time() if now is None and flow_run.get_id() else None
-    context = build_context(load_settings(), audit, period=period, now=now or scheduled)
-    preflight(context)
-    get_run_logger().info("%s audits period %s", audit, context.period.label)
+    try:
+        settings = load_settings()
+        # A mistake names the flow's parameter: the command line checks its --period before the flow runs.
+        context = build_context(settings, audit, period=period, now=now or scheduled, option="period")
+        preflight(context)
+    except OpsauditError as exc:
+        return refused(exc)
+    get_run_logger().info(text("log.audit.period", settings.language, audit=audit, period=context.period.label))
     return context
 
 
@@ -80,7 +105,7 @@ def validate_data(context: AuditContext) -> tuple[ResultSet, set[str]]:
 
     tables = context.tables_checked()
     if not context.checks_data_quality:
-        get_run_logger().info("data quality: left to the periodic audits (this audit covers part of the data)")
+        get_run_logger().info(text("log.data_quality.skipped", context.settings.language))
         return ResultSet(), set(tables) - missing_tables(context.source, tuple(tables))
     thresholds = context.config.thresholds
     where = display_path(context.settings.config_dir / "thresholds.yaml")
@@ -89,7 +114,8 @@ def validate_data(context: AuditContext) -> tuple[ResultSet, set[str]]:
                                          dq_bands=thresholds.dq_bands, rules=rules))
     available = set(tables) - missing_tables(context.source, tuple(tables))
     failed = sum(r.outcome is Outcome.FAILED for r in results)
-    get_run_logger().info("data quality: %d expectations, %d failed", len(results), failed)
+    get_run_logger().info(text("log.data_quality.checked", context.settings.language, expectations=len(results),
+                               failed=failed))
     return results, available
 
 

@@ -14,7 +14,8 @@ from prefect import get_run_logger, task
 from prefect.cache_policies import NO_CACHE
 
 from opsaudit.db import create_engine
-from opsaudit.reports.delivery import deliver_pending
+from opsaudit.i18n import text
+from opsaudit.reports.delivery import DeliveryReport, deliver_pending
 from opsaudit.settings import load_settings
 from opsaudit.store.migrate import require_current
 
@@ -35,12 +36,18 @@ def deliver_outbox(now: datetime | None = None) -> dict[str, Any]:
         report = deliver_pending(engine, settings, now=now)
     finally:
         engine.dispose()
+    log_delivery(report, settings.language, counts=True)
+    return report.summary()
+
+
+def log_delivery(report: DeliveryReport, language: str, *, counts: bool) -> None:
+    """What the delivery did, in the run's log: mail waiting for a host; with `counts`, how many
+    went; each message to retry or failed, with its error."""
     logger = get_run_logger()
     if not report.attempted:
-        logger.info("OPSAUDIT_SMTP_HOST is not set: %d messages wait in the outbox", len(report.waiting))
-    else:
-        logger.info("outbox via %s: %d sent, %d to retry, %d failed, %d waiting", report.server, len(report.sent),
-                    len(report.retrying), len(report.failed), len(report.waiting))
-        for mail in report.retrying + report.failed:
-            logger.warning("outbox #%d (%s): %s", mail.id, mail.status, mail.last_error)
-    return report.summary()
+        logger.info(text("log.mail.no_host", language, setting="OPSAUDIT_SMTP_HOST", count=len(report.waiting)))
+    elif counts:
+        logger.info(text("log.mail.delivered", language, server=report.server, sent=len(report.sent),
+                         retrying=len(report.retrying), failed=len(report.failed), waiting=len(report.waiting)))
+    for mail in report.retrying + report.failed:
+        logger.warning(text("log.mail.problem", language, id=mail.id, status=mail.status, error=mail.last_error))

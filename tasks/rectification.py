@@ -8,22 +8,29 @@ from typing import Any
 
 from prefect import get_run_logger, task
 from prefect.cache_policies import NO_CACHE
+from prefect.client.schemas.objects import State
 from prefect.runtime import flow_run
 
+from opsaudit.errors import OpsauditError
+from opsaudit.i18n import text
 from opsaudit.progress import send_progress_report
 from opsaudit.reports.recipients import not_told
 from opsaudit.settings import load_settings
+from opsaudit.tasks.audit import refused
 from opsaudit.tasks.mail import store_unreachable
 from opsaudit.tracking import TrackingRun, prepare_run, track
 
 
 @task(cache_policy=NO_CACHE)
-def prepare_tracking(now: datetime | None) -> TrackingRun:
+def prepare_tracking(now: datetime | None) -> TrackingRun | State:
     """Fix the clock (--now, else the scheduled time, else now) and check the store and the
-    directory before anything is written."""
+    directory before anything is written; or the Failed state that says in one line what is unfit."""
     scheduled = flow_run.get_scheduled_start_time() if now is None and flow_run.get_id() else None
-    run = prepare_run(load_settings(), now or scheduled)
-    get_run_logger().info("rectification tracking at %s", run.now.isoformat(timespec="minutes"))
+    try:
+        run = prepare_run(load_settings(), now or scheduled)
+    except OpsauditError as exc:
+        return refused(exc)
+    get_run_logger().info(text("log.rectification.start", run.settings.language, now=run.now))
     return run
 
 
@@ -34,7 +41,8 @@ def remind_and_escalate(run: TrackingRun) -> dict[str, Any]:
         summary = track(conn, run.directory, run.policy, now=run.now, zone=run.settings.tz,
                         language=run.settings.language, settings=run.settings)
     logger = get_run_logger()
-    logger.info("%d reminded, %d escalated, %d messages", summary.reminded, summary.escalated, summary.messages)
+    logger.info(text("log.rectification.tracked", run.settings.language, reminded=summary.reminded,
+                     escalated=summary.escalated, messages=summary.messages))
     for note in summary.unreachable:
         logger.warning(not_told(note, run.settings.language))
     return summary.as_json(run.settings.language)
@@ -50,5 +58,5 @@ def report_progress(run: TrackingRun) -> str | None:
     for note in sent.notes:
         logger.warning(not_told(note, run.settings.language))
     if sent.week:
-        logger.info("progress report of %s enqueued", sent.week)
+        logger.info(text("log.rectification.progress", run.settings.language, week=sent.week))
     return sent.week

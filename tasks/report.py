@@ -6,6 +6,7 @@ from prefect import get_run_logger, task
 from prefect.cache_policies import NO_CACHE
 
 from opsaudit.audit import AuditContext
+from opsaudit.i18n import text
 from opsaudit.store.runs import RunInfo
 from opsaudit.tasks.audit import IO_RETRIES
 
@@ -23,6 +24,7 @@ def write_reports(context: AuditContext, run: RunInfo) -> list[str]:
     for language in report_languages(context.config.recipients, context.audit, context.settings.language):
         files = write_report(context.store, context.settings, run.id, language, context.output_folder(run.id))
         written = [str(files.html), str(files.pdf), str(files.csv)]
-        logger.info("report (%s): %s", language, ", ".join(written))
+        logger.info(text("log.report.written", context.settings.language,
+                         language=text(f"review.language.{language}", context.settings.language), files=written))
         paths += written
     return [*paths, str(files.json)]

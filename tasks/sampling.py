@@ -10,6 +10,7 @@ from prefect.cache_policies import NO_CACHE
 
 from opsaudit.audit import AuditContext
 from opsaudit.checks.sampling import draw_sample, new_seed, record_sample, ticket_details
+from opsaudit.i18n import text
 from opsaudit.reports.review_sheet import write_review_sheet
 from opsaudit.store.runs import RunInfo, set_run_seed
 from opsaudit.store.schema import audit_runs
@@ -38,5 +39,5 @@ def draw_quality_sample(context: AuditContext, run: RunInfo) -> dict[str, Any]:
     info = ticket_details(context.source, [row.ticket_id for row in draw.rows])
     folder = context.output_folder(run.id)
     csv_path, xlsx_path = write_review_sheet(draw, info, folder, context.period.label)
-    get_run_logger().info("sampled %d tickets with seed %d", len(draw.rows), seed)
+    get_run_logger().info(text("log.sampling.drawn", context.settings.language, size=len(draw.rows), seed=seed))
     return {"seed": seed, "size": len(draw.rows), "sheet_csv": str(csv_path), "sheet_xlsx": str(xlsx_path)}

@@ -47,7 +47,8 @@ def test_init_creates_the_store_and_exits_0(db_url):
 def test_unreachable_store_is_one_line_without_password():
     result = opsaudit("findings", "list", "--store", "postgresql+psycopg://auditor:s3cret@127.0.0.1:1/none")
     assert result.returncode == 1
-    assert result.stderr.count("\n") == 1 and result.stderr.startswith("opsaudit: error: store: ")
+    assert result.stderr.count("\n") == 1
+    assert result.stderr.startswith("opsaudit: error: 稽查数据库（OPSAUDIT_STORE_URL）：")
     assert "s3cret" not in result.stderr and "Traceback" not in result.stderr
 
 

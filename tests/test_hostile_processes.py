@@ -39,8 +39,9 @@ def test_a_store_that_sqlite_opens_read_only_says_it_is_not_writable(tmp_path, m
     engine = create_engine(f"sqlite:///file:{path}?mode=ro&uri=true", purpose="store", create=False)
     with pytest.raises(StoreError) as refused:
         check_reachable(engine, purpose="store")
-    assert str(refused.value).startswith("store: ") and "is not writable (attempt to write a readonly database)" \
-        in str(refused.value)
+    assert str(refused.value).startswith("audit store: ") and "is not writable (attempt to write a readonly database)" \
+        in str(refused.value) and "OPSAUDIT_STORE_URL" in str(refused.value)
+    assert refused.value.text("zh-CN").startswith("稽查数据库：")
 
 
 def test_a_source_on_a_read_only_mount_is_opened_immutable(tmp_path, monkeypatch):
