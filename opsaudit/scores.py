@@ -11,6 +11,8 @@ and loses, as config/thresholds.yaml `scoring` says:
   still with the owner at some time in the month (open up to in progress, from the history).
 A department carries the problems and overdue rectifications of its findings; a staff member
 those of the findings they own (责任人). Each deduction names its finding, so HR can check it.
+A finding the audit team lead withdrew costs nothing (seed 000 §6.1); a manual finding counts as
+any other, in the month it was found.
 """
 
 from __future__ import annotations
@@ -28,7 +30,7 @@ from opsaudit.config.models import Scoring
 from opsaudit.errors import UsageError
 from opsaudit.periods import Period, containing, given_month, periods_ending_in
 from opsaudit.reports.recipients import Directory
-from opsaudit.store.findings import OPEN
+from opsaudit.store.findings import COUNTED, OPEN
 from opsaudit.store.lifecycle import WITH_OWNER
 from opsaudit.store.schema import audit_runs, finding_events, findings
 from opsaudit.store.times import from_db, to_db, utcnow
@@ -111,7 +113,7 @@ def _labels_ending_in(period: Period) -> list[str]:
 
 def problems(conn: Connection, period: Period) -> list[RowMapping]:
     """The month's problems: one finding per rule and entity, the most severe (then the first)."""
-    rows = conn.execute(sa.select(findings).where(sa.or_(
+    rows = conn.execute(sa.select(findings).where(COUNTED, sa.or_(
         findings.c.period.in_(_labels_ending_in(period)),
         findings.c.period.like(f"%..{period.label}-%"),   # date ranges ending in the month
     )).order_by(findings.c.found_at, findings.c.id)).mappings()
@@ -127,7 +129,7 @@ def overdue(conn: Connection, period: Period, zone: tzinfo, now: datetime) -> li
     """The findings whose rectification was with the owner past its deadline at some time in the month."""
     start, end = period.start.replace(tzinfo=zone), min(period.end.replace(tzinfo=zone), now)
     rows = list(conn.execute(sa.select(findings).where(
-        findings.c.due_at < to_db(end),
+        COUNTED, findings.c.due_at < to_db(end),
         sa.or_(findings.c.closed_at.is_(None), findings.c.closed_at > to_db(start)),
     ).order_by(findings.c.due_at, findings.c.id)).mappings())
     moves: dict[str, list[tuple[datetime, str]]] = defaultdict(list)

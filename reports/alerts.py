@@ -23,6 +23,7 @@ from opsaudit.reports.outbox import OutgoingMail
 from opsaudit.reports.recipients import Directory, RecipientList, alert_recipients
 from opsaudit.reports.rectification import Body
 from opsaudit.settings import Settings
+from opsaudit.store.findings import ENDED
 from opsaudit.store.schema import audit_runs, findings
 from opsaudit.store.schema import outbox as outbox_table
 from opsaudit.store.times import from_db
@@ -45,13 +46,13 @@ class AlertSummary:
 
 
 def unalerted_majors(conn: Connection, run_id: str) -> list[RowMapping]:
-    """The run's major findings not closed and never alerted, with their run's audit and period."""
+    """The run's major findings not closed or withdrawn and never alerted, with their run's audit and period."""
     alerted = sa.exists().where(outbox_table.c.dedupe_key.startswith(sa.literal(KEY) + findings.c.id + ":"))
     return list(conn.execute(
         sa.select(findings, audit_runs.c.period.label("run_period"))
         .join(audit_runs, audit_runs.c.id == findings.c.audit_run_id)
-        .where(findings.c.audit_run_id == run_id, findings.c.severity == "major", findings.c.status != "closed",
-               ~alerted)
+        .where(findings.c.audit_run_id == run_id, findings.c.severity == "major",
+               findings.c.status.not_in(ENDED), ~alerted)
         .order_by(sa.nulls_first(findings.c.department_id), findings.c.rule_id, findings.c.entity_id)).mappings())
 
 

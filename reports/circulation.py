@@ -2,9 +2,12 @@
 month's audits went and how rectification progresses.
 
 A month's audits are the runs whose period ends in it (as the monthly scores count them), the
-latest run of each audit and period. The figures are counted by the database; the circulation is
-written once per language as an HTML file under OPSAUDIT_OUTPUT_DIR/circulation/<YYYY-MM>/ and
-mailed with it, keyed by the month: a rerun never circulates a month twice.
+latest run of each audit and period; the month's manual findings are those of its `manual` run.
+Findings the audit team lead withdrew are not counted. The root causes and prevention stated with
+the plans submitted in the month are listed (seed 000 §6.3), the latest plan of each finding. The
+figures are counted by the database; the circulation is written once per language as an HTML file
+under OPSAUDIT_OUTPUT_DIR/circulation/<YYYY-MM>/ and mailed with it, keyed by the month: a rerun
+never circulates a month twice.
 """
 
 from __future__ import annotations
@@ -15,7 +18,7 @@ from pathlib import Path
 from typing import Any
 
 import sqlalchemy as sa
-from sqlalchemy.engine import Connection
+from sqlalchemy.engine import Connection, RowMapping
 
 from opsaudit.config.models import Recipients
 from opsaudit.i18n.render import Message
@@ -25,8 +28,10 @@ from opsaudit.reports import outbox
 from opsaudit.reports.outbox import Address, OutgoingMail
 from opsaudit.reports.recipients import Directory, circulation_recipients
 from opsaudit.reports.rectification import Body
-from opsaudit.store.schema import audit_runs, findings
+from opsaudit.store.findings import COUNTED
+from opsaudit.store.schema import audit_runs, finding_events, findings
 from opsaudit.store.schema import outbox as outbox_table
+from opsaudit.store.times import to_db
 
 KEY = "circulation:"
 
@@ -41,6 +46,7 @@ class MonthFigures:
     runs: list[dict[str, Any]]  # audit, kind, period, problems
     problems: dict[str | None, dict[str, int]]  # department -> severity -> count
     progress: dict[str, dict[str, int]]  # open, due_soon, overdue, escalated, closed -> severity -> count
+    causes: list[RowMapping]  # the findings whose plan was submitted in the month, with plan_cause, plan_prevention
 
 
 @dataclass(frozen=True)
@@ -70,18 +76,36 @@ def figures(conn: Connection, month: Period, *, now: datetime, zone: tzinfo) -> 
     latest = {(row.audit, row.period): row for row in rows}  # a rerun of a period replaces the run before
     run_ids = [row.id for row in latest.values()]
     per_run = dict(conn.execute(sa.select(findings.c.audit_run_id, sa.func.count())
-                                .where(findings.c.audit_run_id.in_(run_ids)).group_by(findings.c.audit_run_id)).all())
+                                .where(findings.c.audit_run_id.in_(run_ids), COUNTED)
+                                .group_by(findings.c.audit_run_id)).all())
     problems: dict[str | None, dict[str, int]] = {}
     for department, severity, number in conn.execute(
             sa.select(findings.c.department_id, findings.c.severity, sa.func.count())
-            .where(findings.c.audit_run_id.in_(run_ids))
+            .where(findings.c.audit_run_id.in_(run_ids), COUNTED)
             .group_by(findings.c.department_id, findings.c.severity)
             .order_by(sa.nulls_first(findings.c.department_id))):
         problems.setdefault(department, dict.fromkeys(SEVERITIES, 0))[severity] = number
     runs = [{"audit": row.audit, "kind": row.kind, "period": row.period, "problems": per_run.get(row.id, 0)}
             for row in sorted(latest.values(), key=lambda row: (row.audit, row.period))]
-    return MonthFigures(month, now, runs, problems, progress(conn, now, zone).counts)
+    return MonthFigures(month, now, runs, problems, progress(conn, now, zone).counts, plan_causes(conn, month, zone))
 
+
+def plan_causes(conn: Connection, month: Period, zone: tzinfo) -> list[RowMapping]:
+    """The findings (not withdrawn) whose rectification plan was submitted in the month with a root
+    cause, each with the cause and prevention of its latest such plan, in the order submitted."""
+    start, end = month.start.replace(tzinfo=zone), month.end.replace(tzinfo=zone)
+    rows = conn.execute(
+        sa.select(findings, finding_events.c.data.label("plan_data"))
+        .join(finding_events, finding_events.c.finding_id == findings.c.id)
+        .where(finding_events.c.action == "submit-plan", finding_events.c.at >= to_db(start),
+               finding_events.c.at < to_db(end), COUNTED)
+        .order_by(finding_events.c.at, finding_events.c.id)).mappings()
+    latest: dict[str, RowMapping] = {}
+    for row in rows:
+        if (row["plan_data"] or {}).get("cause"):
+            latest.pop(row["id"], None)  # a plan submitted again moves the finding to its latest place
+            latest[row["id"]] = row
+    return list(latest.values())
 
 def body(data: MonthFigures, language: str, zone: tzinfo, directory: Directory) -> Body:
     """The circulation as blocks, every word from the catalogue; departments by name and id."""
@@ -113,10 +137,28 @@ def body(data: MonthFigures, language: str, zone: tzinfo, directory: Directory) 
         written.table([text("circulation.column.department", language), *severities], rows, compact=True)
     else:
         written.paragraph(text("review.mail.no_problems", language))
+    _causes(written, data.causes, language, directory)
     written.heading(text("circulation.progress", language, now=data.now.astimezone(zone)))
     written.table(["", *severities], [[text(f"rectification.progress.row.{name}", language), *counts(by_severity)]
                                       for name, by_severity in data.progress.items()], compact=True)
     return written
+
+
+def _causes(written: Body, causes: list[RowMapping], language: str, directory: Directory) -> None:
+    """The month's plans: each finding, its department, the root cause and the prevention stated."""
+    from opsaudit.i18n import entity_label, text
+    from opsaudit.store.finding_views import finding_text
+
+    written.heading(text("judgment.circulation.causes", language))
+    if not causes:
+        written.paragraph(text("judgment.circulation.no_causes", language))
+        return
+    columns = ("finding", "department", "cause", "prevention")
+    written.table([text(f"judgment.circulation.column.{name}", language) for name in columns],
+                  [[text("label.named", language, name=finding_text(row, language)[0],
+                         id=f"{entity_label(row, language)} · {row['id'][:8]}"),
+                    directory.department_label(row["department_id"], language),
+                    row["plan_data"]["cause"], row["plan_data"].get("prevention") or ""] for row in causes])
 
 
 def circulate(conn: Connection, directory: Directory, config: Recipients, month: Period, *, output_dir: Path,

@@ -5,6 +5,11 @@ its check results, its findings, its sample, the earlier runs of the same audit 
 results and finding counts, and the status of earlier findings. Texts are left to the template,
 which renders them in the report's language; this model holds codes, figures and the finding
 texts rendered at read time.
+
+Findings the audit team lead withdrew are out of every count and list, and listed apart with
+their reasons: the run's own, and those of the audit withdrawn during its period. A periodic
+report also lists the manual findings of its areas found during its period (seed 000 §5.2): an
+auditor's findings on site sit beside what the data showed.
 """
 
 from __future__ import annotations
@@ -18,15 +23,15 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection, RowMapping
 
-from opsaudit.audit import load_rules
+from opsaudit.audit import audit_plan, load_rules
 from opsaudit.checks.spec import Rule
 from opsaudit.config.loader import Config
 from opsaudit.errors import InputError
 from opsaudit.periods import parse_period
 from opsaudit.reports.review import ReviewStamp, stamp_of
 from opsaudit.settings import Settings
-from opsaudit.store.finding_views import SEVERITIES, finding_text
-from opsaudit.store.findings import of_run
+from opsaudit.store.finding_views import SEVERITIES, finding_text, manual_in, withdrawn_in
+from opsaudit.store.findings import COUNTED, of_run
 from opsaudit.store.lifecycle import NOT_CLOSED, MajorHandling, major_handling_of
 from opsaudit.store.schema import audit_runs, check_results, findings, samples
 from opsaudit.store.times import from_db, to_db
@@ -104,6 +109,20 @@ class Problem:
 
 
 @dataclass(frozen=True)
+class Withdrawn:
+    """A finding the audit team lead withdrew, as the report lists it."""
+
+    id: str
+    title: str
+    entity_type: str
+    entity_id: str
+    department: str | None
+    by: str
+    at: datetime
+    reason: str | None
+
+
+@dataclass(frozen=True)
 class Group:
     """The findings of one rule in one department: where problems concentrate."""
 
@@ -173,6 +192,8 @@ class ReportData:
     recommendations: Sequence[tuple[str, str, int]]  # rule id, worst severity, findings
     earlier: Mapping[str, Mapping[str, int]]  # open/overdue/closed -> severity -> count
     handling: Mapping[str, MajorHandling]  # the listed major findings' special meeting and task force
+    manual: Sequence[Problem]  # the manual findings of the audit's areas found in its period
+    withdrawn: Sequence[Withdrawn]
     staff_names: Mapping[str, str]
     department_names: Mapping[str, str]
     review: ReviewStamp
@@ -193,7 +214,7 @@ def load_report_data(conn: Connection, settings: Settings, config: Config, run_i
     # thousands of findings need not load their samples.
     columns = [column for column in findings.c if column.name != "evidence"]
     rows = list(conn.execute(sa.select(*columns, findings.c.evidence["sample_ids"].label("sample_ids"))
-                             .where(of_run(run_id))
+                             .where(of_run(run_id), COUNTED)
                              .order_by(_severity_rank(), findings.c.due_at, findings.c.rule_id,
                                        findings.c.entity_id)).mappings())
     kpis = [_kpi(r) for r in results if r["entity_type"] in ("company", "department")
@@ -218,7 +239,9 @@ def load_report_data(conn: Connection, settings: Settings, config: Config, run_i
         warnings=sum(k.outcome == "warning" for k in kpis),
         trend=_trend(conn, run), by_department=_by_department(rows), by_rule=_by_rule(rows),
         recommendations=_recommendations(rows), earlier=_earlier(conn, run),
-        handling=major_handling_of(conn, [problem.id for problem in details["major"]]), staff_names=staff_names,
+        handling=major_handling_of(conn, [problem.id for problem in details["major"]]),
+        manual=_manual(conn, config, run, language, zone), withdrawn=_withdrawn(conn, config, run, language, zone),
+        staff_names=staff_names,
         department_names=department_names, review=review or stamp_of(conn, settings, run_id, language))
 
 
@@ -309,13 +332,46 @@ def _details(rows: Sequence[RowMapping], language: str, zone: tzinfo) -> dict[st
         bucket = shown[row["severity"]]
         if row["entity_type"] == "agent" or len(bucket) >= DETAILS_PER_SEVERITY:
             continue
-        title, description = finding_text(row, language)
-        bucket.append(Problem(row["id"], row["rule_id"], row["severity"], title, description, row["entity_type"],
-                              row["entity_id"], row["department_id"], row["owner_id"],
-                              _local(row["due_at"], zone), _local(row["plan_due_at"], zone), bool(row["recurring"]),
-                              row["status"],
-                              tuple(str(s) for s in (row["sample_ids"] or [])[:5])))
+        bucket.append(_problem(row, language, zone, tuple(str(s) for s in (row["sample_ids"] or [])[:5])))
     return shown
+
+
+def _problem(row: RowMapping, language: str, zone: tzinfo, sample_ids: tuple[str, ...] = ()) -> Problem:
+    title, description = finding_text(row, language)
+    return Problem(row["id"], row["rule_id"], row["severity"], title, description, row["entity_type"],
+                   row["entity_id"], row["department_id"], row["owner_id"], _local(row["due_at"], zone),
+                   _local(row["plan_due_at"], zone), bool(row["recurring"]), row["status"], sample_ids)
+
+
+def _window(run: RunFacts, zone: tzinfo) -> tuple[datetime, datetime]:
+    """The run's period as aware instants."""
+    period = parse_period(run.period)
+    return period.start.replace(tzinfo=zone), period.end.replace(tzinfo=zone)
+
+
+def _areas(config: Config, run: RunFacts) -> tuple[str, ...]:
+    """The areas a periodic audit covers; a special audit or spot check lists no manual findings."""
+    return tuple(audit_plan(config, run.audit).areas) if run.kind == "periodic" else ()
+
+
+def _manual(conn: Connection, config: Config, run: RunFacts, language: str, zone: tzinfo) -> list[Problem]:
+    start, end = _window(run, zone)
+    areas = _areas(config, run)
+    return [_problem(row, language, zone) for row in manual_in(conn, areas, start, end)] if areas else []
+
+
+def _withdrawn(conn: Connection, config: Config, run: RunFacts, language: str, zone: tzinfo) -> list[Withdrawn]:
+    """The run's withdrawn findings, and those of its audit and of its areas' manual findings
+    withdrawn during its period."""
+    start, end = _window(run, zone)
+    lines = []
+    for withdrawal in withdrawn_in(conn, run_id=run.id, audit=run.audit, areas=_areas(config, run), start=start,
+                                   end=end):
+        row = withdrawal.finding
+        lines.append(Withdrawn(row["id"], finding_text(row, language)[0], row["entity_type"], row["entity_id"],
+                               row["department_id"], withdrawal.by, withdrawal.at.astimezone(zone),
+                               withdrawal.reason))
+    return lines
 
 
 def _local(moment: datetime | None, zone: tzinfo) -> datetime | None:
@@ -394,7 +450,7 @@ def _trend(conn: Connection, run: RunFacts) -> list[TrendPoint]:
     by_run = {run_id: period for period, run_id in chosen.items()} | {run.id: run.period}
     ids = list(by_run)
     counted = conn.execute(sa.select(findings.c.audit_run_id, findings.c.severity, sa.func.count())
-                           .where(findings.c.audit_run_id.in_(ids))
+                           .where(findings.c.audit_run_id.in_(ids), COUNTED)
                            .group_by(findings.c.audit_run_id, findings.c.severity)).all()
     figures = conn.execute(sa.select(check_results.c.audit_run_id, check_results.c.rule_id, check_results.c.observed)
                            .where(check_results.c.audit_run_id.in_(ids), check_results.c.entity_type == "company",
@@ -419,7 +475,7 @@ def _earlier(conn: Connection, run: RunFacts) -> dict[str, dict[str, int]]:
                     else_="open")
     query = (sa.select(state.label("state"), findings.c.severity, sa.func.count())
              .select_from(findings.join(audit_runs, audit_runs.c.id == findings.c.audit_run_id))
-             .where(findings.c.audit == run.audit, audit_runs.c.period_start < start)
+             .where(findings.c.audit == run.audit, audit_runs.c.period_start < start, COUNTED)
              .group_by(state, findings.c.severity))
     counts: dict[str, dict[str, int]] = {name: dict.fromkeys(SEVERITIES, 0) for name in ("open", "overdue", "closed")}
     for name, severity, number in conn.execute(query):

@@ -37,7 +37,7 @@ from opsaudit.reports.recipients import (
 )
 from opsaudit.reports.rectification import MAIL_ROWS, Body
 from opsaudit.settings import Settings
-from opsaudit.store.findings import of_run
+from opsaudit.store.findings import COUNTED, of_run
 from opsaudit.store.runs import OWN_FOLDER_KINDS, _jsonable
 from opsaudit.store.schema import audit_runs, findings, report_events, reports
 from opsaudit.store.times import from_db, to_db
@@ -453,7 +453,7 @@ def _reads(wanted: str, available: set[str], default: str, released: str) -> str
 
 def _scope(conn: Connection, run_id: str) -> tuple[list[str], bool]:
     """The departments with findings in the run, and whether one of them is a major problem."""
-    rows = conn.execute(sa.select(findings.c.department_id, findings.c.severity).where(of_run(run_id))
+    rows = conn.execute(sa.select(findings.c.department_id, findings.c.severity).where(of_run(run_id), COUNTED)
                         .distinct()).all()
     return sorted({row.department_id for row in rows if row.department_id}), any(row.severity == "major"
                                                                                    for row in rows)
@@ -474,11 +474,11 @@ class Mails:
         if self._counts is None or self._majors is None:
             self._counts = list(self.conn.execute(
                 sa.select(findings.c.department_id, findings.c.severity, sa.func.count())
-                .where(of_run(self.run.id))
+                .where(of_run(self.run.id), COUNTED)
                 .group_by(findings.c.department_id, findings.c.severity)
                 .order_by(sa.nulls_first(findings.c.department_id))))
             self._majors = list(self.conn.execute(
-                sa.select(findings).where(of_run(self.run.id), findings.c.severity == "major")
+                sa.select(findings).where(of_run(self.run.id), COUNTED, findings.c.severity == "major")
                 .order_by(sa.nulls_first(findings.c.department_id), findings.c.rule_id, findings.c.entity_id)
                 .limit(MAIL_ROWS)).mappings())
         return self._counts, self._majors

@@ -32,6 +32,8 @@ PEOPLE = (("E1", "HQ", "executive"), ("E2", "HQ", "executive"), ("M1", "OPS", "m
           ("A3", "OPS", "auditor"), ("H1", "CS1", "manager"), ("O1", "CS1", "agent"), ("O2", "CS1", "agent"),
           ("X1", "CS1", "agent"), ("H2", "CS2", "manager"), ("O3", "CS2", "agent"))
 LEFT = {"A3", "X1"}
+# What submitting the plan of an important or major finding states (seed 000 §6.3).
+CAUSE = {"cause": "夜班人手不足", "prevention": "按话务量排班"}
 
 
 def email(staff_id: str) -> str:

@@ -16,7 +16,7 @@ from opsaudit.store.finding_views import get_finding, history, list_findings
 from opsaudit.store.lifecycle import Refused, Request, perform
 from opsaudit.store.schema import finding_events
 from opsaudit.store.times import from_db
-from tests.rectification import FOUND, ZONE, company, directory, problem, raise_findings, set_status, snapshot
+from tests.rectification import CAUSE, FOUND, ZONE, company, directory, problem, raise_findings, set_status, snapshot
 
 STATES = ("open", "plan_submitted", "plan_approved", "in_progress", "submitted", "verified", "closed")
 # interface.md's table, written out: the states each action starts from, and who may take it on a
@@ -29,7 +29,7 @@ WHO = {"assign": {"M1", "H1"}, "submit-plan": {"O1", "H1"}, "approve-plan": {"M1
        "verify": {"A1", "A2"}, "close": {"A1", "A2"}, "reopen": {"A1", "A2", "M1"}}
 EVERYONE = ("E1", "M1", "M2", "A1", "A2", "H1", "O1", "O2", "H2", "O3")
 INPUTS = {"assign": {"to": "O2"}, "reject-plan": {"note": "缺少时间表"}, "submit": {"evidence": "https://x/1"},
-          "reject": {"note": "证据不足"}, "reopen": {"note": "问题复发"}}
+          "reject": {"note": "证据不足"}, "reopen": {"note": "问题复发"}, "submit-plan": CAUSE}
 
 
 @pytest.fixture
@@ -57,9 +57,9 @@ def drive(engine, people, finding_id: str, steps: list[tuple[str, str, dict]]) -
     return at
 
 
-PLAN_PATH = [("submit-plan", "H1", {"note": "方案：增加夜班"}),
+PLAN_PATH = [("submit-plan", "H1", {"note": "方案：增加夜班", **CAUSE}),
              ("reject-plan", "M2", {"note": "缺少时间表"}),
-             ("submit-plan", "O1", {"note": "方案：增加夜班，11月底前完成"}),
+             ("submit-plan", "O1", {"note": "方案：增加夜班，11月底前完成", **CAUSE}),
              ("approve-plan", "M1", {}),
              ("start", "O1", {}),
              ("submit", "O1", {"evidence": "https://wiki.example.com/rectification/1"}),
@@ -140,7 +140,7 @@ def test_each_action_is_taken_by_exactly_the_people_the_table_names(store, peopl
 
 def test_a_refusal_names_who_may(store, people):
     [finding] = raise_findings(store, [problem(severity="important")])
-    act(store, people, finding, "submit-plan", "O1")
+    act(store, people, finding, "submit-plan", "O1", **CAUSE)
     with pytest.raises(Refused) as refused:
         act(store, people, finding, "approve-plan", "H1")
     assert str(refused.value) == ("员工H1（H1）不能批准整改方案："
@@ -174,8 +174,8 @@ def test_assign_gives_the_finding_a_new_owner_who_may_then_act(store, people):
     done = act(store, people, finding, "assign", "M1", to="O2", note="O1休假")
     assert (done.previous_owner_id, done.owner_id, done.from_status, done.to_status) == ("O1", "O2", "open", "open")
     with pytest.raises(Refused):
-        act(store, people, finding, "submit-plan", "O1")
-    act(store, people, finding, "submit-plan", "O2")
+        act(store, people, finding, "submit-plan", "O1", **CAUSE)
+    act(store, people, finding, "submit-plan", "O2", **CAUSE)
     with store.connect() as conn:
         assert get_finding(conn, finding)["owner_id"] == "O2"
         data = conn.execute(sa.select(finding_events.c.data).where(finding_events.c.action == "assign")).scalar_one()
@@ -301,7 +301,8 @@ def test_the_command_line_moves_a_finding_and_refuses_in_one_line(store, db_url,
 
     [finding] = raise_findings(store, [problem(severity="important")])
     env = {**os.environ, "OPSAUDIT_DATABASE_URL": db_url, "OPSAUDIT_OPERATIONS_DEPARTMENT": "OPS"}
-    moved = opsaudit("findings", "submit-plan", finding[:8], "--actor", "O1", "--note", "方案", env=env)
+    moved = opsaudit("findings", "submit-plan", finding[:8], "--actor", "O1", "--note", "方案", "--cause", "人手不足",
+                     "--prevention", "按话务量排班", env=env)
     assert moved.returncode == 0, moved.stderr
     assert moved.stdout.strip() == f"问题{finding[:8]}：提交整改方案，待整改 → 整改方案待审批，操作人：员工O1（O1）"
     before = snapshot(store, finding)
@@ -337,7 +338,7 @@ def test_findings_show_says_what_each_action_recorded(store, people, db_url, tmp
                                          directory=people, now=FOUND + timedelta(days=1))
         lifecycle.record_task_force(conn, finding, actor="M2", lead="H1", members=("O2",), directory=people,
                                     now=FOUND + timedelta(days=1))
-    drive(store, people, finding, [("submit-plan", "O2", {}), ("approve-plan", "M1", {}), ("start", "O2", {}),
+    drive(store, people, finding, [("submit-plan", "O2", CAUSE), ("approve-plan", "M1", {}), ("start", "O2", {}),
                                    ("submit", "O2", {"evidence": str(evidence)})])
     env = {**os.environ, "OPSAUDIT_DATABASE_URL": db_url, "COLUMNS": "400"}
 
@@ -374,7 +375,7 @@ def test_two_people_acting_at_once_cannot_both_move_the_finding(pg_url):
     company(engine)
     people = directory(engine)
     [finding] = raise_findings(engine, [problem(severity="important")])
-    act(engine, people, finding, "submit-plan", "O1")
+    act(engine, people, finding, "submit-plan", "O1", **CAUSE)
     outcome: list[BaseException | None] = []
 
     def second() -> None:

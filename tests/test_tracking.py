@@ -18,7 +18,7 @@ from opsaudit.store.lifecycle import Request, perform
 from opsaudit.store.schema import finding_events
 from opsaudit.store.times import from_db
 from opsaudit.tracking import track
-from tests.rectification import ZONE, company, directory, email, problem, raise_findings
+from tests.rectification import CAUSE, ZONE, company, directory, email, problem, raise_findings
 
 POLICY = load_config(None).audits.rectification_tracking
 WEB = load_settings(web_url="https://audit.example.com/ops")
@@ -87,7 +87,7 @@ def test_a_late_general_finding_is_reminded_then_climbs_the_ladder_each_step_onc
 
 def test_the_ladder_stops_while_the_rectification_is_with_the_auditors_and_resumes_when_returned(store, people):
     [finding] = raise_findings(store, [problem("CS2", "important", owner="O3")], found_at=FOUND)  # due 12-02
-    timeline = {date(2026, 11, 5): [("submit-plan", "O3", {}), ("approve-plan", "M1", {}), ("start", "O3", {})],
+    timeline = {date(2026, 11, 5): [("submit-plan", "O3", CAUSE), ("approve-plan", "M1", {}), ("start", "O3", {})],
                 date(2026, 12, 4): [("submit", "O3", {"evidence": "https://x/1"})],
                 date(2026, 12, 20): [("reject", "A1", {"note": "证据不足"})]}
     for now in twice_a_day(date(2026, 11, 2), date(2026, 12, 31)):
@@ -107,7 +107,7 @@ def test_a_major_findings_owner_is_reminded_of_the_plans_deadline_until_the_plan
                                   found_at=FOUND)   # plans due 11-09 09:00
     for now in twice_a_day(date(2026, 11, 2), date(2026, 11, 12)):
         if now == datetime(2026, 11, 4, 8, tzinfo=ZONE):
-            act(store, people, prompt, "submit-plan", "O3", now)
+            act(store, people, prompt, "submit-plan", "O3", now, **CAUSE)
         run_tracking(store, people, now)
     assert [(day, step) for _, day, step, _ in steps_taken(store, late)] == [
         (date(2026, 11, 2), "remind_plan:7"), (date(2026, 11, 8), "remind_plan:1")]

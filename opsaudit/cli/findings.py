@@ -49,10 +49,11 @@ class Sort(StrEnum):
 
 
 SEVERITY_HELP = "major, important or general (or 重大问题, 重要问题, 一般问题)."
-STATUS_HELP = ("open, plan_submitted, plan_approved, in_progress, submitted, verified or closed "
+STATUS_HELP = ("open, plan_submitted, plan_approved, in_progress, submitted, verified, closed or withdrawn "
                "(or their Chinese names, e.g. 待整改).")
 AREA_HELP = "customer_service, execution, planning, data_analysis or data_quality (or 客户服务 ...)."
-AUDIT_HELP = "cs-weekly, cs-monthly, execution-monthly, planning-quarterly, data-quarterly, special or spot-check."
+AUDIT_HELP = ("cs-weekly, cs-monthly, execution-monthly, planning-quarterly, data-quarterly, special, spot-check "
+              "or manual.")
 # The CSV's columns: the finding's own, flattened (sample ids joined, no evidence blob), plus names.
 CSV_KEYS = ("id", "audit", "audit_run_id", "area", "rule_id", "period", "entity_type", "entity_id",
             "department_id", "department_name", "severity", "status", "title", "description", "observed", "target",
@@ -95,25 +96,24 @@ def load_names(settings) -> Names:
 
 def _code(option: str, value: str | None, codes: tuple[str, ...], enum: str) -> str | None:
     """`value` as its code: the code itself, or its name in either language (重大问题, 重大, major)."""
-    from opsaudit.i18n import LANGUAGES, text
+    from opsaudit.store.finding_views import code_of
 
     if value is None:
         return None
-    wanted = value.strip().lower()
-    for code in codes:
-        names = {code, *(text(f"enum.{enum}.{code}", language).lower() for language in LANGUAGES)}
-        if wanted in names or (enum == "severity" and wanted + "问题" in names):
-            return code
-    raise typer.BadParameter(usage_text("one_of", value=value, choices=list(codes)), param_hint=option)
+    code = code_of(value, codes, enum)
+    if code is None:
+        raise typer.BadParameter(usage_text("one_of", value=value, choices=list(codes)), param_hint=option)
+    return code
 
 
 def _rule(value: str | None) -> str | None:
-    """A rule id of the catalogue, or a prefix ending with a dot (`cs.`)."""
+    """A rule id of the catalogue or `manual`, or a prefix ending with a dot (`cs.`)."""
     from opsaudit.i18n import rule_ids
+    from opsaudit.store.findings import MANUAL
 
     if value is None:
         return None
-    known = rule_ids()
+    known = (*rule_ids(), MANUAL)
     if value in known or (value.endswith(".") and any(rule.startswith(value) for rule in known)):
         return value
     raise typer.BadParameter(usage_text("not_a_rule", value=value), param_hint="--rule")
@@ -205,7 +205,7 @@ def findings_list(
         area=_code("--area", area, ("customer_service", "execution", "planning", "data_analysis", "data_quality"),
                    "area"),
         audit=_code("--audit", audit, ("cs-weekly", "cs-monthly", "execution-monthly", "planning-quarterly",
-                                       "data-quarterly", "special", "spot-check"), "audit"),
+                                       "data-quarterly", "special", "spot-check", "manual"), "audit"),
         rule=_rule(rule), period=_period(period),
         overdue_at=datetime.now(settings.tz) if overdue else None, recurring=recurring)
     if audit_run is not None and not audit_run.strip():
@@ -327,6 +327,7 @@ def _print_table(rows, total: int, zone, language: str, names: Names) -> None:
 
 def _lines(values: dict[str, Any], now: datetime, language: str) -> list[str]:
     from opsaudit.i18n import format_value, text
+    from opsaudit.store.findings import ENDED
 
     separator = " · "
     due = datetime.fromisoformat(values["due_at"])
@@ -334,7 +335,7 @@ def _lines(values: dict[str, Any], now: datetime, language: str) -> list[str]:
               text("cli.findings.due", language, due=values["due_at"])]
     if values["plan_due_at"] and values["status"] == "open":
         status.append(text("cli.findings.plan_due", language, due=values["plan_due_at"]))
-    if due < now and values["status"] != "closed":
+    if due < now and values["status"] not in ENDED:
         status.append(text("cli.findings.overdue", language))
     if values["recurring"]:
         status.append(text("field.recurring", language))
@@ -356,7 +357,7 @@ def findings_show(
     """One finding as a manager reads it: what went wrong, how bad, who owns it by when, the
     evidence an auditor can rerun, and its history."""
     from opsaudit.i18n import resolve_language
-    from opsaudit.store.finding_views import events_of, get_finding
+    from opsaudit.store.finding_views import events_of, get_finding, last_cause
 
     if not finding_id.strip():
         raise typer.BadParameter(usage_text("empty"), param_hint="ID")
@@ -365,25 +366,29 @@ def findings_show(
     with open_store(settings).connect() as conn:
         row = get_finding(conn, finding_id.strip())
         events = events_of(conn, row["id"], settings.tz)
+        previous = last_cause(conn, row, settings.tz)
     names = load_names(settings)
     if format is ShowFormat.json:
-        typer.echo(json.dumps(show_json(row, events, settings, language, names), ensure_ascii=False, indent=2,
-                              default=str))
+        typer.echo(json.dumps(show_json(row, events, settings, language, names, previous), ensure_ascii=False,
+                              indent=2, default=str))
         return
     values = readable(row, settings.tz, language, names)
     from opsaudit.cli.finding_text import print_finding
 
-    print_finding(values, row, events, _handling(row, settings, language), language, names.staff)
+    print_finding(values, row, events, _handling(row, settings, language), language, names.staff, previous)
 
 
-def show_json(row, events: list[dict[str, Any]], settings, language: str, names: Names) -> dict[str, Any]:
+def show_json(row, events: list[dict[str, Any]], settings, language: str, names: Names,
+              previous_cause: dict[str, Any] | None = None) -> dict[str, Any]:
     """`findings show --format json` (and the web's /api/findings/<id>): the finding as a person
-    reads it, what its severity requires, and its events with the door each came through and what
-    each recorded (finding_views.event_json)."""
+    reads it, what its severity requires, the root cause recorded the last time it was found
+    (finding_views.last_cause; null unless it recurs), and its events with the door each came
+    through and what each recorded (finding_views.event_json)."""
     from opsaudit.store.finding_views import event_json
 
     values = readable(row, settings.tz, language, names)
     values["handling"] = _handling(row, settings, language)
+    values["previous_cause"] = previous_cause
     values["events"] = [event_json(event) for event in events]
     return values
 

@@ -3,7 +3,7 @@ texts rendered in the reader's language, and a finding's history."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from datetime import datetime, tzinfo
 from typing import Any
@@ -13,7 +13,7 @@ from sqlalchemy.engine import Connection, RowMapping
 
 from opsaudit.errors import InputError
 from opsaudit.i18n.render import Message
-from opsaudit.store.findings import of_run
+from opsaudit.store.findings import ENDED, MANUAL, WITHDRAWN, of_run
 from opsaudit.store.schema import finding_events, findings
 from opsaudit.store.times import from_db, to_db
 
@@ -24,8 +24,7 @@ FINDING_KEYS = (
     "found_at", "due_at", "owner_id", "recurring",
 )
 SEVERITIES = ("major", "important", "general")
-STATUSES = ("open", "plan_submitted", "plan_approved", "in_progress", "submitted", "verified", "closed")
-CLOSED = "closed"
+STATUSES = ("open", "plan_submitted", "plan_approved", "in_progress", "submitted", "verified", "closed", WITHDRAWN)
 # --sort: what each key orders by; the most severe first breaks every tie.
 _SEVERITY_RANK = sa.case(*((findings.c.severity == s, i) for i, s in enumerate(SEVERITIES)), else_=len(SEVERITIES))
 SORTS: dict[str, tuple[Any, ...]] = {
@@ -68,10 +67,23 @@ class FindingFilter:
             conditions.append(findings.c.rule_id.startswith(self.rule) if self.rule.endswith(".")
                               else findings.c.rule_id == self.rule)
         if self.overdue_at is not None:
-            conditions += [findings.c.due_at < to_db(self.overdue_at), findings.c.status != CLOSED]
+            conditions += [findings.c.due_at < to_db(self.overdue_at), findings.c.status.not_in(ENDED)]
         if self.recurring:
             conditions.append(findings.c.recurring.is_(True))
         return conditions
+
+
+def code_of(value: str, codes: tuple[str, ...], enum: str) -> str | None:
+    """`value` as one of `codes`: the code itself or its name in either language, in any case (重大问题,
+    重大, major); a severity may leave out its 问题. None when it is none of them."""
+    from opsaudit.i18n import LANGUAGES, text
+
+    wanted = value.strip().lower()
+    for code in codes:
+        names = {code, *(text(f"enum.{enum}.{code}", language).lower() for language in LANGUAGES)}
+        if wanted in names or (enum == "severity" and wanted + "问题" in names):
+            return code
+    return None
 
 
 def finding_json(row: RowMapping, zone: tzinfo, language: str = "zh-CN") -> dict[str, Any]:
@@ -92,8 +104,9 @@ def instant(moment: datetime | None, zone: tzinfo) -> str | None:
 
 
 def finding_text(row: RowMapping, language: str) -> tuple[str, str]:
-    """The finding's title and description in `language`. A finding stored before facts were kept
-    (store revision 0001) has only the texts it was stored with."""
+    """The finding's title and description in `language`. A manual finding, and one stored before
+    facts were kept (store revision 0001), has only the texts it was stored with: an auditor's own
+    words."""
     from opsaudit.i18n import render_finding
 
     if row["facts"] is None:
@@ -184,9 +197,77 @@ def event_json(event: dict[str, Any]) -> dict[str, Any]:
     if isinstance(data.get("evidence_file"), dict):
         shown["evidence_file"] = {"bytes": data["evidence_file"].get("bytes"),
                                   "sha256": data["evidence_file"].get("sha256")}
+    if event["action"] == "regrade" and isinstance(data.get("severity"), dict):
+        shown["severity_from"], shown["severity_to"] = data["severity"].get("from"), data["severity"].get("to")
+        shown["due_at_from"], shown["due_at_to"] = data["due_at"].get("from"), data["due_at"].get("to")
+    for name in ("cause", "prevention"):
+        if data.get(name):
+            shown[name] = data[name]
+    if data.get("attachments"):
+        shown["attachments"] = data["attachments"]
     return shown
 
 
 def history(conn: Connection, finding_id: str, zone: tzinfo) -> list[dict[str, Any]]:
     """The finding's events, oldest first, in interface.md's shape (`findings show --format json`)."""
     return [{key: event[key] for key in EVENT_KEYS} for event in events_of(conn, finding_id, zone)]
+
+
+# --- the root cause recorded the last time ----------------------------------------------------
+
+def last_cause(conn: Connection, row: RowMapping, zone: tzinfo) -> dict[str, Any] | None:
+    """For a recurring finding, the root cause and prevention given with the latest plan submitted
+    for an earlier finding of the same rule and entity: `{"finding_id", "at", "cause", "prevention"}`."""
+    if not row["recurring"]:
+        return None
+    earlier = sa.select(findings.c.id).where(
+        findings.c.rule_id == row["rule_id"], findings.c.entity_type == row["entity_type"],
+        findings.c.entity_id == row["entity_id"], findings.c.found_at < row["found_at"])
+    plans = conn.execute(sa.select(finding_events.c.finding_id, finding_events.c.at, finding_events.c.data)
+                         .where(finding_events.c.finding_id.in_(earlier), finding_events.c.action == "submit-plan")
+                         .order_by(finding_events.c.at.desc(), finding_events.c.id.desc())).all()
+    for finding_id, at, data in plans:
+        if (data or {}).get("cause"):
+            return {"finding_id": finding_id, "at": instant(at, zone), "cause": data["cause"],
+                    "prevention": data.get("prevention")}
+    return None
+
+
+# --- what a report lists beside its own findings ----------------------------------------------
+
+@dataclass(frozen=True)
+class Withdrawal:
+    """A finding the audit team lead withdrew: who, when, and why."""
+
+    finding: RowMapping
+    by: str
+    at: datetime
+    reason: str | None
+
+
+def withdrawn_in(conn: Connection, *, run_id: str, audit: str, areas: Sequence[str], start: datetime,
+                 end: datetime) -> list[Withdrawal]:
+    """The findings a report of run `run_id` lists as withdrawn, with their reasons, oldest first:
+    its own, and those of its audit and the manual findings of `areas` withdrawn in [start, end)
+    (aware instants). One statement."""
+    ours = sa.or_(findings.c.audit == audit, sa.and_(findings.c.audit == MANUAL, findings.c.area.in_(areas)))
+    rows = conn.execute(
+        sa.select(findings, finding_events.c.actor.label("withdrawn_by"), finding_events.c.at.label("withdrawn_at"),
+                  finding_events.c.note.label("withdrawn_note"))
+        .join(finding_events, finding_events.c.finding_id == findings.c.id)
+        .where(findings.c.status == WITHDRAWN, finding_events.c.action == "withdraw",
+               sa.or_(of_run(run_id), sa.and_(ours, finding_events.c.at >= to_db(start),
+                                              finding_events.c.at < to_db(end))))
+        .order_by(finding_events.c.at, findings.c.id)).mappings().all()
+    latest = {row["id"]: row for row in rows}  # withdrawn once; the latest event, should history hold more
+    return [Withdrawal(row, row["withdrawn_by"], from_db(row["withdrawn_at"], start.tzinfo) or start,
+                       row["withdrawn_note"]) for row in latest.values()]
+
+
+def manual_in(conn: Connection, areas: Sequence[str], start: datetime, end: datetime) -> list[RowMapping]:
+    """The manual findings of `areas` found in [start, end) and not withdrawn, most severe first:
+    what a periodic report of those areas lists beside the findings of its own run."""
+    return list(conn.execute(sa.select(findings).where(
+        findings.c.audit == MANUAL, findings.c.area.in_(areas), findings.c.status != WITHDRAWN,
+        findings.c.found_at >= to_db(start), findings.c.found_at < to_db(end),
+    ).order_by(_SEVERITY_RANK, findings.c.found_at, findings.c.id)).mappings())

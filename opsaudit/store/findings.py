@@ -10,6 +10,9 @@
 - A special audit or spot check that finds a problem already recorded refers to that finding: a
   `rechecked` event names the run and what it measured, and the finding stays with the run that
   raised it, so that run's report, mails and counts keep what the audit lead reviewed.
+- The audit team lead's judgment stands (seed 000 §6.1): a finding the lead withdrew is neither
+  updated nor raised again for its period, and a regraded one keeps the lead's severity and
+  deadlines while a rerun refreshes its figures.
 
 The period's existing findings and the recurrence candidates are read in one query each, and
 the inserts, updates and events are written with executemany: the number of statements does
@@ -36,12 +39,20 @@ from opsaudit.store.times import from_db, to_db
 
 OPEN = "open"
 CLOSED = "closed"
+# Withdrawn by the audit team lead: out of every count, score and follow-up, and never raised again
+# for its period.
+WITHDRAWN = "withdrawn"
+ENDED = (CLOSED, WITHDRAWN)
+COUNTED = findings.c.status != WITHDRAWN
+# A problem an auditor recorded by hand (seed 000 §5.2), raised by no rule over the data.
+MANUAL = "manual"
+REGRADE = "regrade"
 # Entities judged record by record: their problem persists from period to period until fixed.
 RECORD_ENTITIES = frozenset({"task", "plan", "plan_target", "adjustment", "report", "reported_metric", "ticket"})
 _FIGURES = ("severity", "observed", "population")
 # What recording compares with a known finding; its evidence and facts are replaced, never read.
-_COMPARED = ("id", "audit_run_id", "rule_id", "entity_type", "entity_id", "period", "found_at", "updated_at",
-             "due_at", "plan_due_at", "recurring", *_FIGURES)
+_COMPARED = ("id", "audit_run_id", "rule_id", "entity_type", "entity_id", "period", "status", "found_at",
+             "updated_at", "due_at", "plan_due_at", "recurring", *_FIGURES)
 Key = tuple[str, str, str]
 
 
@@ -110,6 +121,8 @@ def record_findings(conn: Connection, run: RunInfo, results: Sequence[CheckResul
         existing = by_period.get(key) or (still_open.get(key) if result.entity_type in RECORD_ENTITIES else None)
         if existing is None:
             _insert(batch, run, result, values, previous.get(key), found_at, deadlines)
+        elif existing["status"] == WITHDRAWN:
+            batch.summary["unchanged"] += 1
         elif run.kind in OWN_FOLDER_KINDS and existing["audit_run_id"] != run.id:
             _refer(batch, existing, run, values, found_at)
         else:
@@ -125,11 +138,13 @@ def _unique(results: Iterable[CheckResult]) -> list[CheckResult]:
 
 def _existing(conn: Connection, run: RunInfo, rule_ids: list[str]) -> tuple[dict[Key, RowMapping],
                                                                             dict[Key, RowMapping]]:
-    """This period's findings of the rules, and the open per-record findings of earlier periods."""
-    rows = conn.execute(sa.select(*(findings.c[name] for name in _COMPARED)).where(
+    """This period's findings of the rules (withdrawn ones too: they are not raised again), and the
+    open per-record findings of earlier periods; each says whether the audit lead regraded it."""
+    regraded = sa.exists().where(finding_events.c.finding_id == findings.c.id, finding_events.c.action == REGRADE)
+    rows = conn.execute(sa.select(*(findings.c[name] for name in _COMPARED), regraded.label("regraded")).where(
         findings.c.rule_id.in_(rule_ids),
         sa.or_(findings.c.period == run.period.label,
-               sa.and_(findings.c.status != CLOSED, findings.c.entity_type.in_(sorted(RECORD_ENTITIES))))
+               sa.and_(findings.c.status.not_in(ENDED), findings.c.entity_type.in_(sorted(RECORD_ENTITIES))))
     )).mappings().all()
     by_period: dict[Key, RowMapping] = {}
     still_open: dict[Key, RowMapping] = {}
@@ -191,9 +206,12 @@ def _insert(batch: _Batch, run: RunInfo, result: CheckResult, values: dict[str, 
 def _update(batch: _Batch, existing: RowMapping, run: RunInfo, values: dict[str, Any], now: datetime,
             deadlines: Deadlines) -> None:
     """A rerun or a later period refreshes the figures and evidence; a changed severity or figure
-    is an event, and a changed severity moves the deadlines with it."""
+    is an event, and a changed severity moves the deadlines with it. The severity the audit lead
+    gave a regraded finding stands."""
     severity = Severity(values["severity"])
-    if existing["recurring"]:
+    if existing["regraded"]:
+        severity = Severity(existing["severity"])
+    elif existing["recurring"]:
         severity = severity.raised()
     new = {**values, "severity": severity.value}
     changed = {name: {"from": existing[name], "to": new[name]} for name in _FIGURES if existing[name] != new[name]}

@@ -5,6 +5,11 @@
       │                                                                 │  may start from open)
     reopen ◀─ closed ◀─close─ verified ◀─verify─ submitted ◀─submit─────┘ ◀─reject─ submitted
 
+The audit team lead judges any finding not closed (seed 000 §6.1): `regrade` gives it another
+severity, its deadlines recomputed from when it was found; `withdraw` ends it as `withdrawn`, out of
+every count, score and follow-up. Submitting the plan of an important or major finding states its
+root cause and how it is kept from coming back (§6.3).
+
 An action is checked (actor, state, role, its inputs) before anything is written; a refusal
 raises `Refused`, one line in the reader's language, and changes nothing. A move is one
 conditional UPDATE (on the status and owner read) and one event, in the caller's transaction, so
@@ -18,30 +23,35 @@ import os
 import re
 import stat
 from collections.abc import Mapping
-from dataclasses import dataclass
-from datetime import date, datetime
+from dataclasses import dataclass, field
+from datetime import UTC, date, datetime, tzinfo
 from pathlib import Path
 from typing import Any
 
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection, RowMapping
 
+from opsaudit.checks.results import Severity
+from opsaudit.config.models import Deadlines
 from opsaudit.errors import InputError, LifecycleError, UsageError
 from opsaudit.i18n.render import Message
 from opsaudit.reports.recipients import Directory
-from opsaudit.store.finding_views import get_finding
-from opsaudit.store.findings import CLOSED, OPEN, event_row
+from opsaudit.store.finding_views import SEVERITIES, code_of, get_finding
+from opsaudit.store.findings import CLOSED, OPEN, WITHDRAWN, deadlines_for, event_row
 from opsaudit.store.roles import Role, holders, roles_of
 from opsaudit.store.schema import finding_events, findings, major_handling
 from opsaudit.store.times import from_db, to_db
 
 PLAN_SUBMITTED, PLAN_APPROVED = "plan_submitted", "plan_approved"
 IN_PROGRESS, SUBMITTED, VERIFIED = "in_progress", "submitted", "verified"
-STATUSES = (OPEN, PLAN_SUBMITTED, PLAN_APPROVED, IN_PROGRESS, SUBMITTED, VERIFIED, CLOSED)
+# The states of a finding still being rectified; a withdrawn one is in none of them.
+NOT_CLOSED = (OPEN, PLAN_SUBMITTED, PLAN_APPROVED, IN_PROGRESS, SUBMITTED, VERIFIED)
+STATUSES = (*NOT_CLOSED, CLOSED, WITHDRAWN)
 # The rectification is the owner's to deliver in these; its deadline runs (reminders, escalation,
 # overdue in the scores) until the owner submits it.
 WITH_OWNER = (OPEN, PLAN_SUBMITTED, PLAN_APPROVED, IN_PROGRESS)
-NOT_CLOSED = STATUSES[:-1]
+# Submitting the plan of these states its root cause and prevention (seed 000 §6.3).
+NEEDS_CAUSE = ("important", "major")
 
 HEAD_OR_OWNER = (Role.OWNER, Role.DEPARTMENT_HEAD)
 MANAGEMENT = (Role.OPERATIONS_MANAGER, Role.DEPUTY)
@@ -70,6 +80,8 @@ ACTIONS: Mapping[str, Action] = {action.name: action for action in (
     Action("verify", (SUBMITTED,), VERIFIED, (Role.AUDITOR,)),
     Action("close", (VERIFIED,), CLOSED, (Role.AUDITOR,)),
     Action("reopen", (CLOSED,), OPEN, (Role.AUDITOR, Role.OPERATIONS_MANAGER), needs="note"),
+    Action("regrade", NOT_CLOSED, None, (Role.AUDIT_LEAD,), needs="note"),
+    Action("withdraw", NOT_CLOSED, WITHDRAWN, (Role.AUDIT_LEAD,), needs="note"),
 )}
 # Seed 000 §6.2: the operations manager calls the special meeting and sets up the task force.
 SPECIAL_MEETING = Action("special-meeting", NOT_CLOSED, None, MANAGEMENT)
@@ -96,6 +108,9 @@ class Request:
     note: str | None = None
     evidence: str | None = None
     to: str | None = None
+    severity: str | None = None  # regrade: the new severity, its code or its name in either language
+    cause: str | None = None  # submit-plan: the root cause
+    prevention: str | None = None  # submit-plan: what keeps it from coming back
     channel: str = "cli"  # the door it came through: cli or web (the system writes its own events)
     os_user: str | None = None  # who ran the command line, beside the --actor they named
 
@@ -111,17 +126,23 @@ class Transition:
     to_status: str
     owner_id: str | None
     previous_owner_id: str | None
+    recorded: Mapping[str, Any] = field(default_factory=dict)  # the event's data: a regrade's change, a plan's cause
 
 
 def perform(conn: Connection, finding_id: str, request: Request, directory: Directory, *, now: datetime,
-            language: str = "zh-CN") -> Transition:
-    """Carry out `request` on the finding (id or unambiguous prefix) or raise `Refused`."""
+            language: str = "zh-CN", deadlines: Deadlines | None = None) -> Transition:
+    """Carry out `request` on the finding (id or unambiguous prefix) or raise `Refused`. A regrade
+    needs `deadlines` (thresholds.yaml `deadlines`), from which it recomputes the finding's."""
     action = ACTIONS.get(request.action)
     if action is None:
         raise UsageError(f"unknown action {request.action!r} (expected one of: {', '.join(ACTIONS)})")
     check_inputs(action, request)
     finding = get_finding(conn, finding_id)
     check_allowed(finding, action, request.actor, directory, language)
+    data: dict[str, Any] = root_cause(finding, request, language) if action.name == "submit-plan" else {}
+    regraded: dict[str, Any] = {}
+    if action.name == "regrade":
+        regraded, data = _regrade(finding, request, deadlines, now.tzinfo, language)
     evidence, evidence_facts = evidence_reference(request.evidence, language)
     owner = finding["owner_id"]
     if request.to is not None:
@@ -130,18 +151,20 @@ def perform(conn: Connection, finding_id: str, request: Request, directory: Dire
     closed_at = to_db(now) if target == CLOSED else None
     moved = conn.execute(findings.update().where(
         findings.c.id == finding["id"], findings.c.status == finding["status"],
+        findings.c.severity == finding["severity"],
         findings.c.owner_id.is_(None) if finding["owner_id"] is None else findings.c.owner_id == finding["owner_id"],
-    ).values(status=target, owner_id=owner, updated_at=to_db(now), closed_at=closed_at))
+    ).values(status=target, owner_id=owner, updated_at=to_db(now), closed_at=closed_at, **regraded))
     if moved.rowcount != 1:
         raise Refused("changed", language)
-    data: dict[str, Any] = {"evidence_file": evidence_facts} if evidence_facts else {}
+    if evidence_facts:
+        data["evidence_file"] = evidence_facts
     if owner != finding["owner_id"]:
         data["owner"] = {"from": finding["owner_id"], "to": owner}
     _append(conn, finding["id"], at=now, actor=request.actor, action=action.name, from_status=finding["status"],
             to_status=target, note=request.note, evidence=evidence, data=data,
             door=(request.channel, request.os_user))
     return Transition(finding["id"], action.name, request.actor, finding["status"], target, owner,
-                      finding["owner_id"])
+                      finding["owner_id"], data)
 
 
 def _append(conn: Connection, finding_id: str, *, evidence: str | None = None,
@@ -157,8 +180,46 @@ def check_inputs(action: Action, request: Request) -> None:
     """A UsageError (exit 2) for an input the action cannot go without, or one it does not take."""
     if action.needs and not (getattr(request, action.needs) or "").strip():
         raise UsageError(Message.of("error.lifecycle.needs", action=action.name, option=f"--{action.needs}"))
-    if request.to is not None and action.name != "assign":
-        raise UsageError(Message.of("error.lifecycle.only_with", option="--to", action="assign"))
+    for option, value, only in (("--to", request.to, "assign"), ("--severity", request.severity, "regrade"),
+                                ("--cause", request.cause, "submit-plan"),
+                                ("--prevention", request.prevention, "submit-plan")):
+        if value is not None and action.name != only:
+            raise UsageError(Message.of("error.lifecycle.only_with", option=option, action=only))
+
+
+def root_cause(finding: RowMapping, request: Request, language: str) -> dict[str, str]:
+    """What a submitted plan keeps of the root cause and prevention; the plan of an important or
+    major finding is refused without both (seed 000 §6.3)."""
+    given = {"cause": (request.cause or "").strip(), "prevention": (request.prevention or "").strip()}
+    missing = [f"--{name}" for name, value in given.items() if not value]
+    if missing and finding["severity"] in NEEDS_CAUSE:
+        raise Refused("needs_cause", language, severity=finding["severity"], options=missing)
+    return {name: value for name, value in given.items() if value}
+
+
+def _regrade(finding: RowMapping, request: Request, deadlines: Deadlines | None, zone: tzinfo | None,
+             language: str) -> tuple[dict[str, Any], dict[str, Any]]:
+    """(the finding's new severity and deadlines, the event's record of the change, instants in
+    `zone`): the deadlines run from when the finding was found, as when it was raised
+    (store.findings.deadlines_for)."""
+    if deadlines is None:
+        raise ValueError("a regrade recomputes the deadlines: pass perform() the configured deadlines")
+    given = (request.severity or "").strip()
+    if not given:
+        raise Refused("needs_severity", language, option="--severity")
+    severity = code_of(given, SEVERITIES, "severity")
+    if severity is None:
+        raise Refused("unknown_severity", language, severity=given, allowed=list(SEVERITIES))
+    if severity == finding["severity"]:
+        raise Refused("same_severity", language, severity=severity)
+    found_at = from_db(finding["found_at"], zone or UTC)
+    assert found_at is not None
+    due_at, plan_due_at = deadlines_for(Severity(severity), found_at, deadlines)
+    values = {"severity": severity, "due_at": to_db(due_at), "plan_due_at": to_db(plan_due_at) if plan_due_at else None}
+    changes: dict[str, Any] = {"severity": {"from": finding["severity"], "to": severity}}
+    for name, moved in (("due_at", due_at), ("plan_due_at", plan_due_at)):
+        changes[name] = {"from": from_db(finding[name], found_at.tzinfo), "to": moved}
+    return values, changes
 
 
 def check_allowed(finding: RowMapping, action: Action, actor: str, directory: Directory, language: str) -> None:

@@ -5,6 +5,8 @@ The roles come from the staff and departments tables, read through the source ma
 - the operations manager (the first active `manager` of OPSAUDIT_OPERATIONS_DEPARTMENT) and the
   deputies (its active `deputy_manager`s);
 - the auditors: the active `auditor`s of that department;
+- the audit team lead (OPSAUDIT_AUDIT_LEAD, else the first auditor of that department), who
+  reviews reports and may regrade or withdraw any finding (seed 000 §6.1);
 - the head of the finding's department (`departments.head_id`), when active;
 - the finding's owner, when active.
 """
@@ -28,6 +30,7 @@ class Role(StrEnum):
     DEPUTY = "deputy"
     AUDITOR = "auditor"
     EXECUTIVE = "executive"
+    AUDIT_LEAD = "audit_lead"
 
 
 def load_directory(settings: Settings, config: Config) -> Directory:
@@ -63,6 +66,8 @@ def holders(directory: Directory, role: Role, *, owner_id: str | None, departmen
         people = directory.deputies()
     elif role is Role.EXECUTIVE:
         people = directory.executives()
+    elif role is Role.AUDIT_LEAD:
+        people = (directory.audit_lead(),)
     else:
         people = tuple(person for person in directory.people.values() if person.role == "auditor"
                        and person.department_id == directory.operations_department)

@@ -72,6 +72,28 @@ def start_run(conn: Connection, *, audit: str, kind: str, period: Period, parame
     return run
 
 
+_HOLDERS = uuid.UUID("5b0c2a4e-8f1d-4a57-9c1e-0d6f3b7a2e19")
+
+
+def holding_run(conn: Connection, *, audit: str, period: Period, config_hash: str) -> RunInfo:
+    """The one run of `audit` (kind `audit` too) that holds what people record by hand in `period`,
+    such as manual findings: made succeeded on first use, under an id derived from the audit and
+    period, so that two people recording at once share it (the second insert fails on the key and
+    finds the first)."""
+    run = RunInfo(str(uuid.uuid5(_HOLDERS, f"{audit}:{period.label}")), audit, audit, period)
+    if conn.execute(sa.select(audit_runs.c.id).where(audit_runs.c.id == run.id)).first() is None:
+        now = to_db(utcnow())
+        try:
+            with conn.begin_nested():
+                conn.execute(audit_runs.insert().values(
+                    id=run.id, audit=audit, kind=audit, period=period.label, period_start=period.start,
+                    period_end=period.end, parameters={}, started_at=now, finished_at=now, status="succeeded",
+                    config_hash=config_hash))
+        except sa.exc.IntegrityError:
+            pass  # made by the other person's transaction, which has committed by now
+    return run
+
+
 def mark_abandoned(conn: Connection) -> int:
     """Mark `abandoned` the runs of this host still `running` whose process is gone (killed or
     crashed), so they show as such and no longer hold their period. Returns how many."""
