@@ -5,18 +5,29 @@ lifecycle table allows it (interface.md, "The web"), with the channel each event
 from __future__ import annotations
 
 import hashlib
+import html
 import re
+import time
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import date, datetime, timedelta
 
 import pytest
 import sqlalchemy as sa
 from fastapi.testclient import TestClient
 
+from opsaudit.config.models import Deadlines
 from opsaudit.contract import staff
 from opsaudit.settings import load_settings
 from opsaudit.store.finding_views import events_of, get_finding
-from opsaudit.store.schema import outbox, reports, web_logins, web_sessions
+from opsaudit.store.schema import (
+    finding_events,
+    major_handling,
+    outbox,
+    reports,
+    web_login_requests,
+    web_logins,
+    web_sessions,
+)
 from tests.rectification import FOUND, ZONE, company, email, problem, raise_findings, set_status, snapshot
 
 STATES = ("open", "plan_submitted", "plan_approved", "in_progress", "submitted", "verified", "closed")
@@ -33,8 +44,9 @@ WHO = {"assign": {"M1", "H1"}, "submit-plan": {"O1", "H1"}, "approve-plan": {"M1
        "verify": {"A1", "A2"}, "close": {"A1", "A2"}, "reopen": {"A1", "A2", "M1"}}
 EVERYONE = ("E1", "M1", "M2", "A1", "A2", "H1", "O1", "O2", "H2", "O3")
 SEES_CS1 = {"E1", "E2", "M1", "M2", "A1", "A2", "H1", "O1", "O2"}   # the others are of CS2
+# What each action's form needs filled in (an important finding's plan states its cause and prevention).
 INPUTS = {"assign": {"to": "O2"}, "reject-plan": {"note": "缺少时间表"}, "reject": {"note": "证据不足"},
-          "reopen": {"note": "问题复发"}}
+          "reopen": {"note": "问题复发"}, "submit-plan": {"cause": "夜班人手不足", "prevention": "每月复核排班"}}
 TOKEN = re.compile(r'name="csrf_token" value="([^"]+)"')
 
 
@@ -111,7 +123,8 @@ def csrf(client: TestClient) -> str:
 
 
 def post_action(client: TestClient, finding_id: str, action: str, token: str, **inputs: str):
-    data = {"csrf_token": token, **{k: v for k, v in inputs.items()}}
+    """The action's form sent as the page would send it: INPUTS, then `inputs` over them."""
+    data = {"csrf_token": token, **INPUTS.get(action, {}), **inputs}
     files = {"evidence": ("整改报告.txt", "已增加夜班。".encode(), "text/plain")} if action == "submit" else None
     return client.post(f"/findings/{finding_id}/{action}", data=data, files=files)
 
@@ -235,7 +248,7 @@ def test_every_action_by_every_role_is_allowed_exactly_where_the_lifecycle_table
             [finding] = raise_findings(site.engine, [problem(f"T{number}", "important", department="CS1")])
             set_status(site.engine, finding, sorted(sources)[0])
             before = snapshot(site.engine, finding)
-            answer = post_action(browsers[person], finding, action, tokens[person], **INPUTS.get(action, {}))
+            answer = post_action(browsers[person], finding, action, tokens[person])
             if person in WHO[action]:
                 assert answer.status_code == 303, (action, person, answer.text[:400])
                 assert answer.headers["location"] == f"/findings/{finding}"
@@ -339,6 +352,138 @@ def test_the_finding_page_shows_the_actions_i_may_take_and_the_api_its_json(site
     assert data["id"] == finding and data["severity_label"] == "重大问题"
     assert data["events"] == [{"at": FOUND.isoformat(), "actor": "system", "action": "raised", "from_status": None,
                                "to_status": "open", "note": None, "evidence": None, "channel": "system"}]
+
+
+# --- a major problem's special meeting and task force, and the other declared forms ---------------
+
+MAJOR_STEPS = {"special-meeting": {"held_on": "2026-11-03", "note": "专题研究夜班排班"},
+               "task-force": {"lead": "H1", "members": ["O1", "O2"], "note": "三周内完成整改"}}
+
+
+def handled(engine: sa.Engine, finding_id: str) -> tuple:
+    """The finding's row and events, and its special meeting and task force: what a refusal leaves alone."""
+    with engine.connect() as conn:
+        row = conn.execute(sa.select(major_handling).where(major_handling.c.finding_id == finding_id)
+                           ).mappings().first()
+    return snapshot(engine, finding_id), dict(row) if row else None
+
+
+def refusal(answer) -> str:
+    return html.unescape(re.search(r'class="refusal">([^<]*)<', answer.text).group(1))
+
+
+def test_the_special_meeting_and_task_force_are_the_operations_manager_and_deputys_alone(site):
+    from opsaudit.store import lifecycle
+    from tests.rectification import directory
+
+    browsers = {person: sign_in(site, person) for person in EVERYONE}
+    for action, inputs in MAJOR_STEPS.items():
+        for person, browser in browsers.items():
+            [finding] = raise_findings(site.engine, [problem(f"{action}-{person}", "major", department="CS1")])
+            offered = f'action="/findings/{finding}/{action}"' in browser.get(f"/findings/{finding}").text
+            before = handled(site.engine, finding)
+            answer = browser.post(f"/findings/{finding}/{action}", data={"csrf_token": csrf(browser), **inputs})
+            if person in ("M1", "M2"):
+                assert offered and answer.status_code == 303, (action, person, answer.text[:400])
+                assert answer.headers["location"] == f"/findings/{finding}"
+                with site.engine.connect() as conn:
+                    event = events_of(conn, finding, ZONE)[-1]
+                    done = lifecycle.major_handling_of(conn, [finding])[finding]
+                assert (event["actor"], event["action"], event["channel"]) == (person, action, "web")
+                assert event["note"] == inputs["note"] and event["to_status"] == "open"
+                if action == "special-meeting":
+                    assert (done.meeting_on, done.meeting_note) == (date(2026, 11, 3), inputs["note"])
+                else:
+                    assert (done.task_force_lead, done.task_force_members) == ("H1", ("H1", "O1", "O2"))
+            else:
+                assert not offered, (action, person)
+                expected = 403 if person in SEES_CS1 else 404
+                assert answer.status_code == expected, (action, person, answer.status_code)
+                assert handled(site.engine, finding) == before, (action, person)
+                if expected == 403:   # the CLI's line, word for word
+                    with site.engine.connect() as conn:
+                        row = get_finding(conn, finding)
+                    step = lifecycle.SPECIAL_MEETING if action == "special-meeting" else lifecycle.TASK_FORCE
+                    with pytest.raises(lifecycle.Refused) as refused:
+                        lifecycle.check_allowed(row, step, person, directory(site.engine), "zh-CN")
+                    assert refusal(answer) == str(refused.value)
+
+
+def test_a_major_step_is_offered_on_a_major_finding_not_closed_and_checks_what_it_is_sent(site):
+    important, major, closed = raise_findings(site.engine, [problem("CS1", "important"),
+                                                            problem("CS1B", "major", department="CS1"),
+                                                            problem("CS1C", "major", department="CS1")])
+    set_status(site.engine, closed, "closed")
+    manager, deputy = sign_in(site, "M1"), sign_in(site, "M2")
+    token = csrf(manager)
+    for finding in (important, closed):
+        page = manager.get(f"/findings/{finding}").text
+        assert "/special-meeting" not in page and "/task-force" not in page
+        before = handled(site.engine, finding)
+        for action, inputs in MAJOR_STEPS.items():
+            answer = manager.post(f"/findings/{finding}/{action}", data={"csrf_token": token, **inputs})
+            assert answer.status_code == 403 and "\n" not in refusal(answer)
+        assert handled(site.engine, finding) == before
+    page = manager.get(f"/findings/{major}").text
+    assert 'type="date" value="2026-11-03" min="2026-11-02" max="2026-11-03" required' in page
+    ticks = set(re.findall(r'name="members" value="([^"]+)"', page))
+    assert {"H1", "O1", "O2", "M1", "M2", "A1", "A2"} <= ticks and not ticks & {"O3", "H2", "X1", "A3", "E1"}
+    before = handled(site.engine, major)
+    for action, data, status in (
+            ("special-meeting", {"held_on": "2026-11-03"}, 403),                        # no token
+            ("special-meeting", {"held_on": "2026-11-03", "csrf_token": csrf(deputy)}, 403),   # another's
+            ("special-meeting", {"csrf_token": token}, 400),                            # no day
+            ("special-meeting", {"held_on": "03/11/2026", "csrf_token": token}, 400),   # not a day
+            ("special-meeting", {"held_on": "2026-11-04", "csrf_token": token}, 403),   # not held yet
+            ("task-force", {"members": ["O1"], "csrf_token": token}, 400),              # no lead
+            ("task-force", {"lead": "H1", "members": ["X1"], "csrf_token": token}, 403)):   # X1 left
+        answer = manager.post(f"/findings/{major}/{action}", data=data)
+        assert answer.status_code == status, (data, answer.status_code, answer.text[-600:])
+        assert handled(site.engine, major) == before, data
+    assert "会议召开日期" in manager.post(f"/findings/{major}/special-meeting", data={"csrf_token": token}).text
+
+
+def test_the_audit_lead_regrades_and_withdraws_a_finding_by_their_forms(site):
+    regraded, withdrawn = raise_findings(site.engine, [problem("CS1", "important"),
+                                                       problem("CS1B", "general", department="CS1")])
+    lead, manager = sign_in(site, "A1"), sign_in(site, "M1")   # A1: the first auditor of OPS
+    page = lead.get(f"/findings/{regraded}").text
+    assert f'action="/findings/{regraded}/regrade"' in page and f'action="/findings/{regraded}/withdraw"' in page
+    assert '<option value="important" selected>' in page
+    assert "/regrade" not in manager.get(f"/findings/{regraded}").text
+    before = snapshot(site.engine, regraded)
+    for client, data, status in ((manager, {"severity": "major", "note": "影响扩大"}, 403),
+                                 (lead, {"severity": "major"}, 400),
+                                 (lead, {"severity": "critical", "note": "影响扩大"}, 400)):
+        assert client.post(f"/findings/{regraded}/regrade", data={"csrf_token": csrf(client), **data}
+                           ).status_code == status, data
+        assert snapshot(site.engine, regraded) == before
+    answer = lead.post(f"/findings/{regraded}/regrade", data={"csrf_token": csrf(lead), "severity": "major",
+                                                                "note": "影响扩大到全部客户"})
+    assert answer.status_code == 303
+    assert lead.post(f"/findings/{withdrawn}/withdraw", data={"csrf_token": csrf(lead), "note": "数据口径错误"}
+                     ).status_code == 303
+    with site.engine.connect() as conn:
+        assert (get_finding(conn, regraded)["severity"], get_finding(conn, withdrawn)["status"]) == ("major",
+                                                                                                      "withdrawn")
+        assert [(e["action"], e["channel"]) for e in events_of(conn, regraded, ZONE)[1:]] == [("regrade", "web")]
+
+
+def test_an_important_findings_plan_asks_for_its_cause_and_prevention(site):
+    general, important = raise_findings(site.engine, [problem("CS1", "general"),
+                                                      problem("CS1B", "important", department="CS1")])
+    head = sign_in(site, "H1")
+    assert 'name="cause" rows="2" required' in head.get(f"/findings/{important}").text
+    assert 'name="cause" rows="2">' in head.get(f"/findings/{general}").text
+    before = snapshot(site.engine, important)
+    answer = post_action(head, important, "submit-plan", csrf(head), cause="")
+    assert answer.status_code == 400 and "请填写问题原因" in answer.text
+    assert snapshot(site.engine, important) == before
+    assert post_action(head, general, "submit-plan", csrf(head), cause="", prevention="").status_code == 303
+    assert post_action(head, important, "submit-plan", csrf(head)).status_code == 303
+    with site.engine.connect() as conn:
+        data = events_of(conn, important, ZONE)[-1]["data"]
+    assert (data["cause"], data["prevention"]) == (INPUTS["submit-plan"]["cause"], INPUTS["submit-plan"]["prevention"])
 
 
 def test_an_evidence_file_is_kept_with_its_digest_and_downloaded_from_the_history(site):
@@ -486,3 +631,141 @@ def test_the_findings_list_filters_pages_and_downloads(site):
     workbook = manager.get("/findings.xlsx")
     assert workbook.status_code == 200 and workbook.content[:2] == b"PK"
     assert all(i in manager.get("/findings?page=1").text + manager.get("/findings?page=2").text for i in ids)
+
+
+# --- sign-in limits shared by every process on the store ---------------------------------------
+
+def test_two_servers_on_one_store_share_the_sign_in_limits(site, db_url, monkeypatch):
+    other = make_site(site.engine, db_url, monkeypatch, clock=site.clock)
+    first, second = site.client(), other.client()
+    answers = [ask_link(first if n % 2 else second, email("O1")).status_code for n in range(6)]
+    assert answers == [200] * 5 + [429]
+    site.clock.now += timedelta(minutes=15)   # the window has passed: the requests counted are deleted
+    assert ask_link(second, email("O1")).status_code == 200
+    with site.engine.connect() as conn:
+        assert conn.execute(sa.select(sa.func.count()).select_from(web_login_requests)).scalar_one() == 1
+
+
+def test_an_unknown_address_is_limited_exactly_like_a_known_one(site):
+    browser = site.client()
+    known = [ask_link(browser, email("O1")) for _ in range(6)]
+    unknown = [ask_link(browser, "nobody@example.com") for _ in range(6)]
+    assert [a.status_code for a in known] == [a.status_code for a in unknown] == [200] * 5 + [429]
+    assert [a.text for a in known] == [a.text for a in unknown]
+    with site.engine.connect() as conn:
+        kept = conn.execute(sa.select(web_login_requests.c.address_hash)).scalars().all()
+    assert sorted(kept) == sorted([hashlib.sha256(email("O1").encode()).hexdigest()] * 5 +
+                                  [hashlib.sha256(b"nobody@example.com").hexdigest()] * 5)   # never the address
+
+
+# --- a problem an auditor records by hand (findings add) ----------------------------------------
+
+AUDITORS = {"A1", "A2"}
+MANUAL = {"area": "execution", "department": "CS1", "severity": "important", "title": "现场检查发现交接班记录缺失",
+          "description": "11月2日现场检查，客服一部夜班交接班记录连续三天未填写。"}
+
+
+def store_state(engine: sa.Engine) -> tuple[int, ...]:
+    """How many findings, events, runs and messages the store holds: what a refusal leaves alone."""
+    from opsaudit.store.schema import audit_runs, finding_events, findings
+
+    with engine.connect() as conn:
+        return tuple(conn.execute(sa.select(sa.func.count()).select_from(table)).scalar_one()
+                     for table in (findings, finding_events, audit_runs, outbox))
+
+
+def kept_evidence(tmp_path) -> set[str]:
+    folder = tmp_path / "data" / "evidence"
+    return {str(path.relative_to(folder)) for path in folder.rglob("*")} if folder.exists() else set()
+
+
+def record(client: TestClient, token: str, files: list | None = None, **changes: str):
+    return client.post("/findings/new", data={"csrf_token": token, **MANUAL, **changes}, files=files)
+
+
+def test_only_an_auditor_of_the_operations_department_may_record_a_problem(site):
+    from opsaudit.manual import ManualFinding, record_manual_finding
+    from opsaudit.store import lifecycle
+    from tests.rectification import directory
+
+    people = directory(site.engine)
+    for person in (*EVERYONE, "E2"):
+        browser = sign_in(site, person)
+        before = store_state(site.engine)   # the sign-in mail is in the outbox
+        listed = browser.get("/findings").text
+        page = browser.get("/findings/new")
+        answer = record(browser, csrf(browser), entity_type="task", entity_id=f"TSK-{person}")
+        if person in AUDITORS:
+            assert 'href="/findings/new"' in listed and page.status_code == 200, person
+            assert answer.status_code == 303, (person, answer.text[-400:])
+            continue
+        assert 'href="/findings/new"' not in listed and (page.status_code, answer.status_code) == (403, 403), person
+        # The command line's line, word for word, on the page and in the answer to the form.
+        with site.engine.connect() as conn, pytest.raises(lifecycle.Refused) as refused:
+            record_manual_finding(conn, ManualFinding(person, **MANUAL), people, deadlines=Deadlines(),
+                                  config_hash="test", now=site.clock.now, zone=ZONE)
+        assert refusal(page) == refusal(answer) == str(refused.value), person
+        assert store_state(site.engine) == before, person
+    with site.engine.connect() as conn:
+        events = conn.execute(sa.select(finding_events.c.actor, finding_events.c.channel, finding_events.c.os_user)
+                              .where(finding_events.c.action == "raised")).all()
+    assert sorted(events) == [("A1", "web", None), ("A2", "web", None)]
+
+
+def test_a_problem_is_recorded_only_with_the_sessions_token_and_what_it_needs(site, tmp_path):
+    auditor, other = sign_in(site, "A2"), sign_in(site, "H1")
+    token = csrf(auditor)
+    before = store_state(site.engine)
+    upload = [("files", ("记录.txt", "交接班记录空白".encode(), "text/plain"))]
+    for data, files, status, words in (
+            ({"csrf_token": ""}, upload, 403, "表单已失效"),
+            ({"csrf_token": csrf(other)}, upload, 403, "表单已失效"),
+            ({"title": "  "}, upload, 400, "请填写问题（一句话）。"),
+            ({"description": ""}, None, 400, "请填写问题描述。"),
+            ({"severity": "critical"}, None, 400, "问题等级“critical”无效。"),
+            ({"links": "/etc/passwd"}, None, 400, "证明材料网址“/etc/passwd”无效。"),
+            ({"entity_type": "task"}, upload, 400, "须同时给出"),                  # the store refuses
+            ({"department": "CS9"}, upload, 400, "部门表中没有部门CS9。")):
+        answer = auditor.post("/findings/new", data={"csrf_token": token, **MANUAL, **data}, files=files)
+        assert answer.status_code == status and words in refusal(answer), (data, answer.status_code, refusal(answer))
+        assert store_state(site.engine) == before and kept_evidence(tmp_path) == set(), data
+        if status == 400:   # the form again, with what was typed in
+            assert 'action="/findings/new"' in answer.text and '<option value="execution" selected>' in answer.text
+
+
+def test_an_auditor_records_a_major_problem_with_evidence_files_and_links_and_it_is_alerted(mailbox, site):
+    auditor = sign_in(site, "A2")
+    files = [("files", ("现场照片.jpg", b"\xff\xd8\xff photo", "image/jpeg")),
+             ("files", ("访谈记录.txt", "夜班组长：记录本丢失。".encode(), "text/plain"))]
+    links = "https://wiki.example.com/visit/12\n\nhttps://wiki.example.com/visit/13"
+    answer = record(auditor, csrf(auditor), files, severity="major", entity_type="task", entity_id="TSK-00001",
+                    links=links)
+    assert answer.status_code == 303
+    finding = answer.headers["location"].removeprefix("/findings/")
+    with site.engine.connect() as conn:
+        row = get_finding(conn, finding)
+        [event] = events_of(conn, finding, ZONE)
+    assert (row["rule_id"], row["audit"], row["severity"], row["owner_id"], row["status"]) == (
+        "manual", "manual", "major", "H1", "open")
+    assert (row["entity_type"], row["entity_id"], row["title"]) == ("task", "TSK-00001", MANUAL["title"])
+    assert (event["actor"], event["action"], event["channel"], event["os_user"]) == ("A2", "raised", "web", None)
+    attachments = row["evidence"]["attachments"]
+    assert [a["evidence"] for a in attachments[2:]] == links.split("\n\n")
+    page = auditor.get(f"/findings/{finding}").text
+    assert ">manual<" in page and MANUAL["title"] in page and 'href="https://wiki.example.com/visit/13"' in page
+    for number, (_, (name, content, _)) in enumerate(files):
+        assert attachments[number]["sha256"] == hashlib.sha256(content).hexdigest()
+        assert attachments[number]["bytes"] == len(content)
+        assert f"/findings/{finding}/attachments/{number}" in page and name in page
+        download = auditor.get(f"/findings/{finding}/attachments/{number}")
+        assert download.status_code == 200 and download.content == content
+    assert auditor.get(f"/findings/{finding}/attachments/2").status_code == 404   # a link: nothing to download
+    assert sign_in(site, "H2").get(f"/findings/{finding}/attachments/0").status_code == 404
+    # Alerted at once, as `findings add` alerts it, through the real SMTP server (beside the sign-in mails).
+    deadline = time.monotonic() + 20
+    while not (alerts := [n for n, mail in enumerate(mailbox.received) if mail["Subject"].startswith("重大问题")]):
+        assert time.monotonic() < deadline, "no alert arrived"
+        time.sleep(0.1)
+    [number] = alerts
+    assert mailbox.received[number]["Subject"] == f"重大问题：{MANUAL['title']}（TSK-00001）"
+    assert set(mailbox.envelopes[number].rcpt_tos) == {email(staff_id) for staff_id in ("M1", "M2", "H1", "E1", "E2")}

@@ -1,6 +1,7 @@
 """The web in a real browser (headless Chromium through Selenium): a major finding from the
-department head's sign-in mail, received by a real SMTP server, to its closing by an auditor.
-WEB_SCREENSHOTS=<folder> also takes the README's pictures (1366×900 and 390×844)."""
+department head's sign-in mail, received by a real SMTP server, to its closing by an auditor, who
+then records a problem found on site from a phone. WEB_SCREENSHOTS=<folder> also takes the
+README's pictures (1366×900 and 390×844)."""
 
 from __future__ import annotations
 
@@ -89,8 +90,9 @@ def sign_in(driver, base: str, mailbox, staff_id: str) -> None:
     assert "我的待办" in driver.page_source
 
 
-def act(driver, base: str, finding: str, action: str, **fields: str) -> None:
-    """Fill in and send the action's form on the finding's page."""
+def act(driver, base: str, finding: str, action: str, **fields: str | list[str]) -> None:
+    """Fill in and send the action's form on the finding's page: a text typed in, a list's values
+    ticked among the field's boxes."""
     from selenium.webdriver.common.by import By
     from selenium.webdriver.support.expected_conditions import staleness_of
     from selenium.webdriver.support.ui import WebDriverWait
@@ -98,12 +100,39 @@ def act(driver, base: str, finding: str, action: str, **fields: str) -> None:
     driver.get(f"{base}/findings/{finding}")
     form = driver.find_element(By.CSS_SELECTOR, f"form[action='/findings/{finding}/{action}']")
     for name, value in fields.items():
-        found = form.find_elements(By.NAME, name)
-        if found:   # cause and prevention: when the lifecycle takes them
-            found[0].send_keys(value)
+        if isinstance(value, list):
+            for one in value:
+                form.find_element(By.CSS_SELECTOR, f"input[name='{name}'][value='{one}']").click()
+        else:
+            form.find_element(By.NAME, name).send_keys(value)
+    # Usable at the width of the window: nothing wider than the page.
+    assert driver.execute_script("return document.documentElement.scrollWidth <= window.innerWidth")
     form.find_element(By.CSS_SELECTOR, "button[type=submit]").click()
     WebDriverWait(driver, 20).until(staleness_of(form))   # the 303 back to the finding has loaded
     assert driver.current_url.rstrip("/") == f"{base}/findings/{finding}", driver.page_source[:500]
+
+
+def record_by_hand(driver, base: str, **fields: str) -> str:
+    """As an auditor, from the findings list: the form of a problem found by hand filled in (a
+    list's option picked by its value, a text typed in) and sent; the new finding's id."""
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.support.expected_conditions import staleness_of
+    from selenium.webdriver.support.ui import Select, WebDriverWait
+
+    driver.get(f"{base}/findings")
+    driver.find_element(By.CSS_SELECTOR, "a[href='/findings/new']").click()
+    form = driver.find_element(By.CSS_SELECTOR, "form[action='/findings/new']")
+    for name, value in fields.items():
+        field = form.find_element(By.NAME, name)
+        if field.tag_name == "select":
+            Select(field).select_by_value(value)
+        else:
+            field.send_keys(value)
+    assert driver.execute_script("return document.documentElement.scrollWidth <= window.innerWidth")
+    form.find_element(By.CSS_SELECTOR, "button[type=submit]").click()
+    WebDriverWait(driver, 20).until(staleness_of(form))
+    assert re.fullmatch(rf"{base}/findings/[0-9a-f-]{{36}}", driver.current_url), driver.page_source[:500]
+    return driver.current_url.rsplit("/", 1)[-1]
 
 
 def test_a_major_finding_goes_from_the_heads_mail_to_closed_in_a_browser(server, browser, mailbox, tmp_path):
@@ -120,6 +149,10 @@ def test_a_major_finding_goes_from_the_heads_mail_to_closed_in_a_browser(server,
         prevention="每月复核排班", evidence=str(plan))
     sign_in(browser, base, mailbox, "M1")
     act(browser, base, finding, "approve-plan", note="同意")
+    browser.set_window_size(390, 844)   # the operations manager on a phone
+    act(browser, base, finding, "special-meeting", note="专题研究夜班排班")
+    act(browser, base, finding, "task-force", lead="H1", members=["O1", "O2"])
+    browser.set_window_size(1366, 900)
     sign_in(browser, base, mailbox, "H1")
     act(browser, base, finding, "start")
     act(browser, base, finding, "submit", note="已整改", evidence=str(proof))
@@ -131,10 +164,25 @@ def test_a_major_finding_goes_from_the_heads_mail_to_closed_in_a_browser(server,
         assert get_finding(conn, finding)["status"] == "closed"
         events = events_of(conn, finding, ZONE)
     assert [(e["action"], e["actor"], e["channel"]) for e in events[1:]] == [
-        ("submit-plan", "H1", "web"), ("approve-plan", "M1", "web"), ("start", "H1", "web"),
+        ("submit-plan", "H1", "web"), ("approve-plan", "M1", "web"), ("special-meeting", "M1", "web"),
+        ("task-force", "M1", "web"), ("start", "H1", "web"),
         ("submit", "H1", "web"), ("verify", "A1", "web"), ("close", "A1", "web")]
     assert events[1]["data"]["evidence_file"]["bytes"] == plan.stat().st_size
+    assert events[4]["data"] == {"lead": "H1", "members": ["H1", "O1", "O2"]}
     assert "整改结果.txt" in browser.page_source   # downloadable from the history
+    photo = tmp_path / "现场照片.txt"
+    photo.write_text("交接班记录本空白三页。", encoding="utf-8")
+    browser.set_window_size(390, 844)
+    manual = record_by_hand(browser, base, title="交接班记录缺失", area="execution", department="CS1",
+                            severity="important", description="现场检查发现夜班交接班记录连续三天未填写。",
+                            files=str(photo), links="https://wiki.example.com/visit/12")
+    with site.engine.connect() as conn:
+        row = get_finding(conn, manual)
+        [raised] = events_of(conn, manual, ZONE)
+    assert (row["rule_id"], row["severity"], row["owner_id"], raised["actor"], raised["channel"]) == (
+        "manual", "important", "H1", "A1", "web")
+    assert [a["evidence"].rsplit("/", 1)[-1] for a in row["evidence"]["attachments"]] == [
+        "现场照片.txt", "12"]
     folder = os.environ.get("WEB_SCREENSHOTS")
     if folder:
         screenshots(browser, base, mailbox, site, Path(folder), tmp_path)

@@ -14,6 +14,7 @@ from sqlalchemy.engine import RowMapping
 
 from opsaudit.cli.app import console
 from opsaudit.i18n import entity_reference, format_value, has_message, text
+from opsaudit.i18n.figures import finding_figures as _figures
 from opsaudit.i18n.findings import ENUM_OF_COLUMN, labelled
 
 # The contract tables a sample's columns come from, in the order they are looked up.
@@ -22,8 +23,9 @@ SAMPLE_TABLES = ("tickets", "qa_reviews", "tasks", "plan_targets", "plans", "ana
 
 
 def print_finding(values: dict[str, Any], row: RowMapping, events: list[dict[str, Any]], handling: str,
-                  language: str, people: Mapping[str, str]) -> None:
-    """The finding, then its history with each person by name (`people`: staff_id → name)."""
+                  language: str, people: Mapping[str, str], previous_cause: Mapping[str, Any] | None = None) -> None:
+    """The finding, the root cause recorded the last time it was found (a recurring finding), then
+    its history with each person by name (`people`: staff_id → name)."""
     out = console()
     facts = row["facts"] or {}
     out.print(text("cli.show.heading", language, id=values["id"]), style="bold", highlight=False)
@@ -32,8 +34,17 @@ def print_finding(values: dict[str, Any], row: RowMapping, events: list[dict[str
     _section(text("cli.show.what", language), [values["title"], values["description"],
                                               *_figures(values, facts, language)])
     _fields(values, row, handling, language)
+    if previous_cause:
+        _section(text("judgment.show.previous_cause", language, id=previous_cause["finding_id"][:8],
+                      at=previous_cause["at"]), cause_lines(previous_cause, language))
     _evidence(values, language)
     _history(events, language, people)
+
+
+def cause_lines(recorded: Mapping[str, Any], language: str) -> list[str]:
+    """`根本原因：…` and `预防措施：…`, as a plan recorded them."""
+    return [_pair(text(f"judgment.field.{name}", language), recorded[name], language)
+            for name in ("cause", "prevention") if recorded.get(name)]
 
 
 def _section(heading: str, lines: list[str]) -> None:
@@ -49,20 +60,6 @@ def _state(values: dict[str, Any], language: str) -> list[str]:
     if values["recurring"]:
         state.append(text("field.recurring", language))
     return state
-
-
-def _figures(values: dict[str, Any], facts: dict[str, Any], language: str) -> list[str]:
-    """Observed against target, the gap, how many were checked and failed: for the rate and score rules."""
-    if values["observed"] is None or values["target"] is None or values["area"] == "data_quality":
-        return []  # a record has no rate; a data-quality share is in its description already
-    unit = facts.get("unit", "rate")
-    shown = "score" if unit == "score" else "percent"
-    gap = abs(values["observed"] - values["target"])
-    gap_text = format_value(gap, "score", language) if unit == "score" else \
-        text("cli.show.gap_points", language, value=gap)
-    return [text("cli.show.figures", language, observed=format_value(values["observed"], shown, language),
-                 target=format_value(values["target"], shown, language), gap=gap_text,
-                 population=values["population"], failures=values["failures"])]
 
 
 def _pair(label: str, value: Any, language: str) -> str:
@@ -99,6 +96,8 @@ def _evidence(values: dict[str, Any], language: str) -> None:
             out.print(f"  {text(label, language)}", highlight=False)
             # The SQL as it is, to copy and rerun: never wrapped or styled.
             typer.echo("    " + sql.replace("\n", "\n    "))
+    for attachment in evidence.get("attachments") or []:
+        out.print(f"  {attachment_text(attachment, language)}", highlight=False, markup=False)
     samples = evidence.get("samples") or []
     if samples:
         out.print(f"  {text('cli.show.samples', language, count=len(samples))}", highlight=False)
@@ -180,7 +179,21 @@ def event_details(event: dict[str, Any], language: str, people: Mapping[str, str
     if data.get("lead"):
         details.append(text("rectification.major.task_force", language, lead=person(data["lead"], language, people),
                             members=[person(member, language, people) for member in data.get("members") or []]))
+    if event["action"] == "regrade" and isinstance(data.get("severity"), dict):
+        details.append(text("judgment.history.regraded", language, old=data["severity"].get("from"),
+                            new=data["severity"].get("to"), due=data["due_at"].get("to")))
+    details += cause_lines(data, language)
+    if event["action"] == "raised" and data.get("attachments"):
+        details.append(text("judgment.history.attachments", language, count=len(data["attachments"])))
     return details
+
+
+def attachment_text(attachment: Mapping[str, Any], language: str) -> str:
+    """A manual finding's evidence: a file with its size and digest, or a URL."""
+    if attachment.get("sha256"):
+        return text("history.evidence_file", language, evidence=attachment["evidence"], size=attachment.get("bytes"),
+                    digest=attachment["sha256"])
+    return text("history.evidence", language, evidence=attachment["evidence"])
 
 
 def evidence_text(event: dict[str, Any], language: str) -> str:

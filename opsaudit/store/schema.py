@@ -196,6 +196,18 @@ web_sessions = Table(
     Column("ended_at", DateTime(timezone=True), nullable=True),
 )
 
+# Each request for a sign-in link within the rate limits' window, so that every process serving
+# the web on this store counts the same requests; older rows are deleted as new ones come.
+web_login_requests = Table(
+    "oa_web_login_requests", metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("requested_at", DateTime(timezone=True), nullable=False),
+    Column("address_hash", String(64), nullable=False, doc="SHA-256 of the address asked for, known or not"),
+    Column("client", Text, nullable=False, doc="the network address the request came from"),
+    Index("ix_oa_web_login_requests_address", "address_hash", "requested_at"),
+    Index("ix_oa_web_login_requests_client", "client", "requested_at"),
+)
+
 samples = Table(
     "oa_samples", metadata,
     Column("id", Integer, primary_key=True, autoincrement=True),

@@ -51,9 +51,10 @@ def create_app(settings: Settings | None = None, *, clock: Callable[[], datetime
     app.state.trusted = security.trusted_networks(settings)
     app.mount("/static", StaticFiles(directory=STATIC), name="static")
     _guard(app)
-    from opsaudit.web.pages import auth, findings, reports, scores, work
+    from opsaudit.web.pages import auth, findings, new_finding, reports, scores, work
 
-    for module in (auth, work, findings, reports, scores):
+    # new_finding before findings: /findings/new is no finding's id.
+    for module in (auth, work, new_finding, findings, reports, scores):
         app.include_router(module.router)
     return app
 

@@ -37,8 +37,8 @@ DIRECTORY_AGE = timedelta(seconds=30)
 
 @dataclass
 class Web:
-    """The app's resources, made once at start-up: the configuration, the templates, the rate
-    limits, and the directory kept for DIRECTORY_AGE."""
+    """The app's resources, made once at start-up: the configuration, the templates, and the
+    directory kept for DIRECTORY_AGE."""
 
     settings: Settings
     store: Engine
@@ -47,8 +47,6 @@ class Web:
     clock: Callable[[], datetime]
     config: Config
     templates: Jinja2Templates = field(default_factory=lambda: Jinja2Templates(directory=str(TEMPLATES)))
-    per_address: security.RateLimit = field(default_factory=lambda: security.RateLimit(5, 15 * 60))
-    per_client: security.RateLimit = field(default_factory=lambda: security.RateLimit(20, 15 * 60))
     _kept: tuple[datetime, Directory] | None = field(default=None, init=False, repr=False)
 
     def directory(self, *, fresh: bool = False) -> Directory:
@@ -96,6 +94,12 @@ class Visitor:
     def is_audit_lead(self) -> bool:
         lead = self.directory.audit_lead()
         return lead is not None and lead.staff_id == self.staff_id
+
+    @property
+    def may_record(self) -> bool:
+        """Whether the visitor may record a problem found by hand (`findings add`): an auditor of
+        the operations department, as `store.roles` finds them."""
+        return Role.AUDITOR in self.standing_roles
 
     @cached_property
     def standing_roles(self) -> frozenset[Role]:

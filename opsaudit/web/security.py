@@ -1,5 +1,5 @@
-"""The web's secrets and guards: the signing key, signed cookies, digests of tokens, CSRF tokens,
-rate limits and the trusted single sign-on proxies. Nothing here logs a secret."""
+"""The web's secrets and guards: the signing key, signed cookies, digests of tokens, CSRF tokens
+and the trusted single sign-on proxies. Nothing here logs a secret."""
 
 from __future__ import annotations
 
@@ -9,9 +9,6 @@ import hmac
 import ipaddress
 import os
 import secrets
-import threading
-import time
-from collections import defaultdict, deque
 from pathlib import Path
 
 from opsaudit.errors import ConfigError
@@ -71,27 +68,6 @@ def unsign(key: bytes, purpose: str, signed: str | None) -> str | None:
 
 def same(given: str | None, expected: str) -> bool:
     return bool(given) and hmac.compare_digest(given.encode(), expected.encode())
-
-
-class RateLimit:
-    """At most `limit` events per key within `window` seconds, in this process (one server)."""
-
-    def __init__(self, limit: int, window: float) -> None:
-        self.limit, self.window = limit, window
-        self._seen: dict[str, deque[float]] = defaultdict(deque)
-        self._lock = threading.Lock()
-
-    def allow(self, key: str) -> bool:
-        """Count one event for key; False once the key has had its limit in the window."""
-        now = time.monotonic()
-        with self._lock:
-            seen = self._seen[key]
-            while seen and seen[0] <= now - self.window:
-                seen.popleft()
-            if len(seen) >= self.limit:
-                return False
-            seen.append(now)
-            return True
 
 
 def trusted_networks(settings: Settings) -> tuple[ipaddress.IPv4Network | ipaddress.IPv6Network, ...]:

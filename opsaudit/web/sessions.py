@@ -1,5 +1,5 @@
-"""Sign-in links and sessions in the audit store. Only digests of their secrets are stored: a copy
-of the store signs nobody in."""
+"""Sign-in links, their rate limits and sessions in the audit store. Only digests of their secrets
+are stored: a copy of the store signs nobody in."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ from datetime import datetime, timedelta
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
-from opsaudit.store.schema import web_logins, web_sessions
+from opsaudit.store.schema import web_login_requests, web_logins, web_sessions
 from opsaudit.store.times import from_db, to_db
 from opsaudit.web.security import digest
 
@@ -17,6 +17,30 @@ LINK_LIFETIME = timedelta(minutes=15)
 IDLE_TIMEOUT = timedelta(hours=8)
 # last_seen_at is written at most this often, so reading pages stays reading.
 SEEN_EVERY = timedelta(minutes=1)
+# Requests for a link within the window: per address asked for, and per client.
+LIMIT_WINDOW = timedelta(minutes=15)
+PER_ADDRESS = 5
+PER_CLIENT = 20
+
+
+def allow_link_request(conn: Connection, address: str, client: str, now: datetime) -> bool:
+    """Whether a request for a link to `address` from `client` is within both limits, counted over
+    every process on this store; an allowed request is counted, and requests older than the window
+    are deleted. Known and unknown addresses count alike, so being limited tells nothing either."""
+    requests = web_login_requests.c
+    since = to_db(now - LIMIT_WINDOW)
+    address_hash = digest(address)
+    per_address, per_client = conn.execute(
+        sa.select(sa.func.count().filter(requests.address_hash == address_hash),
+                  sa.func.count().filter(requests.client == client))
+        .where(requests.requested_at > since,
+               sa.or_(requests.address_hash == address_hash, requests.client == client))).one()
+    allowed = per_address < PER_ADDRESS and per_client < PER_CLIENT
+    if allowed:
+        conn.execute(web_login_requests.insert().values(requested_at=to_db(now), address_hash=address_hash,
+                                                        client=client))
+    conn.execute(web_login_requests.delete().where(requests.requested_at <= since))
+    return allowed
 
 
 def issue_link(conn: Connection, staff_id: str, now: datetime) -> str:

@@ -99,13 +99,13 @@ def allowed_actions(row: RowMapping, visitor: Visitor, names: tuple[str, ...] | 
     `lifecycle.check_allowed` asks for, with the visitor's roles found once per page, not once per
     action and row (the visitor is an active person, which check_allowed asks first)."""
     roles = visitor.roles_on(row)
-    allowed = []
-    for name in names or tuple(lifecycle.ACTIONS):
-        action = lifecycle.ACTIONS[name]
-        sources = action.sources + (action.general_sources if row["severity"] == "general" else ())
-        if row["status"] in sources and roles & set(action.roles):
-            allowed.append(name)
-    return allowed
+    return [name for name in names or tuple(lifecycle.ACTIONS) if may_take(lifecycle.ACTIONS[name], row, roles)]
+
+
+def may_take(action: lifecycle.Action, row: RowMapping, roles: frozenset[Role]) -> bool:
+    """Whether someone with `roles` on the finding may take `action` in the finding's state."""
+    sources = action.sources + (action.general_sources if row["severity"] == "general" else ())
+    return row["status"] in sources and bool(roles & set(action.roles))
 
 
 def page_of(conn: Connection, visitor: Visitor, where: FindingFilter, *, page: int, size: int,

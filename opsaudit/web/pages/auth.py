@@ -51,8 +51,9 @@ def request_link(request: Request, background: BackgroundTasks, email: str = For
     web = web_of(request)
     address = email.strip().casefold()
     client = request.client.host if request.client else "unknown"
-    # Both limits count every request, known address or not, so being limited tells nothing either.
-    if not (web.per_client.allow(client) & web.per_address.allow(address)):
+    with web.store.begin() as conn:
+        allowed = sessions.allow_link_request(conn, address, client, web.now())
+    if not allowed:
         return render(request, "error.html", language, status=429, message=text("web.error.too_many", language))
     person = find_person(web.directory(fresh=True), address) if "@" in address else None
     if person is not None and person.email:

@@ -10,34 +10,37 @@ import io
 import re
 import shutil
 import tempfile
+from collections.abc import AsyncIterator, Callable, Iterator, Mapping
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlencode
 
 import sqlalchemy as sa
-from fastapi import APIRouter, Depends, File, Form, Request, UploadFile
+from fastapi import APIRouter, BackgroundTasks, Depends, Request, UploadFile
 from fastapi.responses import FileResponse, JSONResponse, RedirectResponse, Response
+from starlette.datastructures import FormData
 
 from opsaudit.config.models import Deadlines
 from opsaudit.errors import InputError
 from opsaudit.i18n import text
+from opsaudit.i18n.figures import finding_figures
+from opsaudit.manual import alert_if_major
+from opsaudit.reports.delivery import deliver_pending
 from opsaudit.store import lifecycle
 from opsaudit.store.finding_views import SEVERITIES, STATUSES, FindingFilter, events_of, resolve_run
 from opsaudit.store.schema import audit_runs
 from opsaudit.store.times import from_db
 from opsaudit.web import security
+from opsaudit.web.actions import FORMS, LINK, BadValue, Doer, Kind, offered, read, shown
 from opsaudit.web.context import NotFound, Visitor, render, visitor, web_of
 from opsaudit.web.pages.rows import finding_rows
-from opsaudit.web.views import all_matching, allowed_actions, names_of, page_of, visible_finding
+from opsaudit.web.views import all_matching, names_of, page_of, visible_finding
 
 router = APIRouter()
 PAGE_SIZE = 50
 AREAS = ("customer_service", "execution", "planning", "data_analysis", "data_quality")
 MAX_EVIDENCE_BYTES = 20 * 1024 * 1024
-# The fields each action's form asks for, beyond a note; a field shows only when the lifecycle's
-# Request takes it, so the forms follow what the lifecycle accepts.
-FIELDS: dict[str, tuple[str, ...]] = {"assign": ("to",), "submit-plan": ("cause", "prevention", "evidence"),
-                                      "submit": ("evidence",), "regrade": ("severity",)}
 _SAFE_NAME = re.compile(r"[^\w.\-]+", re.UNICODE)
 
 
@@ -123,7 +126,7 @@ def findings_download(request: Request, kind: str, who: Visitor = Depends(visito
 
 @router.get("/findings/{finding_id}")
 def finding_page(request: Request, finding_id: str, who: Visitor = Depends(visitor)) -> Response:
-    from opsaudit.cli.finding_text import _figures, channel_text, sample_line
+    from opsaudit.cli.finding_text import channel_text, sample_line
     from opsaudit.cli.findings import readable
 
     web = web_of(request)
@@ -136,17 +139,19 @@ def finding_page(request: Request, finding_id: str, who: Visitor = Depends(visit
     evidence = values["evidence"] or {}
     samples = [sample_line({k: v for k, v in sample.items() if v != values["entity_id"]}, who.language)
                for sample in evidence.get("samples") or []]
-    # The step the finding waits for first; handing it to someone else or reopening it after.
-    ordered = sorted(allowed_actions(row, who), key=lambda name: name in ("assign", "reopen"))
-    actions = [_form(name, row, who) for name in ordered]
+    actions = [{"name": form.name, "uploads": form.uploads,
+                "fields": shown(form, who.directory, who.language, severity=row["severity"], row=row,
+                                values={"severity": row["severity"]})}
+               for form in offered(row, who.roles_on(row))]
     history = [{**event, "door": channel_text(event, who.language),
                 "file": (event.get("data") or {}).get("evidence_file")} for event in events]
     return render(request, "finding.html", who.language, visitor=who, f=values, row=row,
-                  figures=_figures(values, row["facts"] or {}, who.language), samples=samples,
+                  figures=finding_figures(values, row["facts"] or {}, who.language), samples=samples,
                   handling=handling_text(row["severity"], web.config.thresholds.deadlines, who.language),
-                  major=handling, history=history,
-                  actions=actions, flow_url=flow_run_url(run.flow_run_id) if run and run.flow_run_id else None,
-                  overdue=from_db(row["due_at"]) < web.now() and row["status"] != "closed")
+                  major=handling, history=history, attachments=attachments_of(row, web.settings.data_dir),
+                  actions=actions, today=web.now().date(), found_on=from_db(row["found_at"], web.settings.tz).date(),
+                  flow_url=flow_run_url(run.flow_run_id) if run and run.flow_run_id else None,
+                  overdue=from_db(row["due_at"]) < web.now() and row["status"] in lifecycle.NOT_CLOSED)
 
 
 def handling_text(severity: str, deadlines: Deadlines, language: str) -> str:
@@ -156,16 +161,18 @@ def handling_text(severity: str, deadlines: Deadlines, language: str) -> str:
     return text(f"handling.{severity}", language, deadline=days[severity], plan_deadline=deadlines.major_plan)
 
 
-def _form(name: str, row: Any, who: Visitor) -> dict[str, Any]:
-    """One action's form: its fields, which are required, and the people it may go to."""
-    action = lifecycle.ACTIONS[name]
-    takes = {field.name for field in dataclasses.fields(lifecycle.Request)} | {"evidence"}
-    fields = [field for field in FIELDS.get(name, ()) if field in takes]
-    people = []
-    if "to" in fields:
-        people = [p for p in who.directory.people.values()
-                  if p.active and p.department_id == row["department_id"] and p.staff_id != row["owner_id"]]
-    return {"name": name, "fields": fields, "needs": action.needs, "people": people}
+def attachments_of(row: Any, data_dir: Path) -> list[dict[str, Any]]:
+    """A manual finding's evidence as its page lists it: a file uploaded on the web (kept under
+    the evidence folder) to download by its number, a web address to follow, anything else (a
+    file named on the command line) by its name and digest."""
+    root = _evidence_root(data_dir)
+    listed = []
+    for given in (row["evidence"] or {}).get("attachments") or []:
+        kept = given["evidence"]
+        listed.append({**given, "name": Path(kept).name,
+                       "download": bool(given.get("sha256")) and Path(kept).resolve().is_relative_to(root),
+                       "href": kept if LINK.match(kept) else None})
+    return listed
 
 
 def flow_run_url(flow_run_id: str) -> str:
@@ -176,44 +183,69 @@ def flow_run_url(flow_run_id: str) -> str:
     return f"{(base or 'http://127.0.0.1:4200').rstrip('/')}/runs/flow-run/{flow_run_id}"
 
 
+async def posted_form(request: Request) -> AsyncIterator[FormData]:
+    """The posted fields and files, closed when the answer has gone."""
+    async with request.form() as form:
+        yield form
+
+
 @router.post("/findings/{finding_id}/{action}")
-def act(request: Request, finding_id: str, action: str, who: Visitor = Depends(visitor),
-        csrf_token: str = Form(""), note: str = Form(""), to: str = Form(""), severity: str = Form(""),
-        cause: str = Form(""), prevention: str = Form(""), evidence: UploadFile | None = File(None)) -> Response:
-    """One step of the lifecycle, by the same code as the CLI: 303 back, or 403 with its reason."""
+def act(request: Request, finding_id: str, action: str, background: BackgroundTasks,
+        who: Visitor = Depends(visitor), posted: FormData = Depends(posted_form)) -> Response:
+    """One declared action (`web.actions.FORMS`), by the store's code as the CLI's: 303 back, 400
+    for a field it needs, or 403 with the store's one-line refusal; nothing changes unless it is done."""
     language = who.language
-    if not security.same(csrf_token, who.csrf):
+    if not security.same(str(posted.get("csrf_token") or ""), who.csrf):
         return render(request, "error.html", language, visitor=who, status=403,
                       message=text("web.error.csrf", language))
-    if action not in lifecycle.ACTIONS:
+    form = FORMS.get(action)
+    if form is None:
         raise NotFound()
     web = web_of(request)
     with web.store.connect() as conn:
         row = visible_finding(conn, who, finding_id)
-    needed = lifecycle.ACTIONS[action].needs
-    given = {"note": note, "to": to, "evidence": evidence.filename if evidence else ""}
-    if needed and not given.get(needed, "").strip():
-        return render(request, "error.html", language, visitor=who, status=400,
-                      message=text("web.error.needs", language, field=text(f"web.field.{needed}", language)))
-    takes = {field.name for field in dataclasses.fields(lifecycle.Request)}
-    extra = {name: value.strip() for name, value in (("cause", cause), ("prevention", prevention),
-                                                     ("severity", severity)) if name in takes and value.strip()}
-    stored, fresh = _store_upload(evidence, web.settings.data_dir) if evidence and evidence.filename else (None, False)
-    try:  # decided on the staff and departments tables as they are now, not as a page showed them
+    try:
+        values = read(form, posted, row["severity"])
+    except BadValue as bad:
+        return render(request, "error.html", language, visitor=who, status=400, message=bad.text(language))
+    with kept_uploads(web.settings.data_dir) as keep:
+        for field in form.fields:
+            if field.kind is Kind.FILE and values[field.name] is not None:
+                values[field.name] = keep(values[field.name])
+        # Decided on the staff and departments tables as they are now, not as a page showed them.
+        directory, now = web.directory(fresh=True), web.now()
         with web.store.begin() as conn:
-            lifecycle.perform(conn, row["id"], lifecycle.Request(
-                action, who.staff_id, note=note.strip() or None, evidence=str(stored) if stored else None,
-                to=to.strip() if action == "assign" else None, channel="web", **extra),
-                web.directory(fresh=True), now=web.now(), language=language)
-    except Exception:
-        if fresh and stored:  # nothing changed, so nothing is kept either
-            shutil.rmtree(stored.parent, ignore_errors=True)
-        raise
+            form.perform(conn, row["id"], Doer(who.staff_id, directory, now, language,
+                                               web.config.thresholds.deadlines), values)
+            # A finding the lead regrades to major alerts the operations manager at once, as from the CLI.
+            alerted = alert_if_major(conn, row["id"], directory, web.settings, web.config, now=now) \
+                if action == "regrade" else None
+    if alerted is not None and alerted.messages:
+        background.add_task(deliver_pending, web.store, web.settings)
     return RedirectResponse(f"/findings/{row['id']}", status_code=303)
 
 
 class TooLarge(Exception):
     """An evidence file over MAX_EVIDENCE_BYTES."""
+
+
+@contextmanager
+def kept_uploads(data_dir: Path) -> Iterator[Callable[[UploadFile], str]]:
+    """`keep(upload)`: the upload kept under the data dir by its SHA-256, as its path. The folders
+    made for this request are removed again when the block fails: then nothing changed."""
+    made: list[Path] = []
+
+    def keep(upload: UploadFile) -> str:
+        stored, fresh = _store_upload(upload, data_dir)
+        made.extend([stored.parent] if fresh else [])
+        return str(stored)
+
+    try:
+        yield keep
+    except BaseException:
+        for folder in made:
+            shutil.rmtree(folder, ignore_errors=True)
+        raise
 
 
 def _store_upload(upload: UploadFile, data_dir: Path) -> tuple[Path, bool]:
@@ -257,12 +289,29 @@ def evidence_file(request: Request, finding_id: str, event_id: int, who: Visitor
         row = visible_finding(conn, who, finding_id)
         event = conn.execute(sa.select(finding_events.c.evidence, finding_events.c.data).where(
             finding_events.c.id == event_id, finding_events.c.finding_id == row["id"])).first()
-    facts = (event.data or {}).get("evidence_file") if event else None
-    path = Path(event.evidence) if event and event.evidence else None
-    root = _evidence_root(web.settings.data_dir)
-    if not facts or path is None or not path.is_relative_to(root) or not path.is_file():
+    return _kept_file(request, who, event.evidence if event else None,
+                      (event.data or {}).get("evidence_file") if event else None)
+
+
+@router.get("/findings/{finding_id}/attachments/{number}")
+def attachment_file(request: Request, finding_id: str, number: int, who: Visitor = Depends(visitor)) -> Response:
+    """A manual finding's evidence file, by its place among the finding's attachments."""
+    web = web_of(request)
+    with web.store.connect() as conn:
+        row = visible_finding(conn, who, finding_id)
+    attachments = (row["evidence"] or {}).get("attachments") or []
+    given = attachments[number] if 0 <= number < len(attachments) else {}
+    return _kept_file(request, who, given.get("evidence"), given)
+
+
+def _kept_file(request: Request, who: Visitor, kept: str | None, facts: Mapping[str, Any] | None) -> Response:
+    """A file kept under the evidence folder, when it is still the one recorded (same SHA-256);
+    404 for any other path."""
+    path = Path(kept).resolve() if kept else None
+    if not facts or not facts.get("sha256") or path is None or \
+            not path.is_relative_to(_evidence_root(web_of(request).settings.data_dir)) or not path.is_file():
         raise NotFound()
-    if hashlib.sha256(path.read_bytes()).hexdigest() != facts.get("sha256"):
+    if hashlib.sha256(path.read_bytes()).hexdigest() != facts["sha256"]:
         return render(request, "error.html", who.language, visitor=who, status=409,
                       message=text("web.error.changed_file", who.language))
     return FileResponse(path, filename=path.name, content_disposition_type="attachment")

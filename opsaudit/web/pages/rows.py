@@ -9,6 +9,7 @@ from typing import Any
 from sqlalchemy.engine import RowMapping
 
 from opsaudit.store.finding_views import finding_text
+from opsaudit.store.lifecycle import NOT_CLOSED
 from opsaudit.store.times import from_db
 from opsaudit.web.context import Visitor
 
@@ -23,7 +24,7 @@ def finding_rows(rows: Sequence[RowMapping], who: Visitor, now: datetime,
         shown.append({
             "id": row["id"], "title": finding_text(row, language)[0], "severity": row["severity"],
             "status": row["status"], "period": row["period"], "due": due,
-            "overdue": due < now and row["status"] != "closed",
+            "overdue": due < now and row["status"] in NOT_CLOSED,
             "department": directory.department_label(row["department_id"], language),
             "owner": directory.person_label(row["owner_id"], language) if row["owner_id"] else None,
             "actions": actions(row) if actions else []})
