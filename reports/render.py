@@ -197,7 +197,14 @@ class View:
             return self.department(entity_id)
         if entity_type == "agent":
             return self.person(entity_id)
+        if entity_type == "deliverable":
+            return self.deliverable(entity_id)
         return entity_reference(entity_type, entity_id, self.language)
+
+    def deliverable(self, entity_id: str) -> str:
+        """`D03/monthly/2026-10` as a manager reads it: 客服三部（D03）2026年10月的应交计划或报告."""
+        department_id, _kind, period = entity_id.split("/", 2)
+        return self.t("report.entity.deliverable", department=self.department(department_id), period=period)
 
     def figure(self, value: float | None, unit: str | None) -> str:
         """A rate as a percentage, a score as points."""
