@@ -18,6 +18,7 @@ from markupsafe import Markup
 
 from opsaudit.errors import InputError
 from opsaudit.i18n import check_language, entity_reference, format_value, has_message, recommendation, text
+from opsaudit.i18n.findings import deliverable_label
 from opsaudit.i18n.findings import labelled
 from opsaudit.i18n.render import Message
 from opsaudit.reports import charts, fonts
@@ -202,9 +203,8 @@ class View:
         return entity_reference(entity_type, entity_id, self.language)
 
     def deliverable(self, entity_id: str) -> str:
-        """`D03/monthly/2026-10` as a manager reads it: 客服三部（D03）2026年10月的应交计划或报告."""
-        department_id, _kind, period = entity_id.split("/", 2)
-        return self.t("report.entity.deliverable", department=self.department(department_id), period=period)
+        """`D03/monthly/2026-10` as a manager reads it: 客服三部（D03）：2026年10月的应交计划或报告."""
+        return deliverable_label(entity_id, self.language, self.department(entity_id.split("/", 1)[0]))
 
     def figure(self, value: float | None, unit: str | None) -> str:
         """A rate as a percentage, a score as points."""

@@ -10,7 +10,7 @@ import pytest
 from opsaudit.checks.quality_config import RULE_IDS as DQ_RULE_IDS
 from opsaudit.checks.spec import AREA_FILES, load_area
 from opsaudit.i18n import FindingText, UnknownRuleError, catalogue, recommendation, render_finding, rule_ids
-from opsaudit.i18n.findings import description_key
+from opsaudit.i18n.findings import deliverable_label, description_key, entity_reference
 
 ZH, EN = "zh-CN", "en"
 LATIN = re.compile(r"[A-Za-z]+")
@@ -271,3 +271,10 @@ def test_an_unknown_rule_is_a_clear_error():
     with pytest.raises(UnknownRuleError, match="no description for a ticket"):
         render_finding("cs.satisfaction_rate", "ticket", RATE, ZH)
 
+
+
+def test_a_missing_plan_or_report_is_named_by_its_department_and_period_not_its_id():
+    """`CS1/quarterly/2026Q4` holds an English word; people read whose it is and for which period."""
+    assert entity_reference("deliverable", "CS1/quarterly/2026Q4", "zh-CN") == "CS1：2026年第四季度的应交计划或报告"
+    assert entity_reference("deliverable", "DA/monthly/2026-10", "en") == "DA: the plan or report due for October 2026"
+    assert deliverable_label("D03/annual/2027", "zh-CN", "客服三部（D03）") == "客服三部（D03）：2027年的应交计划或报告"

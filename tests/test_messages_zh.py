@@ -11,7 +11,7 @@ from datetime import datetime
 import pytest
 import sqlalchemy as sa
 from dashboard import run_logs, run_of
-from test_flows import company as small_company_on_both_databases  # noqa: F401  (the `company` fixture)
+from test_flows import company  # noqa: F401 - the fixture
 
 from opsaudit.audit import build_context, preflight
 from opsaudit.db import check_reachable, source_engine

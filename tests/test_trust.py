@@ -17,6 +17,7 @@ from pathlib import Path
 import pytest
 import sqlalchemy as sa
 
+from opsaudit.checks.spec import load_area
 from opsaudit.demo import build_demo
 from opsaudit.store.schema import VERSION_TABLE, audit_runs, finding_events, findings
 
@@ -161,9 +162,8 @@ CASES = [
          "config/thresholds.yaml: min_population: Input should be greater than or equal to 1",
          files={THRESHOLDS: "min_population: 0\n"}),
     Case("every rule disabled", _run(), 1, "audits.cs-monthly.areas：customer_service中没有启用的稽查规则",
-         files={THRESHOLDS: "rules:\n" + "".join(f"  cs.{r}: {{enabled: false}}\n" for r in (
-             "satisfaction_rate", "complaint_satisfaction_rate", "handling_rate", "revisit_rate",
-             "first_response_rate", "qa_attitude", "qa_compliance"))}),
+         files={THRESHOLDS: "rules:\n" + "".join(f"  {rule}: {{enabled: false}}\n"
+                                                   for rule in load_area("customer_service").rules)}),
     Case("unknown config file", _run(), 1, "config/thresholds_old.yaml: unknown configuration file",
          files={"config/thresholds_old.yaml": "x: 1\n"}),
     Case("select that writes", ("init", "--check-source"), 1,

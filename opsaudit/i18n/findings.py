@@ -190,10 +190,18 @@ def entity_reference(entity_type: str, entity_id: str, language: str) -> str:
     the whole company, without the id it is stored under."""
     if entity_type == "company":
         return text("finding.scope.company", language)
+    if entity_type == "deliverable":
+        return deliverable_label(entity_id, language)
     table, _, column = entity_id.partition(".")
     if entity_type == "table_column" and column == "*":
         return text("contract.table_reference", language, table=table)
     return f"{format_value(entity_type, 'enum.entity_type', language)} {entity_id}"
+
+
+def deliverable_label(entity_id: str, language: str, department: str | None = None) -> str:
+    """`D03/monthly/2026-10` in words: D03：2026年10月的应交计划或报告; the period says the kind."""
+    department_id, _kind, period = entity_id.split("/", 2)
+    return text("report.entity.deliverable", language, department=department or department_id, period=period)
 
 
 def table_label(table: str, language: str) -> str:
