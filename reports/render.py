@@ -18,8 +18,7 @@ from markupsafe import Markup
 
 from opsaudit.errors import InputError
 from opsaudit.i18n import check_language, entity_reference, format_value, has_message, recommendation, text
-from opsaudit.i18n.findings import deliverable_label
-from opsaudit.i18n.findings import labelled
+from opsaudit.i18n.findings import deliverable_label, labelled
 from opsaudit.i18n.render import Message
 from opsaudit.reports import charts, fonts
 from opsaudit.reports.findings_workbook import COLUMNS, row_values

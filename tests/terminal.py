@@ -41,3 +41,8 @@ def on_a_terminal(*args: str, columns: int = 80) -> str:
 def widest(shown: str) -> int:
     """The widest line's width in terminal cells (a Chinese character takes two)."""
     return max(cell_len(line.rstrip()) for line in shown.splitlines())
+
+
+def error_line(message: str, language: str) -> str:
+    """The one line opsaudit prints on stderr for an error: `opsaudit: 错误：…` / `opsaudit: error: …`."""
+    return f"opsaudit: {'错误：' if language == 'zh-CN' else 'error: '}{message}"

@@ -9,6 +9,7 @@ from test_flows import company  # noqa: F401 - the fixture
 from test_special import cli_env, opsaudit
 
 from opsaudit.store.schema import audit_runs, finding_events, findings
+from tests.terminal import error_line
 
 
 def store_state(engine: sa.Engine) -> tuple[list[tuple], list[tuple], int]:
@@ -59,7 +60,8 @@ def test_a_bad_backfill_range_is_one_line_and_exit_2(tmp_path, args, message):
 
     env = {**os.environ, "OPSAUDIT_DATABASE_URL": f"sqlite:///{tmp_path / 'ops.db'}", "OPSAUDIT_LANGUAGE": "en"}
     result = opsaudit("backfill", "cs-monthly", *args, "--now", "2026-11-30T09:00", env=env)
-    assert result.returncode == 2 and result.stderr.startswith(f"opsaudit: error: {message}"), result.stderr
+    language = "zh-CN" if "zh-CN" in args else "en"
+    assert result.returncode == 2 and result.stderr.startswith(error_line(message, language)), result.stderr
     assert result.stderr.count("\n") == 1
 
 

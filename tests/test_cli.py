@@ -11,6 +11,7 @@ import pytest
 import sqlalchemy as sa
 
 from opsaudit.contract import metadata
+from tests.terminal import error_line
 
 
 def opsaudit(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
@@ -48,7 +49,7 @@ def test_unreachable_store_is_one_line_without_password():
     result = opsaudit("findings", "list", "--store", "postgresql+psycopg://auditor:s3cret@127.0.0.1:1/none")
     assert result.returncode == 1
     assert result.stderr.count("\n") == 1
-    assert result.stderr.startswith("opsaudit: error: 稽查数据库（OPSAUDIT_STORE_URL）：")
+    assert result.stderr.startswith("opsaudit: 错误：稽查数据库（OPSAUDIT_STORE_URL）：")
     assert "s3cret" not in result.stderr and "Traceback" not in result.stderr
 
 
@@ -62,7 +63,7 @@ def test_bad_config_exits_1_naming_file_and_key(tmp_path):
     (tmp_path / "config" / "thresholds.yaml").write_text("rules:\n  cs.satisfaction_rate:\n    target: 9\n")
     result = opsaudit("run", "cs-monthly", "--store", f"sqlite:///{tmp_path / 's.db'}")
     assert result.returncode == 1
-    assert result.stderr.strip() == ("opsaudit: error: config/thresholds.yaml: rules.cs.satisfaction_rate.target: "
+    assert result.stderr.strip() == ("opsaudit: 错误：config/thresholds.yaml: rules.cs.satisfaction_rate.target: "
                                      "must be between 0 and 1")
 
 
@@ -121,7 +122,7 @@ def test_a_database_file_that_is_not_there_is_named_in_the_readers_language(tmp_
     for lang, line in (("zh-CN", f"业务数据库：sqlite:///{missing}：数据库文件 {missing} 不存在"),
                        ("en", f"database: sqlite:///{missing}: no such database file {missing}")):
         result = opsaudit("init", "--check-source", "--db", f"sqlite:///{missing}", "--lang", lang)
-        assert result.returncode == 1 and result.stderr == f"opsaudit: error: {line}\n"
+        assert result.returncode == 1 and result.stderr == error_line(line, lang) + "\n"
 
 
 def test_init_demo_never_replaces_data_without_asking(tmp_path):

@@ -21,6 +21,7 @@ from opsaudit.store import lifecycle
 from opsaudit.store.lifecycle import Refused, Request, perform
 from opsaudit.store.roles import load_directory
 from tests.rectification import FOUND, ZONE, company, directory, problem, raise_findings
+from tests.terminal import error_line
 
 NOW = datetime(2026, 11, 5, 12, tzinfo=ZONE)
 
@@ -63,7 +64,7 @@ def test_opsaudit_scores_refuses_an_empty_or_unaudited_period_in_one_line(store,
                                         "2026-10 to 2026-10")):
         result = opsaudit("scores", "--period", period, env=env)
         assert result.returncode == 2, result.stderr
-        assert result.stderr.startswith(f"opsaudit: error: {message}") and result.stderr.count("\n") == 1
+        assert result.stderr.startswith(error_line(message, "en")) and result.stderr.count("\n") == 1
         assert result.stdout == ""
 
 

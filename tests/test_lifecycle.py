@@ -315,7 +315,7 @@ def test_the_command_line_moves_a_finding_and_refuses_in_one_line(store, db_url,
     english = opsaudit("findings", "reject-plan", finding, "--actor", "M1", "--lang", "en", env=env)
     assert english.returncode == 2 and english.stderr == "opsaudit: error: reject-plan needs --note\n"
     unknown = opsaudit("findings", "show", "nosuchid", env=env)
-    assert unknown.returncode == 1 and unknown.stderr == "opsaudit: error: 没有编号以 nosuchid 开头的问题\n"
+    assert unknown.returncode == 1 and unknown.stderr == "opsaudit: 错误：没有编号以 nosuchid 开头的问题\n"
     assert snapshot(store, finding) == before
     english = opsaudit("findings", "approve-plan", finding, "--actor", "M1", "--lang", "en", env=env)
     assert english.stdout.strip() == (f"finding {finding[:8]}: approve rectification plan, rectification plan awaiting "

@@ -43,7 +43,7 @@ def checked(audit: str = "cs-monthly") -> None:
 
 # --- settings -----------------------------------------------------------------------------------
 
-def test_an_operations_department_not_in_the_departments_table(company, monkeypatch):
+def test_an_operations_department_not_in_the_departments_table(company, monkeypatch):  # noqa: F811
     monkeypatch.setenv("OPSAUDIT_OPERATIONS_DEPARTMENT", "OPZ")
     with pytest.raises(ConfigError) as refused:
         checked()
@@ -52,7 +52,7 @@ def test_an_operations_department_not_in_the_departments_table(company, monkeypa
                                         "of the departments table")
 
 
-def test_an_operations_department_without_an_active_manager(company, monkeypatch):
+def test_an_operations_department_without_an_active_manager(company, monkeypatch):  # noqa: F811
     with company.begin() as conn:
         conn.execute(sa.text("UPDATE staff SET active = :no WHERE staff_id = 'M1'"), {"no": False})
     with pytest.raises(ConfigError) as refused:
@@ -66,7 +66,7 @@ def test_an_operations_department_without_an_active_manager(company, monkeypatch
     pytest.param("A1", "UPDATE staff SET active = :no WHERE staff_id = 'A1'", ("staff",), id="no longer active"),
     pytest.param("M1", None, ("OPS", "manager"), id="not an auditor"),
 ])
-def test_an_audit_lead_who_cannot_be_the_lead(company, monkeypatch, lead, update, named):
+def test_an_audit_lead_who_cannot_be_the_lead(company, monkeypatch, lead, update, named):  # noqa: F811
     if update:
         with company.begin() as conn:
             conn.execute(sa.text(update), {"no": False})
@@ -77,7 +77,7 @@ def test_an_audit_lead_who_cannot_be_the_lead(company, monkeypatch, lead, update
     assert refused.value.text("en").startswith("environment: OPSAUDIT_AUDIT_LEAD: ")
 
 
-def test_an_output_folder_that_cannot_be_written(company, monkeypatch, tmp_path):
+def test_an_output_folder_that_cannot_be_written(company, monkeypatch, tmp_path):  # noqa: F811
     (tmp_path / "outfile").write_text("x")
     monkeypatch.setenv("OPSAUDIT_OUTPUT_DIR", str(tmp_path / "outfile"))
     with pytest.raises(ConfigError) as refused:
@@ -145,7 +145,7 @@ def test_a_store_url_that_is_no_url_names_the_store_setting():
     ("departments", {}, "departments"),
     ("staff", {"requested_by": "M1"}, "requested_by"),
 ])
-def test_a_special_audit_on_a_source_without_a_directory_table(company, table, request_fields, field):
+def test_a_special_audit_on_a_source_without_a_directory_table(company, table, request_fields, field):  # noqa: F811
     with company.begin() as conn:
         conn.execute(sa.text(f"DROP TABLE {table}"))
     request = SpecialAudit(areas=["customer_service"], departments=["D2"], first_day="2026-10-01",
@@ -191,7 +191,7 @@ def refused_run(state) -> str:
     ("cs_weekly", "2026-10", "period：cs-weekly 按周稽查，“2026-10”不是周而是月"),
     ("planning_quarterly", "2026Q4", "period：2026Q4尚未结束"),
 ])
-def test_a_bad_period_from_the_ui_fails_the_run_in_one_chinese_line(company, flow, period, message):
+def test_a_bad_period_from_the_ui_fails_the_run_in_one_chinese_line(company, flow, period, message):  # noqa: F811
     from opsaudit.flows import audits
 
     state = getattr(audits, flow)(period=period, now=NOW, return_state=True)
@@ -201,13 +201,13 @@ def test_a_bad_period_from_the_ui_fails_the_run_in_one_chinese_line(company, flo
         assert conn.execute(sa.select(sa.func.count()).select_from(audit_runs)).scalar() == 0
 
 
-def test_a_period_that_has_not_ended_on_the_real_clock_is_refused(company):
+def test_a_period_that_has_not_ended_on_the_real_clock_is_refused(company):  # noqa: F811
     from opsaudit.flows.audits import cs_monthly
 
     assert "period：2999-01尚未结束" in refused_run(cs_monthly(period="2999-01", return_state=True))
 
 
-def test_a_bad_setting_fails_the_run_in_one_line_before_anything_is_recorded(company, monkeypatch):
+def test_a_bad_setting_fails_the_run_in_one_line_before_anything_is_recorded(company, monkeypatch):  # noqa: F811
     from opsaudit.flows.audits import execution_monthly
 
     monkeypatch.setenv("OPSAUDIT_OPERATIONS_DEPARTMENT", "OPZ")
@@ -215,7 +215,7 @@ def test_a_bad_setting_fails_the_run_in_one_line_before_anything_is_recorded(com
     assert shown == "环境变量OPSAUDIT_OPERATIONS_DEPARTMENT：“OPZ”不是departments表中的部门编号（department_id）"
 
 
-def test_the_refusal_reads_in_english_when_opsaudit_speaks_english(company, monkeypatch):
+def test_the_refusal_reads_in_english_when_opsaudit_speaks_english(company, monkeypatch):  # noqa: F811
     from opsaudit.flows.audits import cs_monthly
 
     monkeypatch.setenv("OPSAUDIT_LANGUAGE", "en")
@@ -223,7 +223,7 @@ def test_the_refusal_reads_in_english_when_opsaudit_speaks_english(company, monk
     assert shown.startswith("period: '2026/11' is not a period")
 
 
-def test_a_bad_month_for_the_circulation_fails_the_run_in_one_line(company):
+def test_a_bad_month_for_the_circulation_fails_the_run_in_one_line(company):  # noqa: F811
     from opsaudit.flows.circulation import monthly_circulation
 
     assert "month：" in refused_run(monthly_circulation(month="2026-13", now=NOW, return_state=True))
@@ -231,7 +231,7 @@ def test_a_bad_month_for_the_circulation_fails_the_run_in_one_line(company):
                                                                           return_state=True))
 
 
-def test_a_flow_called_in_process_raises_the_refusal_itself(company):
+def test_a_flow_called_in_process_raises_the_refusal_itself(company):  # noqa: F811
     """The command line and the demo call the flows directly: the error is raised as itself."""
     from opsaudit.flows.audits import cs_monthly
 
@@ -240,7 +240,7 @@ def test_a_flow_called_in_process_raises_the_refusal_itself(company):
     assert "period：“2026/11”不是有效的期间" in str(refused.value)
 
 
-def test_an_audit_logs_its_steps_in_chinese(company):
+def test_an_audit_logs_its_steps_in_chinese(company):  # noqa: F811
     from opsaudit.flows.audits import execution_monthly
 
     state = execution_monthly(period="2026-10", now=NOW, return_state=True)

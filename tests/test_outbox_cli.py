@@ -81,7 +81,7 @@ def test_retry_without_an_smtp_host_says_so_and_keeps_the_mail(store, db_url):
     message = enqueue(store, "alert:F1")
     result = opsaudit("outbox", "retry", "--store", db_url)
     assert result.returncode == 1
-    assert result.stderr == "opsaudit: error: 未设置邮件服务器（环境变量OPSAUDIT_SMTP_HOST），1封邮件保留在发件箱中。\n"
+    assert result.stderr == "opsaudit: 错误：未设置邮件服务器（环境变量OPSAUDIT_SMTP_HOST），1封邮件保留在发件箱中。\n"
     assert result.stdout == f"等待发送 #{message} 紧急通知：重大问题 alert:F1：尚未尝试发送\n"
     english = opsaudit("outbox", "retry", "--lang", "en", "--store", db_url)
     assert english.returncode == 1
@@ -95,7 +95,7 @@ def test_retry_while_smtp_is_down_then_up_sends_each_message_once(store, db_url,
     down = opsaudit("outbox", "retry", "--store", db_url)
 
     assert down.returncode == 1
-    assert down.stderr == f"opsaudit: error: 2封邮件未能通过邮件服务器127.0.0.1:{smtp_env}发送。\n"
+    assert down.stderr == f"opsaudit: 错误：2封邮件未能通过邮件服务器127.0.0.1:{smtp_env}发送。\n"
     lines = down.stdout.splitlines()
     assert [line.split()[:2] for line in lines] == [["等待发送", f"#{m}"] for m in ids]
     assert "第1次发送失败，下次尝试20" in lines[0] and "cannot connect: Connection refused" in lines[0]
@@ -191,7 +191,7 @@ def test_retry_goes_past_a_poison_message_and_names_the_refused(store, db_url, s
         result = opsaudit("outbox", "retry", "--store", db_url)
 
     assert result.returncode == 1
-    assert result.stderr == f"opsaudit: error: 1封邮件未能通过邮件服务器127.0.0.1:{smtp_env}发送。\n"
+    assert result.stderr == f"opsaudit: 错误：1封邮件未能通过邮件服务器127.0.0.1:{smtp_env}发送。\n"
     assert result.stdout.splitlines() == [
         f"发送成功 #{partly} 紧急通知：重大问题 alert:F2 → s003@example.com"
         "（拒收：bad@example.com（550 5.1.1 no such user））",

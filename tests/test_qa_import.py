@@ -381,7 +381,7 @@ def test_the_command_prints_one_sentence_and_lists_errors_in_the_language_asked(
     refused = _opsaudit("qa", "import", str(csv_path), "--db", db_url, "--lang", "zh-CN")
     assert refused.returncode == 1 and refused.stdout == ""
     assert refused.stderr.splitlines() == [
-        f"opsaudit: error: {csv_path}：2处错误，未导入任何记录：",
+        f"opsaudit: 错误：{csv_path}：2处错误，未导入任何记录：",
         "  第3行：复核人S404不是已登记的员工",
         "  第6行：复核人S404不是已登记的员工",
     ]

@@ -137,7 +137,7 @@ def test_schedules_table_shows_the_next_run_and_a_bad_cron_is_one_line(tmp_path)
     (tmp_path / "config" / "audits.yaml").write_text('audits:\n  data-quarterly:\n    cron: "0 9 1 13 *"\n')
     failed = opsaudit("schedules", "--format", "json")
     assert failed.returncode == 1 and failed.stdout == ""
-    assert failed.stderr.startswith("opsaudit: error: config/audits.yaml: audits.data-quarterly.cron: '0 9 1 13 *'")
+    assert failed.stderr.startswith("opsaudit: 错误：config/audits.yaml: audits.data-quarterly.cron: '0 9 1 13 *'")
     assert len(failed.stderr.strip().splitlines()) == 1
 
 
@@ -196,7 +196,7 @@ def test_serve_refuses_to_start_without_a_store_or_on_a_taken_port(tmp_path):
     database = f"sqlite:///{tmp_path / 'ops.db'}"
     no_store = opsaudit("serve", "--db", database)
     assert no_store.returncode == 1 and len(no_store.stderr.strip().splitlines()) == 1
-    assert no_store.stderr.startswith("opsaudit: error: ") and "init" in no_store.stderr
+    assert no_store.stderr.startswith("opsaudit: 错误：") and "init" in no_store.stderr
     assert opsaudit("serve", "--port", "0").returncode == 2
     assert opsaudit("init", "--db", database).returncode == 0
     with socket.socket() as taken:
@@ -205,5 +205,5 @@ def test_serve_refuses_to_start_without_a_store_or_on_a_taken_port(tmp_path):
         port = taken.getsockname()[1]
         refused = opsaudit("serve", "--db", database, "--port", str(port))
     assert refused.returncode == 1
-    assert refused.stderr.strip() == (f"opsaudit: error: port {port} on 127.0.0.1 is in use: choose another with "
-                                      "--port, or set PREFECT_API_URL to serve against a running Prefect server")
+    assert refused.stderr.strip() == (f"opsaudit: 错误：127.0.0.1的端口{port}已被占用：请用--port换一个端口，"
+                                      "或设置环境变量PREFECT_API_URL连接正在运行的调度服务器")

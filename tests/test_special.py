@@ -19,6 +19,7 @@ from test_flows import small_company
 from opsaudit.special import SpecialAudit
 from opsaudit.store.migrate import upgrade
 from opsaudit.store.schema import audit_runs, findings, outbox, reports
+from tests.terminal import error_line
 
 pytestmark = pytest.mark.usefixtures("prefect_harness")
 
@@ -240,7 +241,8 @@ def test_a_bad_special_audit_on_the_command_line_is_one_line_and_exit_2(tmp_path
     result = opsaudit(*special_args(**changes), "--now", "2026-11-30T09:00", env=cli_env(database))
 
     assert result.returncode == 2, result.stderr
-    assert result.stderr.startswith(f"opsaudit: error: {message}") and result.stderr.count("\n") == 1
+    language = changes.get("--lang", "zh-CN")
+    assert result.stderr.startswith(error_line(message, language)) and result.stderr.count("\n") == 1
     with engine.connect() as conn:
         assert conn.execute(sa.select(sa.func.count()).select_from(audit_runs)).scalar() == 0
 

@@ -22,6 +22,7 @@ from opsaudit.periods import date_range
 from opsaudit.source import Source
 from opsaudit.store.migrate import upgrade
 from opsaudit.store.schema import audit_runs, check_results
+from tests.terminal import error_line
 
 AREAS = ("customer_service", "execution", "planning", "data_analysis")
 WINDOW = date_range(date(2026, 10, 3), date(2026, 11, 1))   # the 30 days before 2 November
@@ -179,4 +180,4 @@ def test_spot_check_options_are_checked_in_one_line(tmp_path, args, message):
     import os
 
     result = opsaudit(*args, env={**os.environ, "OPSAUDIT_DATABASE_URL": f"sqlite:///{tmp_path / 'ops.db'}"})
-    assert result.returncode == 2 and result.stderr.startswith(f"opsaudit: error: {message}"), result.stderr
+    assert result.returncode == 2 and result.stderr.startswith(error_line(message, "zh-CN")), result.stderr

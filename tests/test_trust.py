@@ -259,7 +259,7 @@ def test_hostile_input_is_one_line_and_changes_nothing(case: Case, company: Path
     result = run_cli(*args, env=env)
 
     assert result.returncode == case.code, result.stderr
-    assert result.stderr.count("\n") == 1 and result.stderr.startswith("opsaudit: error: "), result.stderr
+    assert result.stderr.count("\n") == 1 and result.stderr.startswith("opsaudit: 错误："), result.stderr
     assert case.message in result.stderr, result.stderr
     assert "Traceback" not in result.stderr and "s3cret" not in result.stderr
     assert snapshot(store) == before

@@ -314,11 +314,11 @@ def main() -> None:
 
         where = text("cli_help.error.see_help", language, command=exc.ctx.command_path) if exc.ctx is not None else ""
         message = " ".join(usage_message(exc, language).split())  # one line
-        _fail(f"{message}{where}", 2, debug)
+        _fail(f"{message}{where}", 2, debug, language)
     except UsageError as exc:
-        _fail(exc.text(language), 2, debug)
+        _fail(exc.text(language), 2, debug, language)
     except OpsauditError as exc:
-        _fail(exc.text(language), 1, debug)
+        _fail(exc.text(language), 1, debug, language)
     except (KeyboardInterrupt, typer.Abort):
         from opsaudit.i18n import text
 
@@ -336,7 +336,7 @@ def main() -> None:
         from opsaudit.i18n import text
 
         first = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
-        _fail(text("cli_help.error.unexpected", language, kind=type(exc).__name__, detail=first), 1, debug)
+        _fail(text("cli_help.error.unexpected", language, kind=type(exc).__name__, detail=first), 1, debug, language)
     sys.exit(code if isinstance(code, int) else 0)
 
 
@@ -347,8 +347,11 @@ def _quiet_broken_pipe() -> None:
     sys.exit(0)
 
 
-def _fail(message: str, code: int, debug: bool) -> None:
+def _fail(message: str, code: int, debug: bool, language: str) -> None:
+    """`opsaudit: 错误：…` / `opsaudit: error: …`: one line, in the reader's language."""
+    from opsaudit.i18n import text
+
     if debug:
         traceback.print_exc()
-    typer.echo(f"opsaudit: error: {message}", err=True)
+    typer.echo(f"opsaudit: {text('cli_help.error.line', language, message=message)}", err=True)
     sys.exit(code)

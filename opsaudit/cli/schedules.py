@@ -13,6 +13,7 @@ import typer
 
 from opsaudit.cli.app import DbOption, LangOption, StoreOption, app, console, open_store, quiet_prefect, settings_for
 from opsaudit.errors import OpsauditError
+from opsaudit.i18n.render import Message
 
 
 class ScheduleFormat(StrEnum):
@@ -83,8 +84,7 @@ def _require_free_port(port: int) -> None:
         try:
             sock.bind(("127.0.0.1", port))
         except OSError:
-            raise OpsauditError(f"port {port} on 127.0.0.1 is in use: choose another with --port, "
-                                "or set PREFECT_API_URL to serve against a running Prefect server") from None
+            raise OpsauditError(Message.of("error.port_in_use", port=port, option="--port", setting="PREFECT_API_URL")) from None
 
 
 @app.command()
