@@ -4,6 +4,8 @@ documents, recorded by hand with its evidence.
 Rule `manual`, audit `manual`. The manual findings of a month are held by one run of the `manual`
 audit for that month (`store.runs.holding_run`): `findings list --audit-run` lists them as a run's,
 the circulation counts them among the month's audits and the scores among the month's problems.
+An auditor records as many as they found: several problems of one department in one month are
+several findings (the store's key binds only the rules' findings, revision 0009).
 A manual finding's period is the month it was found in; it is listed in the next report of its
 area's periodic audit, the one whose period holds the day it was found (`reports.report_data`).
 From then on it is a finding like any other: owned by its department's head, due by its
@@ -17,7 +19,6 @@ from dataclasses import dataclass
 from datetime import datetime, tzinfo
 from typing import Any
 
-import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
 from opsaudit.checks.results import Severity
@@ -80,7 +81,6 @@ def record_manual_finding(conn: Connection, request: ManualFinding, directory: D
     attachments = [_attachment(given, language) for given in request.evidence]
     local = now.astimezone(zone)
     period = containing("month", local.replace(tzinfo=None))
-    _check_new(conn, entity_type, entity_id, period.label, language)
     run = holding_run(conn, audit=MANUAL, period=period, config_hash=config_hash)
     due_at, plan_due_at = deadlines_for(Severity(severity), local, deadlines)
     finding_id = str(uuid.uuid4())
@@ -160,13 +160,3 @@ def _attachment(given: str, language: str) -> dict[str, Any]:
         raise Refused("needs_text", language, option="--evidence")
     return {"evidence": kept, **(facts or {})}
 
-
-def _check_new(conn: Connection, entity_type: str, entity_id: str, period: str, language: str) -> None:
-    """One manual finding per entity and month, as any rule's per period: a second problem with the
-    same department names what it is about (--entity-type, --entity-id)."""
-    existing = conn.execute(sa.select(findings.c.id, findings.c.status).where(
-        findings.c.rule_id == MANUAL, findings.c.entity_type == entity_type, findings.c.entity_id == entity_id,
-        findings.c.period == period)).first()
-    if existing is not None:
-        raise Refused("already_recorded", language, id=existing.id[:8], status=existing.status, period=period,
-                      options=["--entity-type", "--entity-id"])

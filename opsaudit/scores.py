@@ -30,7 +30,7 @@ from opsaudit.config.models import Scoring
 from opsaudit.errors import UsageError
 from opsaudit.periods import Period, containing, given_month, periods_ending_in
 from opsaudit.reports.recipients import Directory
-from opsaudit.store.findings import COUNTED, OPEN
+from opsaudit.store.findings import COUNTED, MANUAL, OPEN
 from opsaudit.store.lifecycle import WITH_OWNER
 from opsaudit.store.schema import audit_runs, finding_events, findings
 from opsaudit.store.times import from_db, to_db, utcnow
@@ -112,14 +112,15 @@ def _labels_ending_in(period: Period) -> list[str]:
 
 
 def problems(conn: Connection, period: Period) -> list[RowMapping]:
-    """The month's problems: one finding per rule and entity, the most severe (then the first)."""
+    """The month's problems: one finding per rule and entity, the most severe (then the first);
+    each manual finding is a problem of its own."""
     rows = conn.execute(sa.select(findings).where(COUNTED, sa.or_(
         findings.c.period.in_(_labels_ending_in(period)),
         findings.c.period.like(f"%..{period.label}-%"),   # date ranges ending in the month
     )).order_by(findings.c.found_at, findings.c.id)).mappings()
-    chosen: dict[tuple[str, str, str], RowMapping] = {}
+    chosen: dict[tuple[str, ...], RowMapping] = {}
     for row in rows:
-        key = (row["rule_id"], row["entity_type"], row["entity_id"])
+        key = (row["id"],) if row["rule_id"] == MANUAL else (row["rule_id"], row["entity_type"], row["entity_id"])
         if key not in chosen or SEVERITY_RANK[row["severity"]] > SEVERITY_RANK[chosen[key]["severity"]]:
             chosen[key] = row
     return list(chosen.values())

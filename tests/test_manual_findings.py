@@ -119,17 +119,29 @@ def test_a_manual_finding_is_owned_due_and_held_by_its_months_manual_run(store, 
     assert raised["channel"] == "cli"
 
 
-def test_one_manual_finding_per_entity_and_month_the_entity_named_for_more(store, people):
+def test_several_problems_of_one_department_in_a_month_are_several_findings_each_scored(store, people):
     first, _ = add(store, people)
-    before = store_state(store)
-    with pytest.raises(Refused) as refused:
-        add(store, people, title="另一个问题", now=NOW + timedelta(days=1))
-    assert refused.value.key == "already_recorded" and first[:8] in str(refused.value)
-    assert store_state(store) == before
-    second, _ = add(store, people, entity_type="task", entity_id="TSK-00898", now=NOW + timedelta(days=1))
+    second, _ = add(store, people, severity="general", title="值班表未公示", now=NOW + timedelta(days=1))
+    on_task, _ = add(store, people, entity_type="task", entity_id="TSK-00898", now=NOW + timedelta(days=2))
     december, _ = add(store, people, now=NOW + timedelta(days=30))
     with store.connect() as conn:
-        assert [get_finding(conn, f)["period"] for f in (second, december)] == ["2026-11", "2026-12"]
+        listed = {row["id"]: row for row in list_findings(conn, FindingFilter(rule="manual"))}
+        raised = conn.execute(sa.select(finding_events.c.finding_id).where(finding_events.c.action == "raised")
+                              ).scalars().all()
+        scores = {s.entity_id: s for s in scores_for(conn, "2026-11", scoring=Scoring(), zone=ZONE,
+                                                     now=NOW + timedelta(days=3), directory=people)}
+        month = figures(conn, parse_period("2026-11"), now=datetime(2026, 12, 1, 12, tzinfo=ZONE), zone=ZONE)
+    assert [(listed[f]["entity_type"], listed[f]["entity_id"], listed[f]["period"], listed[f]["severity"])
+            for f in (first, second, on_task, december)] == [
+        ("department", "CS1", "2026-11", "important"), ("department", "CS1", "2026-11", "general"),
+        ("task", "TSK-00898", "2026-11", "important"), ("department", "CS1", "2026-12", "important")]
+    assert (listed[first]["title"], listed[second]["title"]) == (WORDS["title"], "值班表未公示")
+    assert sorted(raised) == sorted(listed)
+    # 100 - 3 - 1 - 3: each of November's three problems of CS1 costs its points, the department's and its head's.
+    for entity in ("CS1", "H1"):
+        assert scores[entity].score == 93
+        assert sorted(d.finding["id"] for d in scores[entity].deductions) == sorted((first, second, on_task))
+    assert month.problems == {"CS1": {"major": 0, "important": 2, "general": 1}}
 
 
 def test_evidence_files_are_kept_with_their_digest_and_links_as_given(store, people, tmp_path):
@@ -239,6 +251,9 @@ def test_the_command_line_records_a_major_finding_and_alerts_the_operations_mana
     assert (shown["events"][0]["actor"], shown["events"][0]["channel"]) == ("A1", "cli")
     text = opsaudit("findings", "show", row["id"], env=env).stdout
     assert f"证据：{evidence}（18字节，校验值{digest}）" in text and "证据：https://wiki.example.com/visit/12" in text
-    again = opsaudit("findings", "add", "--actor", "A2", "--area", "execution", "--department", "CS2", "--severity",
+    # A second problem of CS1 this month, a general one: recorded, and it alerts nobody.
+    again = opsaudit("findings", "add", "--actor", "A2", "--area", "execution", "--department", "CS1", "--severity",
                      "general", "--title", "x", "--description", "y", env=env)
-    assert again.returncode == 0 and len(mailbox.received) == 1   # a general problem alerts nobody
+    assert again.returncode == 0 and len(mailbox.received) == 1
+    with store.connect() as conn:
+        assert [(r["entity_id"], r["severity"]) for r in list_findings(conn)] == [("CS1", "major"), ("CS1", "general")]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from zoneinfo import ZoneInfo
 
@@ -13,12 +14,21 @@ from alembic.runtime.migration import MigrationContext
 from opsaudit.checks.results import CheckResult, Outcome, Severity
 from opsaudit.config.models import Deadlines
 from opsaudit.contract import metadata as contract_metadata
+from opsaudit.db import store_engine
 from opsaudit.periods import parse_period
 from opsaudit.store import findings as store_findings
 from opsaudit.store import runs
 from opsaudit.store.finding_views import FINDING_KEYS, finding_json, list_findings
 from opsaudit.store.migrate import current_revision, head_revision, require_current, upgrade
-from opsaudit.store.schema import VERSION_TABLE, audit_runs, check_results, finding_events, findings
+from opsaudit.store.schema import (
+    VERSION_TABLE,
+    audit_runs,
+    check_results,
+    finding_events,
+    finding_notices,
+    findings,
+    major_handling,
+)
 from opsaudit.store.schema import metadata as store_metadata
 
 ZONE = ZoneInfo("Asia/Shanghai")
@@ -67,6 +77,65 @@ def new_run(conn, label="2026-10"):
                          config_hash="abc")
     runs.finish_run(conn, run.id, status="succeeded")
     return run
+
+
+# What refers to the findings: revision 0009 copies oa_findings on SQLite and must leave these whole.
+KEPT = (findings, finding_events, major_handling, finding_notices)
+
+
+def kept_rows(engine: sa.Engine) -> dict[str, list[tuple]]:
+    with engine.connect() as conn:
+        return {table.name: [tuple(row) for row in conn.execute(sa.select(table).order_by(*table.primary_key))]
+                for table in KEPT}
+
+
+def schema_beside_findings(engine: sa.Engine) -> list[tuple]:
+    """The other tables' definitions, indexes and triggers (SQLite), or their foreign keys (PostgreSQL)."""
+    with engine.connect() as conn:
+        if engine.dialect.name == "sqlite":
+            return conn.exec_driver_sql("SELECT type, name, sql FROM sqlite_master WHERE tbl_name <> 'oa_findings' "
+                                        "ORDER BY name").all()
+    inspector = sa.inspect(engine)
+    return [(table.name, inspector.get_foreign_keys(table.name)) for table in KEPT[1:]]
+
+
+@pytest.fixture
+def store(db_url) -> Iterator[sa.Engine]:
+    """The store's own engine: SQLite with the pragmas it sets, foreign keys as it leaves them."""
+    engine = store_engine(db_url)
+    yield engine
+    engine.dispose()
+
+
+def test_0009_keeps_every_finding_and_event_the_append_only_events_and_the_rules_key(store):
+    """Revision 0009 drops the findings' unique key for manual findings: on SQLite by copying oa_findings."""
+    upgrade(store, "0008")
+    with store.begin() as conn:
+        record(conn, new_run(conn), [failed("D03"), failed("D04", Severity.GENERAL, 0.87)])
+        d03 = conn.execute(sa.select(findings.c.id).where(findings.c.entity_id == "D03")).scalar_one()
+        conn.execute(major_handling.insert().values(finding_id=d03, meeting_note="专题会", updated_at=FOUND,
+                                                    updated_by="M1"))
+        conn.execute(finding_notices.insert().values(finding_id=d03, step="remind:7", deadline=FOUND, at=FOUND))
+    before, schema = kept_rows(store), schema_beside_findings(store)
+    assert upgrade(store) == head_revision()
+    assert kept_rows(store) == before and schema_beside_findings(store) == schema
+    assert len(before["oa_findings"]) == 2 and len(before["oa_finding_events"]) == 2
+    if store.dialect.name == "sqlite":
+        with store.connect() as conn:
+            assert conn.exec_driver_sql("PRAGMA foreign_key_check").all() == []
+    for change in (finding_events.update().values(note="rewritten history"), finding_events.delete()):
+        with pytest.raises(sa.exc.DatabaseError, match="append-only"), store.begin() as conn:
+            conn.execute(change)
+    with store.begin() as conn:   # a rerun of the period still updates the rules' findings
+        rerun = record(conn, new_run(conn), [failed("D03"), failed("D04", Severity.MAJOR, 0.70)])
+    assert (rerun.raised, rerun.unchanged, rerun.updated) == (0, 1, 1)
+    with store.connect() as conn:
+        d04 = dict(conn.execute(sa.select(findings).where(findings.c.entity_id == "D04")).mappings().one())
+    with pytest.raises(sa.exc.IntegrityError), store.begin() as conn:   # the key still binds a rule's findings
+        conn.execute(findings.insert().values({**d04, "id": "second-D04"}))
+    manual = {**d04, "audit": "manual", "rule_id": "manual"}
+    with store.begin() as conn:   # and no longer the manual ones
+        conn.execute(findings.insert(), [{**manual, "id": "manual-1"}, {**manual, "id": "manual-2"}])
 
 
 def test_rerun_of_a_period_updates_and_never_duplicates(engine):

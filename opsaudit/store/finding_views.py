@@ -127,7 +127,8 @@ def iter_findings(conn: Connection, where: FindingFilter | None = None, *, sort:
     """list_findings, fetched `batch` rows at a time: a run's thousands of findings, each with its
     evidence, never all in memory at once."""
     query = sa.select(findings).where(*(where or FindingFilter()).where())
-    query = query.order_by(*SORTS[sort], findings.c.period, findings.c.rule_id, findings.c.entity_id)
+    query = query.order_by(*SORTS[sort], findings.c.period, findings.c.rule_id, findings.c.entity_id,
+                             findings.c.found_at, findings.c.id)
     if limit is not None:
         query = query.limit(limit)
     yield from conn.execute(query, execution_options={"yield_per": batch}).mappings()

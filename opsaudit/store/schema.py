@@ -113,7 +113,10 @@ findings = Table(
     Column("closed_at", DateTime(timezone=True), nullable=True),
     Column("facts", JSON, nullable=True, doc="what the texts are rendered from, in the reader's language"),
     Column("last_period", String(32), nullable=True, doc="latest period a persisting problem was seen in"),
-    UniqueConstraint("rule_id", "entity_type", "entity_id", "period", name="uq_oa_findings_key"),
+    # A rule's problem is one finding per entity and period (a rerun updates it); an auditor may
+    # record several manual findings on one entity in a month.
+    Index("uq_oa_findings_key", "rule_id", "entity_type", "entity_id", "period", unique=True,
+          sqlite_where=text("rule_id <> 'manual'"), postgresql_where=text("rule_id <> 'manual'")),
     Index("ix_oa_findings_status", "status"),
     Index("ix_oa_findings_run", "audit_run_id"),
 )
