@@ -84,7 +84,8 @@ def _require_free_port(port: int) -> None:
         try:
             sock.bind(("127.0.0.1", port))
         except OSError:
-            raise OpsauditError(Message.of("error.port_in_use", port=port, option="--port", setting="PREFECT_API_URL")) from None
+            raise OpsauditError(Message.of("error.port_in_use", port=port, option="--port",
+                                           setting="PREFECT_API_URL")) from None
 
 
 @app.command()
