@@ -243,6 +243,17 @@ class Circulation(Strict):
     cron: Cron = Field("0 12 1 * *", description="after the monthly audits of the 1st")
 
 
+class KeyTaskWatch(Strict):
+    """The daily key-task watch (seed 000 §4.2.2): its calendar and which tasks it warns of; the
+    defaults are audit-rules.md's."""
+
+    cron: Cron = Field("30 8 * * *", description="every morning, in OPSAUDIT_TIMEZONE")
+    priorities: tuple[Literal["low", "normal", "high", "critical"], ...] = Field(
+        ("high", "critical"), min_length=1, description="the priorities of the key tasks")
+    due_soon_days: Count = Field(2, ge=0, description="a task not started and due within this many calendar days "
+                                                      "is due soon")
+
+
 # The period each audit's name promises (seed 000 §4): its flow, report and schedule are built for it.
 AUDIT_PERIODS: dict[str, PeriodKind] = {"cs-weekly": "week", "cs-monthly": "month", "execution-monthly": "month",
                                         "planning-quarterly": "quarter", "data-quarterly": "quarter"}
@@ -256,6 +267,7 @@ class Audits(Strict):
     spot_check: SpotCheck = SpotCheck()
     rectification_tracking: RectificationTracking = RectificationTracking()
     circulation: Circulation = Circulation()
+    key_task_watch: KeyTaskWatch = KeyTaskWatch()
 
     @field_validator("audits")
     @classmethod

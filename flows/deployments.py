@@ -20,7 +20,6 @@ from typing import TYPE_CHECKING, Any
 from opsaudit.config.loader import Config
 from opsaudit.flows.labels import area_tags
 from opsaudit.flows.server import SERVE_PID
-from opsaudit.key_tasks import KeyTaskWatch
 from opsaudit.settings import Settings
 
 if TYPE_CHECKING:
@@ -56,7 +55,7 @@ REGISTRY: tuple[Entry, ...] = (
           "rectification_tracking.cron", kind="tracking"),
     Entry("circulation", "opsaudit.flows.circulation:monthly_circulation", "circulation.cron", kind="circulation"),
     Entry("key-task-watch", "opsaudit.flows.key_task_watch:key_task_watch", kind="watch",
-          cron=KeyTaskWatch().cron, areas=("execution",)),
+          cron_key="key_task_watch.cron", areas=("execution",)),
 )
 
 

@@ -25,15 +25,14 @@ from dataclasses import dataclass
 from datetime import datetime, time, timedelta, tzinfo
 from enum import StrEnum
 from functools import cached_property
-from typing import Any, Literal
+from typing import Any
 
 import sqlalchemy as sa
-from pydantic import Field
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Connection, Engine
 
 from opsaudit.config.loader import Config
-from opsaudit.config.models import Count, Cron, Strict
+from opsaudit.config.models import KeyTaskWatch
 from opsaudit.errors import SourceError, StoreError
 from opsaudit.i18n.render import Message
 from opsaudit.reports import outbox
@@ -44,21 +43,10 @@ from opsaudit.source import Source, check_source
 from opsaudit.store.schema import key_task_warnings
 from opsaudit.store.times import to_db
 
-Priority = Literal["low", "normal", "high", "critical"]
 FINISHED = ("done", "cancelled")
 NOT_STARTED = "not_started"
 # A message lists at most this many tasks of each state and says how many more there are.
 MAIL_ROWS = 100
-
-
-class KeyTaskWatch(Strict):
-    """The watch's calendar and thresholds; the defaults are audit-rules.md's."""
-
-    cron: Cron = Field("30 8 * * *", description="every morning, in OPSAUDIT_TIMEZONE")
-    priorities: tuple[Priority, ...] = Field(("high", "critical"), min_length=1,
-                                             description="the priorities of the key tasks")
-    due_soon_days: Count = Field(2, ge=0, description="a task not started and due within this many calendar days "
-                                                      "is due soon")
 
 
 class State(StrEnum):
@@ -281,9 +269,11 @@ def prepare_run(settings: Settings, now: datetime | None = None) -> WatchRun:
     # A plain datetime: Prefect's scheduled times are pendulum's, whose arithmetic drops a zoneinfo zone.
     clock = datetime.fromtimestamp((now or datetime.now(settings.tz)).timestamp(), settings.tz)
     config = settings.load_config()
-    run = WatchRun(settings, config, clock, load_directory(settings, config), KeyTaskWatch())
+    run = WatchRun(settings, config, clock, load_directory(settings, config),
+                   config.audits.key_task_watch)
     problems = check_source(run.source, ("tasks",))
     if problems:
-        raise SourceError(f"database: {problems[0]}; the key-task watch reads it")
+        raise SourceError(Message.of("error.database.problem", purpose=Message.of("error.purpose.database"),
+                                     problem=problems[0]))
     require_writable(run.store)
     return run

@@ -232,3 +232,25 @@ def test_the_watch_is_deployed_daily_at_half_past_eight():
     fires = fire_times(spec, start, end=start + timedelta(days=365) - timedelta(seconds=1))
     assert len(fires) == 365 and {moment.astimezone(ZONE).timetz().replace(tzinfo=None).isoformat()
                                   for moment in fires} == {"08:30:00"}
+
+
+def test_a_company_sets_the_watch_in_its_audits_yaml(store, monkeypatch, tmp_path):
+    """config/audits.yaml `key_task_watch`: its own hour, only critical tasks, a shorter horizon; a
+    bad value is one line naming the file and key."""
+    from opsaudit.config.loader import load_config
+    from opsaudit.errors import ConfigError
+    from opsaudit.flows.deployments import deployments
+    from opsaudit.key_tasks import prepare_run
+
+    audits = tmp_path / "config" / "audits.yaml"
+    audits.write_text("key_task_watch:\n  cron: \"0 7 * * 1-5\"\n  priorities: [critical]\n  due_soon_days: 0\n")
+    settings = load_settings()
+    [spec] = [d for d in deployments(settings, load_config(settings.config_dir)) if d.name == "key-task-watch"]
+    assert spec.cron == "0 7 * * 1-5"
+    policy = prepare_run(settings, NOW).policy
+    critical = found(policy)
+    assert critical == found(KeyTaskWatch(priorities=("critical",), due_soon_days=0))
+    assert critical and set(critical) < set(WARNED)
+    audits.write_text("key_task_watch:\n  priorities: [urgent]\n")
+    with pytest.raises(ConfigError, match=r"^config/audits\.yaml: key_task_watch\.priorities\.0: "):
+        load_config(settings.config_dir)
