@@ -66,8 +66,13 @@ def browser():
     driver.quit()
 
 
-def sign_in(driver, base: str, mailbox, staff_id: str) -> None:
-    """As that person: ask for the link, take it from the mail the SMTP server received, follow it."""
+# What "my work" is headed in each language.
+MY_WORK = {"zh-CN": "我的待办", "en": "My work"}
+
+
+def sign_in(driver, base: str, mailbox, staff_id: str, language: str = "zh-CN") -> None:
+    """As that person: ask for the link, take it from the mail the SMTP server received, follow it;
+    then, for English, choose it on the page as a person does."""
     from selenium.webdriver.common.by import By
     from selenium.webdriver.support.expected_conditions import staleness_of
     from selenium.webdriver.support.ui import WebDriverWait
@@ -87,7 +92,12 @@ def sign_in(driver, base: str, mailbox, staff_id: str) -> None:
         time.sleep(0.1)
     link = re.search(r"(http://\S+/login/\S+)", mine[-1].get_body(("plain",)).get_content()).group(1)
     driver.get(link)
-    assert "我的待办" in driver.page_source
+    assert MY_WORK["zh-CN"] in driver.page_source
+    if language != "zh-CN":
+        switch = driver.find_element(By.CSS_SELECTOR, f"form[action='/language'] button[value='{language}']")
+        switch.click()
+        WebDriverWait(driver, 20).until(staleness_of(switch))
+        assert MY_WORK[language] in driver.page_source
 
 
 def act(driver, base: str, finding: str, action: str, **fields: str | list[str]) -> None:
@@ -135,7 +145,31 @@ def record_by_hand(driver, base: str, **fields: str) -> str:
     return driver.current_url.rsplit("/", 1)[-1]
 
 
-def test_a_major_finding_goes_from_the_heads_mail_to_closed_in_a_browser(server, browser, mailbox, tmp_path):
+def alert_link(site, mailbox, finding: str, staff_id: str) -> str:
+    """The major problem's alert, mailed through the outbox to the SMTP server as an audit sends it;
+    the link to the finding in the mail `staff_id` received."""
+    from opsaudit.config.models import Recipients
+    from opsaudit.reports.alerts import alert_major_findings
+    from opsaudit.reports.delivery import deliver_pending
+    from opsaudit.settings import load_settings
+    from opsaudit.store.roles import load_directory
+    from opsaudit.store.times import utcnow
+
+    settings = load_settings()
+    with site.engine.begin() as conn:
+        run_id = get_finding(conn, finding)["audit_run_id"]
+        alert_major_findings(conn, load_directory(settings, settings.load_config()), Recipients(), run_id,
+                             deadlines=settings.load_config().thresholds.deadlines, language="zh-CN", zone=ZONE,
+                             now=utcnow(), settings=settings)
+    deliver_pending(site.engine, settings)
+    [alert] = [m for m in mailbox.received if m["To"] and email(staff_id) in str(m["To"])
+               and f"/findings/{finding}" in m.get_body(("plain",)).get_content()]
+    return re.search(rf"(http://\S+/findings/{finding})", alert.get_body(("plain",)).get_content()).group(1)
+
+
+@pytest.mark.parametrize("language", ["zh-CN", "en"])
+def test_a_major_finding_goes_from_the_heads_mail_to_closed_in_a_browser(server, browser, mailbox, tmp_path,
+                                                                        language):
     base, site = server
     [finding] = raise_findings(site.engine, [problem("CS1", "major")])
     plan = tmp_path / "整改方案.txt"
@@ -143,22 +177,29 @@ def test_a_major_finding_goes_from_the_heads_mail_to_closed_in_a_browser(server,
     proof = tmp_path / "整改结果.txt"
     proof.write_text("满意率已回升至92%。", encoding="utf-8")
 
-    sign_in(browser, base, mailbox, "H1")
+    link = alert_link(site, mailbox, finding, "H1")   # the head follows the alert's link: sign in first
+    browser.delete_all_cookies()
+    browser.get(link)
+    assert browser.current_url.startswith(f"{base}/login")
+    sign_in(browser, base, mailbox, "H1", language)
     assert finding in browser.page_source   # my work: the plan to write
+    browser.get(link)
+    assert browser.find_elements("css selector", f"form[action='/findings/{finding}/submit-plan']")
     act(browser, base, finding, "submit-plan", note="增加夜班", cause="夜班人手不足",
         prevention="每月复核排班", evidence=str(plan))
-    sign_in(browser, base, mailbox, "M1")
+    sign_in(browser, base, mailbox, "M1", language)
     act(browser, base, finding, "approve-plan", note="同意")
     browser.set_window_size(390, 844)   # the operations manager on a phone
     act(browser, base, finding, "special-meeting", note="专题研究夜班排班")
     act(browser, base, finding, "task-force", lead="H1", members=["O1", "O2"])
     browser.set_window_size(1366, 900)
-    sign_in(browser, base, mailbox, "H1")
+    sign_in(browser, base, mailbox, "H1", language)
     act(browser, base, finding, "start")
     act(browser, base, finding, "submit", note="已整改", evidence=str(proof))
-    sign_in(browser, base, mailbox, "A1")
+    sign_in(browser, base, mailbox, "A1", language)
     act(browser, base, finding, "verify")
     act(browser, base, finding, "close")
+    assert browser.find_element("css selector", "html").get_attribute("lang") == language
 
     with site.engine.connect() as conn:
         assert get_finding(conn, finding)["status"] == "closed"
@@ -184,7 +225,7 @@ def test_a_major_finding_goes_from_the_heads_mail_to_closed_in_a_browser(server,
     assert [a["evidence"].rsplit("/", 1)[-1] for a in row["evidence"]["attachments"]] == [
         "现场照片.txt", "12"]
     folder = os.environ.get("WEB_SCREENSHOTS")
-    if folder:
+    if folder and language == "zh-CN":
         screenshots(browser, base, mailbox, site, Path(folder), tmp_path)
 
 
