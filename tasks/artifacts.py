@@ -4,7 +4,8 @@
   a spot check's draw and how to re-perform it), the problems by severity, and the KPIs against
   their targets with their early warnings;
 - a table of the findings, most severe first, capped at FINDINGS_SHOWN rows with the total stated;
-- a link to the audit report once the reporting step has written one, until then to the results.
+- a link to the audit report's page on the web once the reporting step has written one, until then to
+  the run's findings there (OPSAUDIT_WEB_URL): a page people can open, not a path on the server.
 
 Each artifact is keyed by its audit (`cs-monthly-summary`), so the Artifacts page shows the latest
 of each audit with its history; each run shows its own on its page. One task per artifact: a
@@ -28,6 +29,7 @@ from opsaudit.i18n import format_value, render_finding, text
 from opsaudit.spot_check import reperform_command
 from opsaudit.store.findings import is_finding
 from opsaudit.tasks.audit import IO_RETRIES
+from opsaudit.web.links import report_url, run_findings_url
 
 FINDINGS_SHOWN = 200
 KPIS_SHOWN = 60
@@ -221,19 +223,20 @@ def publish_findings(context: AuditContext, results: ResultSet) -> None:
 
 
 @task(cache_policy=NO_CACHE, **IO_RETRIES)
-def publish_report_link(context: AuditContext, output: Path) -> None:
-    """A link to the run's audit report, or to its results until a report exists."""
-    language = context.settings.language
+def publish_report_link(context: AuditContext, output: Path, run_id: str) -> None:
+    """A link to the run's report on the web (OPSAUDIT_WEB_URL), or to its findings there until a
+    report exists: a page anyone signed in can open, not a path on the server."""
+    settings, language = context.settings, context.settings.language
     report = report_file(output.parent, language)   # the run's folder, beside its results
     values = {"audit": context.audit, "period": context.period.label}
     label = text("dashboard.report.report", language, **values) if report \
         else text("dashboard.report.results", language, **values)
-    create_link_artifact(link=(report or output).resolve().as_uri(), link_text=label,
-                         key=artifact_key(context.audit, "report"), description=label)
+    link = report_url(settings, run_id) if report else run_findings_url(settings, run_id)
+    create_link_artifact(link=link, link_text=label, key=artifact_key(context.audit, "report"), description=label)
 
 
 def publish_artifacts(context: AuditContext, results: ResultSet, summary: dict[str, Any]) -> None:
     """Every artifact of the run; must run inside a flow."""
     publish_summary(context, results, summary)
     publish_findings(context, results)
-    publish_report_link(context, Path(summary["output"]))
+    publish_report_link(context, Path(summary["output"]), summary["audit_run_id"])

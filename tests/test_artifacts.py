@@ -98,7 +98,8 @@ def test_every_run_publishes_its_summary_findings_and_report_link(company):  # n
     report = Path(summary["output"]).parent / "report.zh-CN.html"   # what the reporting step wrote
     assert report.is_file()
     link = shown["cs-monthly-report"]
-    assert link.data == f"[客户服务月度全面评估稽查报告（2026年10月）]({report.resolve().as_uri()})"
+    # A page of the web, for whoever opens the dashboard: not a path on the audit server.
+    assert link.data == f"[客户服务月度全面评估稽查报告（2026年10月）](http://127.0.0.1:8400/reports/{summary['audit_run_id']})"
 
 
 @pytest.mark.usefixtures("prefect_harness")

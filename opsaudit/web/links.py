@@ -17,6 +17,11 @@ def report_url(settings: Settings, run_id: str) -> str:
     return f"{settings.web_url}/reports/{quote(run_id, safe='')}"
 
 
+def run_findings_url(settings: Settings, run_id: str) -> str:
+    """`<OPSAUDIT_WEB_URL>/findings?audit_run=<run_id>`: a run's findings, before it has a report."""
+    return f"{settings.web_url}/findings?audit_run={quote(run_id, safe='')}"
+
+
 def sign_in_url(settings: Settings, token: str) -> str:
     """`<OPSAUDIT_WEB_URL>/login/<token>`: the one-time link of a sign-in mail."""
     return f"{settings.web_url}/login/{token}"
