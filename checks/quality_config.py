@@ -10,10 +10,11 @@ from pathlib import Path
 import sqlalchemy as sa
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
-from opsaudit.config.loader import read_yaml
+from opsaudit.config.loader import dotted_key, key_problem, read_yaml
 from opsaudit.config.models import RuleOverride
 from opsaudit.contract import metadata
-from opsaudit.errors import ConfigError
+from opsaudit.errors import ConfigError, config_error
+from opsaudit.i18n.render import Message
 
 RULES_FILE = Path(__file__).resolve().parent / "data_quality.yaml"
 RULE_IDS: tuple[str, ...] = (
@@ -43,7 +44,7 @@ class RangeRule(DqRule):
             contract = metadata.tables.get(table)
             found = contract.c.get(column) if contract is not None else None
             if found is None or not isinstance(found.type, sa.DateTime):
-                raise ValueError(f"{item!r} is not a contract timestamp column (table.column)")
+                raise ValueError(Message.of("error.config.not_a_timestamp", value=item, example="tasks.due_at"))
         return value
 
 
@@ -84,7 +85,7 @@ def _load(path: Path) -> DataQualityRules:
     try:
         return DataQualityRules.model_validate(read_yaml(path))
     except ValidationError as exc:
-        raise ConfigError(_one_line(_label(path), exc)) from None
+        raise _one_line(_label(path), (), exc) from None
 
 
 def _label(path: Path) -> str:
@@ -92,12 +93,10 @@ def _label(path: Path) -> str:
     return "checks/data_quality.yaml" if path == RULES_FILE else str(path)
 
 
-def _one_line(label: str, exc: ValidationError) -> str:
+def _one_line(label: str, prefix: tuple[str, ...], exc: ValidationError) -> ConfigError:
+    """The first error as one line: the file, the dotted key below `prefix`, the problem."""
     error = exc.errors()[0]
-    key = ".".join(str(part) for part in error["loc"]) or "(top level)"
-    message = {"extra_forbidden": "unknown key", "missing": "required key is missing"}.get(
-        error["type"], error["msg"].removeprefix("Value error, "))
-    return f"{label}: {key}: {message}"
+    return config_error(label, dotted_key((*prefix, *error["loc"])), key_problem(error))
 
 
 def with_overrides(rules: DataQualityRules, overrides: Mapping[str, RuleOverride],
@@ -108,17 +107,19 @@ def with_overrides(rules: DataQualityRules, overrides: Mapping[str, RuleOverride
         if not rule_id.startswith("dq."):
             continue
         if rule_id not in RULE_IDS:
-            raise ConfigError(f"{where}: rules.{rule_id}: unknown rule")
+            raise config_error(where, f"rules.{rule_id}", Message.of("error.config.unknown_rule"))
         current = rules.rules.rule(rule_id)
         update: dict[str, object] = {} if override.enabled is None else {"enabled": override.enabled}
         for key, value in override.params.items():
             if key not in type(current).model_fields or key == "enabled":
-                raise ConfigError(f"{where}: rules.{rule_id}.params.{key}: unknown parameter")
+                known = sorted(set(type(current).model_fields) - {"enabled"})
+                raise config_error(where, f"rules.{rule_id}.params.{key}",
+                                   Message.of("error.config.unknown_parameter", known=known))
             update[key] = value
         try:
             changed[rule_id] = type(current).model_validate({**current.model_dump(by_alias=True), **update})
         except ValidationError as exc:
-            raise ConfigError(_one_line(f"{where}: rules.{rule_id}.params", exc)) from None
+            raise _one_line(where, ("rules", rule_id, "params"), exc) from None
     if not changed:
         return rules
     merged = {rule_id: changed.get(rule_id, rules.rules.rule(rule_id)) for rule_id in RULE_IDS}

@@ -11,7 +11,8 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from opsaudit.config.loader import display_path, format_validation_error, read_yaml
 from opsaudit.config.models import RuleOverride, Severity, Thresholds
-from opsaudit.errors import ConfigError
+from opsaudit.errors import ConfigError, config_error
+from opsaudit.i18n.render import Message
 
 CHECKS_DIR = Path(__file__).resolve().parent
 AREA_FILES: dict[str, str] = {
@@ -139,7 +140,8 @@ def load_area(area: str, path: Path | None = None) -> AreaSpec:
     except ValidationError as exc:
         raise ConfigError(format_validation_error(exc, [(path, data)])) from None
     if spec.area != area:
-        raise ConfigError(f"{display_path(path)}: area: expected {area!r}, found {spec.area!r}")
+        raise ConfigError(Message.of("error.config.area", file=display_path(path), key="area", expected=area,
+                                     found=spec.area))
     return spec
 
 
@@ -156,8 +158,10 @@ def _default_warning_band(unit: Unit, thresholds: Thresholds) -> float:
 
 
 def resolve_rule(area: str, rule_id: str, spec: RuleSpec, entity_type: str, entity: EntitySpec,
-                 override: RuleOverride | None, thresholds: Thresholds, where: str) -> Rule | None:
-    """The effective rule for one entity: spec, then entity spec, then company overrides."""
+                 override: RuleOverride | None, thresholds: Thresholds, where: tuple[str, str]) -> Rule | None:
+    """The effective rule for one entity: spec, then entity spec, then company overrides.
+
+    `where`: the file and key that set the rule, named by its errors."""
     layers: list[BaseModel] = [spec, entity]
     if override is not None:
         layers.append(override)
@@ -196,20 +200,31 @@ def resolve_rule(area: str, rule_id: str, spec: RuleSpec, entity_type: str, enti
     )
 
 
-def _check_target(unit: Unit, target: float | None, kind: Kind, where: str) -> None:
+# The range of a target by the rule's unit: a rate is a share, a score is out of 100.
+_TARGET_RANGES: dict[str, tuple[float, float]] = {"rate": (0, 1), "score": (0, 100)}
+
+
+def _check_target(unit: Unit, target: float | None, kind: Kind, where: tuple[str, str]) -> None:
     if kind == "record":
         return
+    file, key = where[0], f"{where[1]}.target"
     if target is None:
-        raise ConfigError(f"{where}.target: required for a {kind} rule")
-    if unit == "rate" and not 0 <= target <= 1:
-        raise ConfigError(f"{where}.target: must be between 0 and 1")
-    if unit == "score" and not 0 <= target <= 100:
-        raise ConfigError(f"{where}.target: must be between 0 and 100")
+        raise config_error(file, key, Message.of("error.config.target_required", kind=kind))
+    if unit in _TARGET_RANGES and not _TARGET_RANGES[unit][0] <= target <= _TARGET_RANGES[unit][1]:
+        low, high = _TARGET_RANGES[unit]
+        raise config_error(file, key, Message.of("error.value.between", low=low, high=high))
     if unit == "ratio" and target < 0:
-        raise ConfigError(f"{where}.target: must not be negative")
+        raise config_error(file, key, Message.of("error.value.not_negative"))
 
 
-def _merge_params(layers: list[BaseModel], where: str) -> dict[str, ParamValue]:
+def _parameter_kind(value: ParamValue) -> str:
+    """The kind of value a parameter takes, as the catalogue names it (enum.parameter_kind)."""
+    if isinstance(value, bool):
+        return "switch"
+    return "number" if isinstance(value, (int, float)) else "text" if isinstance(value, str) else "date"
+
+
+def _merge_params(layers: list[BaseModel], where: tuple[str, str]) -> dict[str, ParamValue]:
     params: dict[str, ParamValue] = {}
     numbers = (int, float)
     for index, layer in enumerate(layers):
@@ -218,12 +233,13 @@ def _merge_params(layers: list[BaseModel], where: str) -> dict[str, ParamValue]:
                 params[key] = value
                 continue
             if key not in params:
-                raise ConfigError(f"{where}.params.{key}: unknown parameter "
-                                  f"(known: {', '.join(sorted(params)) or 'none'})")
+                problem = Message.of("error.config.unknown_parameter", known=sorted(params)) if params \
+                    else Message.of("error.config.no_parameters")
+                raise config_error(where[0], f"{where[1]}.params.{key}", problem)
             declared = type(params[key])
             if not (declared is type(value) or (declared in numbers and type(value) in numbers)):
-                kind = "number" if declared in numbers else declared.__name__
-                raise ConfigError(f"{where}.params.{key}: must be a {kind}")
+                raise config_error(where[0], f"{where[1]}.params.{key}", Message.of(
+                    "error.config.parameter_kind", kind=_parameter_kind(params[key])))
             params[key] = value
     return params
 
@@ -235,7 +251,7 @@ def effective_rules(thresholds: Thresholds, *, thresholds_file: str = "config/th
     known = {rule_id for spec in specs.values() for rule_id in spec.rules}
     for rule_id in thresholds.rules:
         if rule_id not in known and not rule_id.startswith("dq."):
-            raise ConfigError(f"{thresholds_file}: rules.{rule_id}: unknown rule")
+            raise config_error(thresholds_file, f"rules.{rule_id}", Message.of("error.config.unknown_rule"))
     rules: list[Rule] = []
     for area, area_spec in specs.items():
         for rule_id, spec in area_spec.rules.items():
@@ -243,11 +259,11 @@ def effective_rules(thresholds: Thresholds, *, thresholds_file: str = "config/th
             if override is not None:
                 for entity_type in override.entities:
                     if entity_type not in spec.entities:
-                        raise ConfigError(f"{thresholds_file}: rules.{rule_id}.entities.{entity_type}: "
-                                          f"the rule has no such entity ({', '.join(spec.entities)})")
+                        raise config_error(thresholds_file, f"rules.{rule_id}.entities.{entity_type}",
+                                           Message.of("error.config.no_entity", entities=list(spec.entities)))
             for entity_type, entity in spec.entities.items():
-                where = f"{thresholds_file}: rules.{rule_id}" if override is not None \
-                    else f"{display_path(CHECKS_DIR / AREA_FILES[area])}: rules.{rule_id}"
+                where = (thresholds_file if override is not None
+                         else display_path(CHECKS_DIR / AREA_FILES[area]), f"rules.{rule_id}")
                 rule = resolve_rule(area, rule_id, spec, entity_type, entity, override, thresholds, where)
                 if rule is not None:
                     rules.append(rule)

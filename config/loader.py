@@ -1,7 +1,7 @@
 """Load the shipped default YAML, merge a company's overrides over it, and validate.
 
-Every error is one line naming the file and the key, e.g.
-``config/thresholds.yaml: rules.cs.satisfaction_rate.target: must be between 0 and 1``.
+Every error is one line naming the file and the key, worded by the catalogue, e.g.
+``config/thresholds.yaml：rules.cs.satisfaction_rate.target：必须在0到1之间``.
 """
 
 from __future__ import annotations
@@ -14,9 +14,12 @@ from typing import Any
 
 import yaml
 from pydantic import BaseModel, ValidationError
+from pydantic_core import ErrorDetails
 
 from opsaudit.config.models import Audits, Deliverables, KeyedValueError, Recipients, SourceMapping, Thresholds
-from opsaudit.errors import ConfigError
+from opsaudit.errors import ConfigError, os_reason
+from opsaudit.i18n.problems import value_problem
+from opsaudit.i18n.render import Message
 
 DEFAULTS_DIR = Path(__file__).resolve().parent / "defaults"
 
@@ -59,39 +62,50 @@ def display_path(path: Path) -> str:
 _SafeLoader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
 
 
+class DuplicateKeyError(yaml.constructor.ConstructorError):
+    """A key given twice in one mapping; PyYAML would keep the last silently."""
+
+    def __init__(self, key: Any, mark: yaml.Mark) -> None:
+        super().__init__(None, None, f"key {key!r} is given twice", mark)
+        self.key = key
+
+
 class _UniqueKeyLoader(_SafeLoader):  # type: ignore[misc,valid-type]
-    """A safe loader that refuses a key given twice in one mapping (PyYAML keeps the last silently)."""
+    """A safe loader that refuses a key given twice in one mapping."""
 
     def construct_mapping(self, node: yaml.MappingNode, deep: bool = False) -> dict[Any, Any]:
         seen: set[Any] = set()
         for key_node, _ in node.value:
             key = self.construct_object(key_node, deep=deep)
             if key in seen:
-                raise yaml.constructor.ConstructorError(None, None, f"key {key!r} is given twice",
-                                                        key_node.start_mark)
+                raise DuplicateKeyError(key, key_node.start_mark)
             seen.add(key)
         return super().construct_mapping(node, deep=deep)
 
 
 def read_yaml(path: Path) -> dict[str, Any]:
     """A YAML mapping from path; a parse error or a non-mapping names the file (and line)."""
+    file = display_path(path)
     if path.is_dir():
-        raise ConfigError(f"{display_path(path)}: is a folder, expected a YAML file")
+        raise ConfigError(Message.of("error.config.is_folder", file=file, format="YAML"))
     try:
         data = yaml.load(path.read_text(encoding="utf-8"), Loader=_UniqueKeyLoader)  # noqa: S506 - a safe loader
     except OSError as exc:
-        raise ConfigError(f"{display_path(path)}: cannot read: {exc.strerror}") from None
+        raise ConfigError(Message.of("error.config.unreadable", file=file, reason=os_reason(exc))) from None
     except UnicodeDecodeError as exc:
-        raise ConfigError(f"{display_path(path)}: not UTF-8 text (byte {exc.start}); save it as UTF-8") from None
+        raise ConfigError(Message.of("error.config.not_utf8", file=file, encoding="UTF-8", byte=exc.start)) from None
+    except DuplicateKeyError as exc:
+        raise ConfigError(Message.of("error.config.duplicate_key", file=file, key=exc.key,
+                                     line=exc.problem_mark.line + 1)) from None
     except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        where = f"line {mark.line + 1}: " if mark else ""
-        problem = getattr(exc, "problem", None) or "invalid YAML"
-        raise ConfigError(f"{display_path(path)}: {where}{problem}") from None
+        mark = getattr(exc, "problem_mark", None) or getattr(exc, "context_mark", None)
+        line, column = (mark.line + 1, mark.column + 1) if mark else (None, None)
+        raise ConfigError(Message.of("error.config.syntax", file=file, line=line, column=column,
+                                     format="YAML")) from None
     if data is None:
         return {}
     if not isinstance(data, dict):
-        raise ConfigError(f"{display_path(path)}: the top level must be a mapping of keys")
+        raise ConfigError(Message.of("error.config.not_a_mapping", file=file))
     return data
 
 
@@ -116,7 +130,7 @@ def _has_path(data: Any, loc: tuple[Any, ...]) -> bool:
     return True
 
 
-def format_validation_error(exc: ValidationError, sources: list[tuple[Path, dict[str, Any]]]) -> str:
+def format_validation_error(exc: ValidationError, sources: list[tuple[Path, dict[str, Any]]]) -> Message:
     """One line for the first error: the file that set the key, the dotted key, the reason."""
     err = exc.errors()[0]
     loc = tuple(err["loc"])
@@ -130,13 +144,22 @@ def format_validation_error(exc: ValidationError, sources: list[tuple[Path, dict
         if _has_path(data, loc[:1]) and (_has_path(data, loc) or path == sources[-1][0]):
             origin = path
             break
-    key = ".".join(str(part) for part in loc) or "(top level)"
-    message = err["msg"].removeprefix("Value error, ")
-    if err["type"] == "extra_forbidden":
-        message = "unknown key"
-    elif err["type"] == "missing":
-        message = "required key is missing"
-    return f"{display_path(origin)}: {key}: {message}"
+    return Message.of("error.config.line", file=display_path(origin), key=dotted_key(loc), problem=key_problem(err))
+
+
+def dotted_key(loc: tuple[Any, ...]) -> Message | str:
+    """A validation error's location as the key a person writes: `rules.cs.x.target`."""
+    # pydantic marks a mapping's key that fails (not its value) with a `[key]` segment: the key is named already.
+    return ".".join(str(part) for part in loc if part != "[key]") or Message.of("error.config.top_level")
+
+
+def key_problem(error: ErrorDetails) -> Message:
+    """What is wrong at a key: unknown, missing, or its value's problem."""
+    if error["type"] == "extra_forbidden":
+        return Message.of("error.config.unknown_key")
+    if error["type"] == "missing":
+        return Message.of("error.config.missing")
+    return value_problem(error)
 
 
 def validate_file(name: str, model: type[BaseModel], sources: list[tuple[Path, dict[str, Any]]]) -> BaseModel:
@@ -152,19 +175,20 @@ def validate_file(name: str, model: type[BaseModel], sources: list[tuple[Path, d
 
 def _check_folder(config_dir: Path, required: bool) -> None:
     """The config folder is a folder, and holds only the files opsaudit reads, named as it reads them."""
+    folder = display_path(config_dir)
     if not config_dir.exists():
         if required:
-            raise ConfigError(f"{display_path(config_dir)}: no such configuration folder (OPSAUDIT_CONFIG_DIR)")
+            raise ConfigError(Message.of("error.config.no_folder", folder=folder, setting="OPSAUDIT_CONFIG_DIR"))
         return
     if not config_dir.is_dir():
-        raise ConfigError(f"{display_path(config_dir)}: is a file, expected the configuration folder")
-    expected = ", ".join(name + ".yaml" for name in CONFIG_MODELS)
+        raise ConfigError(Message.of("error.config.folder_is_file", folder=folder))
+    expected = [name + ".yaml" for name in CONFIG_MODELS]
     for path in sorted(config_dir.glob("*.yaml")) + sorted(config_dir.glob("*.yml")):
-        if path.suffix == ".yml":
-            hint = f"rename it to {path.stem}.yaml" if path.stem in CONFIG_MODELS else f"expected one of: {expected}"
-            raise ConfigError(f"{display_path(path)}: opsaudit reads only .yaml files ({hint})")
-        if path.stem not in CONFIG_MODELS:
-            raise ConfigError(f"{display_path(path)}: unknown configuration file (expected one of: {expected})")
+        if path.suffix == ".yml" and path.stem in CONFIG_MODELS:
+            raise ConfigError(Message.of("error.config.rename", file=display_path(path), suffix=".yaml",
+                                         name=path.stem + ".yaml"))
+        if path.stem not in CONFIG_MODELS or path.suffix == ".yml":
+            raise ConfigError(Message.of("error.config.unknown_file", file=display_path(path), files=expected))
 
 
 def load_config(config_dir: Path | None = None, *, required: bool = False) -> Config:

@@ -7,6 +7,8 @@ from typing import Annotated, Any, Literal
 
 from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field, field_validator, model_validator
 
+from opsaudit.i18n.render import Message
+
 Severity = Literal["general", "important", "major"]
 AuditName = Literal["cs-weekly", "cs-monthly", "execution-monthly", "planning-quarterly", "data-quarterly"]
 PeriodKind = Literal["week", "month", "quarter"]
@@ -16,7 +18,7 @@ Area = Literal["customer_service", "execution", "planning", "data_analysis"]
 def _not_a_bool(value: Any) -> Any:
     # YAML's `true` is an int to Python; a count or a threshold written as true is a mistake.
     if isinstance(value, bool):
-        raise ValueError("must be a number, not true or false")
+        raise ValueError(Message.of("error.value.not_a_bool_number", yes="true", no="false"))
     return value
 
 
@@ -30,7 +32,7 @@ class Strict(BaseModel):
 
 def _share(value: float) -> float:
     if not 0 <= value <= 1:
-        raise ValueError("must be between 0 and 1")
+        raise ValueError(Message.of("error.value.between", low=0, high=1))
     return value
 
 
@@ -39,7 +41,7 @@ Fraction = Annotated[Number, AfterValidator(_share)]
 
 def _bands(value: tuple[float, float]) -> tuple[float, float]:
     if not 0 <= value[0] <= value[1]:
-        raise ValueError("must be two ascending numbers from 0, e.g. [0.05, 0.15]")
+        raise ValueError(Message.of("error.config.bands", example="[0.05, 0.15]"))
     return value
 
 
@@ -112,7 +114,7 @@ def _departments(word: str) -> Any:
     def check(value: Any) -> Any:
         if value == word or (isinstance(value, (list, tuple)) and all(isinstance(v, str) and v for v in value)):
             return tuple(value) if isinstance(value, list) else value
-        raise ValueError(f"must be {word} or a list of department ids, e.g. [CS1, CS2]")
+        raise ValueError(Message.of("error.config.departments", word=word, example="[CS1, CS2]"))
 
     return BeforeValidator(check)
 
@@ -157,7 +159,7 @@ class Deliverables(Strict):
 class KeyedValueError(ValueError):
     """A validator's error about a key below the one it validates: the loader names `loc` too."""
 
-    def __init__(self, loc: tuple[str, ...], message: str) -> None:
+    def __init__(self, loc: tuple[str, ...], message: Message) -> None:
         super().__init__(message)
         self.loc = loc
 
@@ -167,12 +169,12 @@ def _cron(value: str) -> str:
 
     # croniter also takes "random" (R) and "hashed" (H) fields, which Prefect's schedules refuse.
     if not croniter.is_valid(value) or any(field.upper() in ("R", "H") for field in value.split()):
-        raise ValueError(f"{value!r} is not a cron expression (minute hour day month weekday, e.g. '0 8 1 * *')")
+        raise ValueError(Message.of("error.config.not_a_cron", value=value, example="0 8 1 * *"))
     try:
         # A day that never comes (31 February) is valid syntax, but the schedule would never fire.
         croniter(value, datetime(2000, 1, 1)).get_next(datetime)
     except CroniterBadDateError:
-        raise ValueError(f"{value!r} never fires: no date matches its day and month") from None
+        raise ValueError(Message.of("error.config.never_fires", value=value)) from None
     return value
 
 
@@ -201,7 +203,7 @@ class Sampling(Strict):
     @model_validator(mode="after")
     def _expected_below_tolerable(self) -> Sampling:
         if self.expected_rate >= self.tolerable_rate:
-            raise ValueError("expected_rate must be below tolerable_rate")
+            raise ValueError(Message.of("error.config.below_key", key="expected_rate", other="tolerable_rate"))
         return self
 
 
@@ -224,7 +226,8 @@ class EscalationDays(Strict):
     @model_validator(mode="after")
     def _climbs(self) -> EscalationDays:
         if not self.department_head <= self.operations_manager <= self.executives:
-            raise ValueError("the ladder climbs: department_head <= operations_manager <= executives")
+            raise ValueError(Message.of("error.config.ladder",
+                                        keys=["department_head", "operations_manager", "executives"]))
         return self
 
 
@@ -274,8 +277,9 @@ class Audits(Strict):
     def _period_fits(cls, value: dict[str, AuditPlan]) -> dict[str, AuditPlan]:
         for name, plan in value.items():
             if plan.period != AUDIT_PERIODS[name]:
-                raise KeyedValueError((name, "period"), f"{name} audits a {AUDIT_PERIODS[name]}, not a {plan.period}; "
-                                                        f"write period: {AUDIT_PERIODS[name]}")
+                raise KeyedValueError((name, "period"), Message.of(
+                    "error.config.wrong_period", audit=name, period=AUDIT_PERIODS[name], given=plan.period,
+                    setting=f"period: {AUDIT_PERIODS[name]}"))
         return value
 
 
@@ -287,7 +291,7 @@ class Recipient(Strict):
     @model_validator(mode="after")
     def _one_address(self) -> Recipient:
         if not (self.staff_id or self.email):
-            raise ValueError("a recipient needs staff_id or email")
+            raise ValueError(Message.of("error.config.recipient", staff_id="staff_id", email="email"))
         return self
 
 
@@ -310,7 +314,7 @@ class TableSource(Strict):
     @model_validator(mode="after")
     def _table_or_select(self) -> TableSource:
         if self.table and self.select:
-            raise ValueError("give table or select, not both")
+            raise ValueError(Message.of("error.config.table_or_select", table="table", select="select"))
         return self
 
     @field_validator("select")
@@ -324,12 +328,12 @@ class TableSource(Strict):
 
         try:
             statements = [s for s in sqlglot.parse(value) if s is not None]
-        except sqlglot.errors.SqlglotError as exc:
-            raise ValueError(f"not one valid SELECT statement ({str(exc).splitlines()[0]})") from None
+        except sqlglot.errors.SqlglotError:
+            raise ValueError(Message.of("error.config.not_a_select", statement="SELECT")) from None
         writes = (exp.Insert, exp.Update, exp.Delete, exp.Merge, exp.Drop, exp.Create, exp.Alter, exp.Command,
                   exp.TruncateTable)
         if len(statements) != 1 or not isinstance(statements[0], exp.Query) or statements[0].find(*writes):
-            raise ValueError("must be exactly one SELECT statement, which only reads")
+            raise ValueError(Message.of("error.config.only_one_select", statement="SELECT"))
         return value
 
 
@@ -345,9 +349,10 @@ class SourceMapping(Strict):
 
         for name, source in value.items():
             if name not in TABLE_NAMES:
-                raise ValueError(f"{name!r} is not a contract table ({', '.join(TABLE_NAMES)})")
+                raise KeyedValueError((name,), Message.of("error.config.not_a_table", tables=list(TABLE_NAMES)))
             known = metadata.tables[name].columns
             for column in source.columns:
                 if column not in known:
-                    raise ValueError(f"{name}.columns: {column!r} is not a column of {name}")
+                    raise KeyedValueError((name, "columns", column), Message.of("error.config.not_a_column",
+                                                                                table=name))
         return value

@@ -69,6 +69,14 @@ def setting_error(setting: str, problem: Message) -> ConfigError:
     return ConfigError(Message.of("error.setting.line", setting=setting, problem=problem))
 
 
+def config_error(file: str, key: str | Message, problem: Message) -> ConfigError:
+    """A ConfigError naming the YAML file and the dotted key at fault, then `problem`:
+    `config/audits.yaml：sampling.confidence：…`."""
+    from opsaudit.i18n.render import Message
+
+    return ConfigError(Message.of("error.config.line", file=file, key=key, problem=problem))
+
+
 # The refusals a person can act on, worded by the catalogue; any other is shown as the system words it.
 _OS_REASONS = ("EACCES", "EPERM", "EROFS", "ENOSPC", "ENOTDIR", "EEXIST")
 

@@ -3,18 +3,17 @@
 from __future__ import annotations
 
 import os
-import re
 from functools import cached_property
 from pathlib import Path
 from typing import Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from pydantic import Field, SecretStr, ValidationError, field_validator
-from pydantic_core import ErrorDetails
 from pydantic_settings import BaseSettings, SettingsConfigDict
 from sqlalchemy.engine import make_url
 
 from opsaudit.errors import ConfigError, setting_error
+from opsaudit.i18n.problems import value_problem
 from opsaudit.i18n.render import Message
 
 
@@ -137,30 +136,4 @@ def load_settings(**overrides: object) -> Settings:
     except ValidationError as exc:
         err = exc.errors()[0]
         name = "OPSAUDIT_" + str(err["loc"][0]).upper() if err["loc"] else "OPSAUDIT_*"
-        raise setting_error(name, _problem(err)) from None
-
-
-# Pydantic's error types and the catalogue message of each; their limits come from the error's context.
-_BOUNDS = {"greater_than_equal": ("at_least", "ge"), "less_than_equal": ("at_most", "le"),
-           "greater_than": ("above", "gt")}
-
-
-def _problem(error: ErrorDetails) -> Message:
-    """What is wrong with a variable's value, as a catalogue message."""
-    kind, value, context = error["type"], error.get("input"), error.get("ctx") or {}
-    cause = context.get("error")
-    if isinstance(cause, ValueError) and cause.args and isinstance(cause.args[0], Message):
-        return cause.args[0]
-    if kind == "literal_error":
-        return Message.of("error.setting.not_one_of", value=value,
-                          choices=re.findall(r"'([^']*)'", str(context.get("expected", ""))))
-    if kind in ("int_parsing", "float_parsing", "int_from_float"):
-        return Message.of("error.setting.not_a_number", value=value)
-    if kind == "bool_parsing":
-        return Message.of("error.setting.not_a_switch", value=value, choices=["true", "false"])
-    if kind in _BOUNDS:
-        key, limit = _BOUNDS[kind]
-        return Message.of(f"error.setting.{key}", limit=context.get(limit))
-    if kind == "string_too_short":
-        return Message.of("error.setting.empty")
-    return Message.of("error.setting.invalid", detail=error["msg"])
+        raise setting_error(name, value_problem(err)) from None

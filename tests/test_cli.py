@@ -63,8 +63,8 @@ def test_bad_config_exits_1_naming_file_and_key(tmp_path):
     (tmp_path / "config" / "thresholds.yaml").write_text("rules:\n  cs.satisfaction_rate:\n    target: 9\n")
     result = opsaudit("run", "cs-monthly", "--store", f"sqlite:///{tmp_path / 's.db'}")
     assert result.returncode == 1
-    assert result.stderr.strip() == ("opsaudit: 错误：config/thresholds.yaml: rules.cs.satisfaction_rate.target: "
-                                     "must be between 0 and 1")
+    assert result.stderr.strip() == ("opsaudit: 错误：config/thresholds.yaml：rules.cs.satisfaction_rate.target："
+                                     "必须在0到1之间")
 
 
 def test_check_source_reports_a_dropped_column(db_url, engine):

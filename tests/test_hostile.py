@@ -127,13 +127,13 @@ def test_an_audit_lead_who_is_not_an_auditor_of_operations_is_refused_when_the_d
 
 @pytest.mark.parametrize(("yaml", "message"), [
     ("audits:\n  cs-monthly:\n    period: week\n",
-     "audits.yaml: audits.cs-monthly.period: cs-monthly audits a month, not a week; write period: month"),
+     "audits.yaml：audits.cs-monthly.period：cs-monthly按月稽查，不能按周；请写作period: month"),
     ("audits:\n  planning-quarterly:\n    period: month\n",
-     "audits.yaml: audits.planning-quarterly.period: planning-quarterly audits a quarter, not a month"),
+     "audits.yaml：audits.planning-quarterly.period：planning-quarterly按季度稽查，不能按月"),
     ("audits:\n  cs-monthly:\n    cron: '0 8 31 2 *'\n",
-     "audits.yaml: audits.cs-monthly.cron: '0 8 31 2 *' never fires: no date matches its day and month"),
+     "audits.yaml：audits.cs-monthly.cron：“0 8 31 2 *”永远不会触发：没有日期同时符合其中的日和月"),
     ("rectification_tracking:\n  cron: '0 8 30 2 *'\n",
-     "audits.yaml: rectification_tracking.cron: '0 8 30 2 *' never fires"),
+     "audits.yaml：rectification_tracking.cron：“0 8 30 2 *”永远不会触发"),
 ], ids=["week for a monthly audit", "month for a quarterly audit", "31 February", "30 February"])
 def test_an_audit_calendar_that_cannot_work_is_refused_naming_file_and_key(tmp_path, yaml, message):
     folder = tmp_path / "config"
@@ -141,7 +141,7 @@ def test_an_audit_calendar_that_cannot_work_is_refused_naming_file_and_key(tmp_p
     with pytest.raises(ConfigError) as refused:
         load_config(folder)
     assert message in str(refused.value) and "\n" not in str(refused.value)
-    assert Path(str(refused.value).split(":")[0]).name == "audits.yaml"
+    assert Path(str(refused.value).split("：")[0]).name == "audits.yaml"
 
 
 def test_leap_day_cron_still_validates(tmp_path):

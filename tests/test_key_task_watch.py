@@ -252,5 +252,7 @@ def test_a_company_sets_the_watch_in_its_audits_yaml(store, monkeypatch, tmp_pat
     assert critical == found(KeyTaskWatch(priorities=("critical",), due_soon_days=0))
     assert critical and set(critical) < set(WARNED)
     audits.write_text("key_task_watch:\n  priorities: [urgent]\n")
-    with pytest.raises(ConfigError, match=r"^config/audits\.yaml: key_task_watch\.priorities\.0: "):
+    with pytest.raises(ConfigError) as refused:
         load_config(settings.config_dir)
+    assert refused.value.text("zh-CN") == ("config/audits.yaml：key_task_watch.priorities.0：“urgent”不是可选值之一："
+                                           "low、normal、high、critical")

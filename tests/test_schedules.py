@@ -94,7 +94,8 @@ def test_an_invalid_cron_names_the_file_and_key(tmp_path, cron):
     (tmp_path / "config" / "audits.yaml").write_text(f'audits:\n  cs-weekly:\n    cron: "{cron}"\n')
     with pytest.raises(ConfigError) as raised:
         registered()
-    assert str(raised.value).startswith(f"config/audits.yaml: audits.cs-weekly.cron: {cron!r} is not a")
+    assert str(raised.value).startswith(f"config/audits.yaml：audits.cs-weekly.cron：“{cron}”不是定时表达式")
+    assert raised.value.text("en").startswith(f"config/audits.yaml: audits.cs-weekly.cron: '{cron}' is not a cron")
     assert "\n" not in str(raised.value)
 
 
@@ -137,7 +138,7 @@ def test_schedules_table_shows_the_next_run_and_a_bad_cron_is_one_line(tmp_path)
     (tmp_path / "config" / "audits.yaml").write_text('audits:\n  data-quarterly:\n    cron: "0 9 1 13 *"\n')
     failed = opsaudit("schedules", "--format", "json")
     assert failed.returncode == 1 and failed.stdout == ""
-    assert failed.stderr.startswith("opsaudit: 错误：config/audits.yaml: audits.data-quarterly.cron: '0 9 1 13 *'")
+    assert failed.stderr.startswith("opsaudit: 错误：config/audits.yaml：audits.data-quarterly.cron：“0 9 1 13 *”")
     assert len(failed.stderr.strip().splitlines()) == 1
 
 

@@ -62,16 +62,29 @@ def _load(language: str) -> Mapping[str, str]:
 def load_messages(folder: Path) -> dict[str, str]:
     """The flattened messages of every YAML file in `folder`; a key defined twice is an error."""
     # Imported here: the config models take a moment, and `opsaudit --help` needs none of it.
-    from opsaudit.config.loader import display_path, read_yaml
+    from opsaudit.config.loader import display_path
 
     messages: dict[str, str] = {}
     origin: dict[str, Path] = {}
     for path in sorted(folder.glob("*.yaml")):
-        for key, value in _flatten(read_yaml(path), "", path):
+        for key, value in _flatten(_read_catalogue_file(path), "", path):
             if key in messages:
                 raise CatalogueError(f"{display_path(path)}: {key}: already defined in {display_path(origin[key])}")
             messages[key], origin[key] = value, path
     return messages
+
+
+def _read_catalogue_file(path: Path) -> dict[str, Any]:
+    """One catalogue file; its own errors are not worded by the catalogue, which cannot load."""
+    from opsaudit.config.loader import display_path, read_yaml
+
+    try:
+        return read_yaml(path)
+    except CatalogueError:
+        raise
+    except ConfigError as exc:
+        raise CatalogueError(f"{display_path(path)}: not a valid catalogue file "
+                             f"({getattr(exc.args[0], 'key', exc.args[0])})") from None
 
 
 def _flatten(node: Mapping[Any, Any], prefix: str, path: Path) -> Iterator[tuple[str, str]]:
