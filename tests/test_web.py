@@ -646,6 +646,28 @@ def test_two_servers_on_one_store_share_the_sign_in_limits(site, db_url, monkeyp
         assert conn.execute(sa.select(sa.func.count()).select_from(web_login_requests)).scalar_one() == 1
 
 
+def test_requests_at_the_same_moment_are_counted_one_by_one(site):
+    """Twelve requests for one address at once, each on its own connection as separate servers send
+    them: exactly the limit is let through, none fails, and only those are kept."""
+    from concurrent.futures import ThreadPoolExecutor
+    from threading import Barrier
+
+    from opsaudit.web.sessions import PER_ADDRESS, allow_link_request
+
+    start = Barrier(12)
+
+    def request(n: int) -> bool:
+        start.wait()
+        with site.engine.begin() as conn:
+            return allow_link_request(conn, email("O1"), f"10.0.0.{n}", site.clock.now)
+
+    with ThreadPoolExecutor(12) as pool:
+        answers = list(pool.map(request, range(12)))
+    assert answers.count(True) == PER_ADDRESS
+    with site.engine.connect() as conn:
+        assert conn.execute(sa.select(sa.func.count()).select_from(web_login_requests)).scalar_one() == PER_ADDRESS
+
+
 def test_an_unknown_address_is_limited_exactly_like_a_known_one(site):
     browser = site.client()
     known = [ask_link(browser, email("O1")) for _ in range(6)]

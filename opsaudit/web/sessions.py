@@ -30,17 +30,30 @@ def allow_link_request(conn: Connection, address: str, client: str, now: datetim
     requests = web_login_requests.c
     since = to_db(now - LIMIT_WINDOW)
     address_hash = digest(address)
+    _one_request_at_a_time(conn, address_hash, client)
+    # Recorded before it is counted: on SQLite the insert takes the write lock, so a request at the
+    # same moment waits here and then counts this one.
+    request_id = conn.execute(web_login_requests.insert().values(
+        requested_at=to_db(now), address_hash=address_hash, client=client).returning(requests.id)).scalar_one()
     per_address, per_client = conn.execute(
         sa.select(sa.func.count().filter(requests.address_hash == address_hash),
                   sa.func.count().filter(requests.client == client))
         .where(requests.requested_at > since,
                sa.or_(requests.address_hash == address_hash, requests.client == client))).one()
-    allowed = per_address < PER_ADDRESS and per_client < PER_CLIENT
-    if allowed:
-        conn.execute(web_login_requests.insert().values(requested_at=to_db(now), address_hash=address_hash,
-                                                        client=client))
+    allowed = per_address <= PER_ADDRESS and per_client <= PER_CLIENT
+    if not allowed:
+        conn.execute(web_login_requests.delete().where(requests.id == request_id))
     conn.execute(web_login_requests.delete().where(requests.requested_at <= since))
     return allowed
+
+
+def _one_request_at_a_time(conn: Connection, address_hash: str, client: str) -> None:
+    """On PostgreSQL, requests for one address or from one client wait for each other until commit,
+    so two at once cannot both be counted under the limit (SQLite's single writer does this)."""
+    if conn.dialect.name != "postgresql":
+        return
+    for key in sorted({f"address:{address_hash}", f"client:{client}"}):
+        conn.execute(sa.select(sa.func.pg_advisory_xact_lock(sa.func.hashtext(key))))
 
 
 def issue_link(conn: Connection, staff_id: str, now: datetime) -> str:
