@@ -26,6 +26,7 @@ from opsaudit.checks.scope import EVERYTHING, Scope
 from opsaudit.checks.spec import Rule
 from opsaudit.checks.sqlfuncs import bounded, bounded_texts, byte_order, compile_sql, offended
 from opsaudit.errors import SourceError
+from opsaudit.i18n.render import Message
 from opsaudit.periods import Period
 from opsaudit.source import Source
 
@@ -199,7 +200,7 @@ def _execute(conn: Connection, statement: sa.Executable, tables: Iterable[str]) 
         return conn.execute(statement)
     except SQLAlchemyError as exc:
         reason = str(getattr(exc, "orig", exc)).strip().splitlines()[0]
-        raise SourceError(f"query on {', '.join(sorted(set(tables)))} failed: {reason}") from None
+        raise SourceError(Message.of("error.source.query_failed", tables=sorted(set(tables)), reason=reason)) from None
 
 
 _SHORT_NAMES = ("p", "n", "d", "f")

@@ -45,6 +45,7 @@ from opsaudit.checks.results import CheckResult, Outcome, Severity
 from opsaudit.checks.sqlfuncs import byte_order, offended
 from opsaudit.contract import FRESHNESS_COLUMNS, PRIMARY_KEYS, REFERENCES, metadata
 from opsaudit.errors import SourceError
+from opsaudit.i18n.render import Message
 from opsaudit.periods import Period
 from opsaudit.source import Source
 
@@ -119,7 +120,8 @@ def _prepare(source: Source, name: str, period: Period, now: datetime, rules: Da
             counted=[result.facts["column"] for result in unresolvable])
     except sa.exc.SQLAlchemyError as exc:
         # A table that cannot be read says nothing about the data: the audit cannot run.
-        raise SourceError(f"database: {source.physical_name(name)}: cannot be read: {_first_line(exc)}") from None
+        raise SourceError(Message.of("error.source.table_unreadable", purpose=Message.of("error.purpose.database"),
+                                     table=source.shown_name(name), reason=_first_line(exc))) from None
     if rows == 0:
         # A quarter without plan adjustments is normal; a feed that stopped, or an empty table, is not.
         if name in FRESHNESS_COLUMNS or _count_and_newest(source.engine, sa.select(source.table(name)))[0] == 0:
@@ -262,8 +264,8 @@ def _grade(check: Check, outcome: ExpectationValidationResult, plan: _TablePlan,
     error = _error_message(outcome)
     if error is not None:
         # A check that cannot run is an error of the run, never a finding about the data.
-        raise SourceError(f"data quality: {check.rule_id} on {check.entity_id}: Great Expectations could not "
-                          f"compute {expectation['type']}: {error}")
+        raise SourceError(Message.of("error.quality.gx_failed", rule=check.rule_id, entity=check.entity_id,
+                                     tool="Great Expectations", expectation=expectation["type"], reason=error))
     if check.sample == "none":
         return _grade_freshness(check, outcome, rows, sql, expectation, plan.newest)
     unexpected = int(outcome.result.get("unexpected_count") or 0)

@@ -20,6 +20,7 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
 from opsaudit.errors import SourceError
+from opsaudit.i18n.render import Message
 from opsaudit.settings import mask_url
 
 if TYPE_CHECKING:
@@ -63,8 +64,9 @@ def gx_batches(engine: Engine) -> Iterator[Batches]:
         datasource = add(name="opsaudit_source", connection_string=url)
         gx_engine = datasource.get_execution_engine().engine
     except Exception as exc:  # GX's message may quote the URL, so only its type is kept
-        raise SourceError(f"database: {mask_url(url)}: Great Expectations cannot use it "
-                          f"({type(exc).__name__})") from None
+        raise SourceError(Message.of("error.quality.gx_unusable", purpose=Message.of("error.purpose.database"),
+                                     url=mask_url(url), tool="Great Expectations",
+                                     reason=type(exc).__name__)) from None
     batches = Batches(datasource)
     sa.event.listen(gx_engine, "before_cursor_execute", _narrow(batches.bare_queries), retval=True)
     try:

@@ -30,6 +30,7 @@ from sqlalchemy.sql import ColumnElement, FromClause
 
 from opsaudit.config.models import Sampling
 from opsaudit.errors import SourceError
+from opsaudit.i18n.render import Message
 from opsaudit.periods import Period
 from opsaudit.source import Source
 from opsaudit.store.schema import samples
@@ -268,7 +269,7 @@ def draw_sample(source: Source, period: Period, sampling: Sampling, seed: int) -
                 stratum = allocation.stratum
                 pool = ids.get((stratum.agent_id, stratum.channel), [])
                 if len(pool) != stratum.population:
-                    raise SourceError(f"tickets changed while the {period} sample was drawn; draw again")
+                    raise SourceError(Message.of("error.sample.changed", table="tickets", period=period.label))
                 for ticket_id in _pick(rng, pool, allocation.size):
                     rows.append(SampleRow(department_id, stratum.agent_id, stratum.channel, ticket_id,
                                           len(rows) + 1))

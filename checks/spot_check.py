@@ -27,6 +27,7 @@ from opsaudit.checks.sampling import attribute_sample_size
 from opsaudit.checks.scope import Scope
 from opsaudit.config.models import Sampling
 from opsaudit.errors import SourceError
+from opsaudit.i18n.render import Message
 from opsaudit.periods import Period, date_range
 from opsaudit.source import Source, missing_tables
 
@@ -125,8 +126,7 @@ def draw(source: Source, areas: Sequence[str], window: Period, seed: int, sampli
     departments = {area: records_per_department(source, FRAMES[area], window) for area in sorted(present)}
     candidates = [area for area in sorted(present) if departments[area]]
     if not candidates:
-        raise SourceError(f"spot check: no records of {', '.join(sorted(areas))} in {window.label}: nothing to "
-                          "sample")
+        raise SourceError(Message.of("error.spot_check.no_records", areas=sorted(areas), window=window.label))
     area = rng.choice(candidates)
     department = rng.choice(sorted(departments[area]))
     frame = FRAMES[area]

@@ -145,3 +145,9 @@ def check_reachable(engine: Engine, *, purpose: str) -> None:
 def shown_url(engine: Engine) -> str:
     """The engine's URL as the user gave it, password masked: without the session options added here."""
     return mask_url(engine.url.difference_update_query(["options"]).render_as_string(hide_password=False))
+
+
+def unsupported_store(feature: Message, dialect: str) -> StoreError:
+    """The error of a store step written for the two dialects whose upserts it uses."""
+    return StoreError(Message.of("error.store.dialect", feature=feature, sqlite="SQLite", postgresql="PostgreSQL",
+                                 dialect=dialect))

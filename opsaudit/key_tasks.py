@@ -33,7 +33,8 @@ from sqlalchemy.engine import Connection, Engine
 
 from opsaudit.config.loader import Config
 from opsaudit.config.models import KeyTaskWatch
-from opsaudit.errors import SourceError, StoreError
+from opsaudit.db import unsupported_store
+from opsaudit.errors import SourceError
 from opsaudit.i18n.render import Message
 from opsaudit.reports import outbox
 from opsaudit.reports.outbox import OutgoingMail
@@ -88,7 +89,8 @@ def at_risk(source: Source, policy: KeyTaskWatch, now: datetime, zone: tzinfo) -
             rows = conn.execute(query).all()
     except sa.exc.SQLAlchemyError as exc:
         reason = str(getattr(exc, "orig", exc)).strip().splitlines()[0]
-        raise SourceError(f"{source.physical_name('tasks')}: cannot read the key tasks: {reason}") from None
+        raise SourceError(Message.of("error.source.unreadable", table=source.shown_name("tasks"),
+                                     what=Message.of("error.source.key_tasks"), reason=reason)) from None
     # A due time that is no timestamp (text in a SQLite column) reads as None: data quality reports it.
     return [KeyTask(row.task_id, row.title, row.department_id, row.owner_id, row.priority, row.status,
                     row.due_at.replace(tzinfo=zone), State(row.state)) for row in rows if row.due_at is not None]
@@ -108,7 +110,7 @@ def claim(conn: Connection, tasks: Sequence[KeyTask], audiences: dict[str, Recip
         return []
     builders = {"postgresql": postgresql.insert, "sqlite": sqlite.insert}
     if conn.dialect.name not in builders:
-        raise StoreError(f"audit store: the key-task watch needs SQLite or PostgreSQL, not {conn.dialect.name}")
+        raise unsupported_store(Message.of("enum.audit.key-task-watch"), conn.dialect.name)
     statement = (builders[conn.dialect.name](key_task_warnings).on_conflict_do_nothing()
                  .returning(key_task_warnings.c.task_id, key_task_warnings.c.state))
     rows = [{"task_id": task.task_id, "state": task.state.value, "due_at": to_db(task.due_at),

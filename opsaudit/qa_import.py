@@ -28,7 +28,7 @@ from sqlalchemy.engine import Connection, Engine
 from opsaudit.config.models import SourceMapping
 from opsaudit.contract import qa_reviews
 from opsaudit.errors import InputError, SourceError
-from opsaudit.i18n import resolve_language, text
+from opsaudit.i18n import Message, resolve_language, text
 from opsaudit.periods import parse_period
 from opsaudit.reports.review_sheet import column_for_header, period_of, review_sheet_titles
 from opsaudit.settings import load_settings
@@ -132,8 +132,9 @@ def import_review_sheet(engine: Engine, path: Path, *, source: Source | None = N
     source = source or Source(engine, SourceMapping())
     absent = missing_tables(source, QA_TABLES)
     if absent:
-        raise SourceError(f"database: {', '.join(source.physical_name(t) for t in sorted(absent))}: missing table "
-                          f"(qa import reads {', '.join(QA_TABLES[:-1])} and writes qa_reviews)")
+        raise SourceError(Message.of("error.source.qa_tables", purpose=Message.of("error.purpose.database"),
+                                     tables=[source.physical_name(t) for t in sorted(absent)], command="qa import",
+                                     read=list(QA_TABLES[:-1]), written=QA_TABLES[-1]).text(language))
     tz = load_settings().tz
     now = datetime.now(tz).replace(tzinfo=None, microsecond=0)
     word, rows = _read(path, language)

@@ -18,6 +18,7 @@ from sqlalchemy.sql import FromClause
 
 from opsaudit.config.models import SourceMapping, TableSource
 from opsaudit.contract import contract_kind, metadata
+from opsaudit.i18n.render import Message
 
 _TYPE_FAMILIES: dict[str, tuple[type, ...]] = {
     "ts": (sa.DateTime, sa.Date),
@@ -122,11 +123,19 @@ class Source:
         table = spec.table or name
         return f"{spec.schema_}.{table}" if spec.schema_ else table
 
+    def shown_name(self, name: str) -> str | Message:
+        """The table as an error line names it: its source name, or a mapped SELECT said as such
+        in the reader's language."""
+        if self.spec(name).select is not None:
+            return Message.of("error.source.mapped_select", table=name)
+        return self.physical_name(name)
 
-def check_source(source: Source, tables: tuple[str, ...] | None = None) -> list[str]:
-    """Every missing table, missing column and column of the wrong type, one line each."""
+
+def check_source(source: Source, tables: tuple[str, ...] | None = None) -> list[Message]:
+    """Every missing table, missing column and column of the wrong type, one line each, worded
+    when read (the command's language on the command line, OPSAUDIT_LANGUAGE in a run's error)."""
     inspector = sa.inspect(source.engine)
-    problems: list[str] = []
+    problems: list[Message] = []
     for name in tables or tuple(metadata.tables):
         spec = source.spec(name)
         if spec.select is not None:
@@ -134,17 +143,17 @@ def check_source(source: Source, tables: tuple[str, ...] | None = None) -> list[
             continue
         table, schema = spec.table or name, spec.schema_
         if not (inspector.has_table(table, schema=schema) or table in _views(inspector, schema)):
-            problems.append(f"{source.physical_name(name)}: missing table (contract table {name})")
+            problems.append(Message.of("error.source.missing_table", table=source.physical_name(name), contract=name))
             continue
         found = {col["name"]: col["type"] for col in inspector.get_columns(table, schema=schema)}
         for column in metadata.tables[name].columns:
             src = spec.columns.get(column.name, column.name)
-            where = f"{source.physical_name(name)}.{src}"
+            where, contract = f"{source.physical_name(name)}.{src}", f"{name}.{column.name}"
             if src not in found:
-                problems.append(f"{where}: missing column (contract {name}.{column.name})")
+                problems.append(Message.of("error.source.missing_column", column=where, contract=contract))
             elif not _compatible(found[src], contract_kind(column)):
-                problems.append(f"{where}: wrong type {found[src]}, expected {contract_kind(column)} "
-                                f"(contract {name}.{column.name})")
+                problems.append(Message.of("error.source.wrong_type", column=where, found=str(found[src]),
+                                           expected=contract_kind(column), contract=contract))
     return problems
 
 
@@ -167,15 +176,16 @@ def select_columns(source: Source, name: str) -> set[str]:
         return set(conn.execute(sa.text(f"SELECT * FROM ({source.spec(name).select}) AS probe WHERE 1 = 0")).keys())
 
 
-def _check_select(source: Source, name: str) -> list[str]:
+def _check_select(source: Source, name: str) -> list[Message]:
     spec = source.spec(name)
     try:
         found = select_columns(source, name)
     except Exception as exc:
         reason = str(getattr(exc, "orig", exc)).strip().splitlines()[0]
-        return [f"{source.physical_name(name)}: the SELECT fails: {reason}"]
+        return [Message.of("error.source.select_fails", table=source.shown_name(name), reason=reason)]
     return [
-        f"{source.physical_name(name)}.{spec.columns.get(c.name, c.name)}: missing column (contract {name}.{c.name})"
+        Message.of("error.source.select_missing_column", table=source.shown_name(name),
+                   column=spec.columns.get(c.name, c.name), contract=f"{name}.{c.name}")
         for c in metadata.tables[name].columns
         if spec.columns.get(c.name, c.name) not in found
     ]

@@ -31,8 +31,7 @@ from sqlalchemy.engine import Connection, Engine, RowMapping
 from opsaudit.audit import check_directory_settings
 from opsaudit.config.loader import Config
 from opsaudit.config.models import RectificationTracking
-from opsaudit.db import source_engine
-from opsaudit.errors import StoreError
+from opsaudit.db import source_engine, unsupported_store
 from opsaudit.i18n.render import Message
 from opsaudit.reports import outbox
 from opsaudit.reports.recipients import Directory, Recipient, RecipientList, Role, reason, resolve
@@ -142,7 +141,7 @@ def claim(conn: Connection, steps: Sequence[Step], now: datetime) -> list[Step]:
         return []
     builders = {"postgresql": postgresql.insert, "sqlite": sqlite.insert}
     if conn.dialect.name not in builders:
-        raise StoreError(f"audit store: rectification tracking needs SQLite or PostgreSQL, not {conn.dialect.name}")
+        raise unsupported_store(Message.of("enum.audit.rectification-tracking"), conn.dialect.name)
     statement = (builders[conn.dialect.name](finding_notices).on_conflict_do_nothing()
                  .returning(finding_notices.c.finding_id, finding_notices.c.step))
     rows = [{"finding_id": step.finding["id"], "step": step.key, "deadline": to_db(step.deadline), "at": to_db(now)}

@@ -19,7 +19,8 @@ from collections.abc import Iterable
 from importlib.resources import files
 from pathlib import Path
 
-from opsaudit.errors import InputError
+from opsaudit.errors import InputError, os_reason
+from opsaudit.i18n.render import Message
 
 FAMILY = "Noto Sans CJK SC Subset"
 SOURCE_FAMILY = "Noto Sans CJK SC"
@@ -73,11 +74,18 @@ def source_font(weight: int) -> tuple[Path, int]:
     try:
         found = subprocess.run(["fc-match", "-f", "%{family}\n%{file}\n%{index}",
                                 f"{SOURCE_FAMILY}:weight={fc_weight}"], capture_output=True, text=True, check=True)
+    except FileNotFoundError:
+        raise InputError(Message.of("error.fonts.no_tool", tool="fc-match", system="Debian",
+                                    package="fontconfig")) from None
     except (OSError, subprocess.CalledProcessError) as exc:
-        raise InputError(f"fonts: fc-match cannot look up {SOURCE_FAMILY} ({exc})") from None
+        reason = (Message.of("error.fonts.exit_status", code=exc.returncode)
+                  if isinstance(exc, subprocess.CalledProcessError) else os_reason(exc))
+        raise InputError(Message.of("error.fonts.lookup", tool="fc-match", family=SOURCE_FAMILY, reason=reason)) \
+            from None
     families, file, index = (found.stdout.splitlines() + ["", "", ""])[:3]
     if SOURCE_FAMILY not in families.split(","):
-        raise InputError(f"fonts: {SOURCE_FAMILY} {style} is not installed (Debian: fonts-noto-cjk)")
+        raise InputError(Message.of("error.fonts.not_installed", family=SOURCE_FAMILY, style=style, system="Debian",
+                                    package="fonts-noto-cjk"))
     return Path(file), int(index or 0)
 
 

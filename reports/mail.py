@@ -24,12 +24,13 @@ import emails
 from emails.store import BaseFile
 from emails.utils import DNS_NAME
 
-from opsaudit.errors import ConfigError, OpsauditError
-from opsaudit.i18n import text
+from opsaudit.errors import ConfigError, OpsauditError, os_reason, setting_error
+from opsaudit.i18n import Message, text
 from opsaudit.reports.outbox import Address, StoredMail, is_address
 from opsaudit.settings import Settings
 
 SMTPS_PORT = 465
+SUBMISSION_PORT = 587  # where a server offers STARTTLS
 ACCEPTED = (250, 251)  # RCPT replies that take a recipient
 
 
@@ -161,13 +162,14 @@ class SmtpTransport:
 
     def __init__(self, settings: Settings) -> None:
         if not settings.smtp_host:
-            raise ConfigError("environment: OPSAUDIT_SMTP_HOST is not set")
+            raise ConfigError(Message.of("error.mail.no_host", setting="OPSAUDIT_SMTP_HOST"))
         if settings.smtp_ssl and settings.smtp_starttls:
-            raise ConfigError("environment: OPSAUDIT_SMTP_SSL and OPSAUDIT_SMTP_STARTTLS exclude each other: "
-                              "SSL is TLS from the start (port 465), STARTTLS upgrades a plain connection (587)")
+            raise ConfigError(Message.of("error.mail.ssl_and_starttls", ssl="OPSAUDIT_SMTP_SSL",
+                                         starttls="OPSAUDIT_SMTP_STARTTLS", ssl_name="SSL", ssl_port=SMTPS_PORT,
+                                         starttls_name="STARTTLS", starttls_port=SUBMISSION_PORT))
         name, address = parseaddr(settings.smtp_from)
         if not is_address(address) or "\r" in name or "\n" in name:
-            raise ConfigError(f"environment: OPSAUDIT_SMTP_FROM: {settings.smtp_from!r} has no e-mail address")
+            raise setting_error("OPSAUDIT_SMTP_FROM", Message.of("error.mail.no_address", value=settings.smtp_from))
         self.sender = settings.smtp_from
         self.language = settings.language
         self.host = settings.smtp_host
@@ -274,9 +276,21 @@ def _tls_context(settings: Settings) -> ssl.SSLContext:
         return ssl.create_default_context()
     try:
         return ssl.create_default_context(cafile=str(ca_file.expanduser()))
-    except (OSError, ssl.SSLError) as exc:
-        raise ConfigError(f"environment: OPSAUDIT_SMTP_CA_FILE: {ca_file}: cannot be read as PEM "
-                          f"certificates: {getattr(exc, 'strerror', None) or exc}") from None
+    except OSError as exc:  # ssl.SSLError is one too
+        raise setting_error("OPSAUDIT_SMTP_CA_FILE", Message.of("error.mail.ca_file", path=str(ca_file), format="PEM",
+                                                                reason=_ca_reason(exc))) from None
+
+
+def _ca_reason(error: OSError) -> Message | str:
+    """Why the CA file is no use: OpenSSL's words for a file of no certificates, else why the
+    file cannot be read, in the reader's language where it can be."""
+    if isinstance(error, ssl.SSLError):
+        return error.strerror or str(error)
+    if isinstance(error, FileNotFoundError):
+        return Message.of("error.file.absent")
+    if isinstance(error, IsADirectoryError):
+        return Message.of("error.file.is_folder")
+    return os_reason(error)
 
 
 def _reply(code: int, text: bytes | str) -> str:

@@ -20,7 +20,8 @@ import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Connection, RowMapping
 
-from opsaudit.errors import StoreError
+from opsaudit.db import unsupported_store
+from opsaudit.i18n.render import Message
 from opsaudit.store.schema import outbox
 from opsaudit.store.times import from_db, to_db, utcnow
 
@@ -149,7 +150,7 @@ def _insert_once(dialect: str):
     """An INSERT that does nothing when the dedupe key is already there (both store databases)."""
     builders = {"postgresql": postgresql.insert, "sqlite": sqlite.insert}
     if dialect not in builders:
-        raise StoreError(f"audit store: the outbox needs SQLite or PostgreSQL, not {dialect}")
+        raise unsupported_store(Message.of("error.store.outbox"), dialect)
     return builders[dialect](outbox).on_conflict_do_nothing(index_elements=["dedupe_key"])
 
 

@@ -216,7 +216,8 @@ def _read(source: Source, table: str, query: sa.Select) -> list[sa.Row]:
             return list(conn.execute(query))
     except sa.exc.SQLAlchemyError as exc:
         reason = str(getattr(exc, "orig", exc)).strip().splitlines()[0]
-        raise SourceError(f"{source.physical_name(table)}: cannot read the recipients: {reason}") from None
+        raise SourceError(Message.of("error.source.unreadable", table=source.shown_name(table),
+                                     what=Message.of("error.source.recipients"), reason=reason)) from None
 
 
 @dataclass

@@ -27,6 +27,7 @@ from opsaudit.audit import audit_plan, load_rules
 from opsaudit.checks.spec import Rule
 from opsaudit.config.loader import Config
 from opsaudit.errors import InputError
+from opsaudit.i18n.render import Message
 from opsaudit.periods import parse_period
 from opsaudit.reports.review import ReviewStamp, stamp_of
 from opsaudit.settings import Settings
@@ -248,7 +249,7 @@ def load_report_data(conn: Connection, settings: Settings, config: Config, run_i
 def _run(conn: Connection, run_id: str, zone: tzinfo) -> RunFacts:
     row = conn.execute(sa.select(audit_runs).where(audit_runs.c.id == run_id)).mappings().first()
     if row is None:
-        raise InputError(f"audit run {run_id}: no such run in oa_audit_runs")
+        raise InputError(Message.of("error.run.unknown", prefix=run_id, table=audit_runs.name))
     parameters = row["parameters"] or {}
     clock = parameters.get("now")
     # The audit's clock (a naive local time, fixed by --now) keeps a report of the run the same

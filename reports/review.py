@@ -23,7 +23,8 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Connection, RowMapping
 
 from opsaudit.config.models import Recipients
-from opsaudit.errors import OpsauditError, StoreError
+from opsaudit.db import unsupported_store
+from opsaudit.errors import OpsauditError
 from opsaudit.i18n.render import Message
 from opsaudit.reports import outbox
 from opsaudit.reports.outbox import Address, Kind, MailSummary, OutgoingMail
@@ -165,7 +166,7 @@ def digest(rows: Iterable[Mapping[str, Any]]) -> str:
 def _upsert(dialect: str):
     builders = {"postgresql": postgresql.insert, "sqlite": sqlite.insert}
     if dialect not in builders:
-        raise StoreError(f"audit store: the review gate needs SQLite or PostgreSQL, not {dialect}")
+        raise unsupported_store(Message.of("error.store.review_gate"), dialect)
     statement = builders[dialect](reports)
     return statement.on_conflict_do_update(
         index_elements=["audit_run_id", "language", "format"],

@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 import os
+import re
 import subprocess
 import sys
 
 from rich.cells import cell_len
+
+CJK = re.compile(r"[\u3400-\u9fff]")
 
 
 def on_a_terminal(*args: str, columns: int = 80) -> str:
@@ -46,3 +49,13 @@ def widest(shown: str) -> int:
 def error_line(message: str, language: str) -> str:
     """The one line opsaudit prints on stderr for an error: `opsaudit: 错误：…` / `opsaudit: error: …`."""
     return f"opsaudit: {'错误：' if language == 'zh-CN' else 'error: '}{message}"
+
+
+def assert_chinese_line(line: str, *named: str) -> None:
+    """One line, in Chinese, naming each of `named`; no Latin word but the names it quotes."""
+    assert "\n" not in line and CJK.search(line), line
+    rest = line
+    for name in sorted(named, key=len, reverse=True):   # staff_id before staff
+        assert name in line, (name, line)
+        rest = rest.replace(name, "")
+    assert not re.search(r"[A-Za-z]", rest), line

@@ -75,9 +75,11 @@ def test_check_source_reports_a_dropped_column(db_url, engine):
     result = opsaudit("init", "--check-source", "--db", db_url)
     assert result.returncode == 1
     lines = result.stdout.strip().splitlines()
-    assert "tickets.satisfaction: missing column (contract tickets.satisfaction)" in lines
-    assert "plan_adjustments: missing table (contract table plan_adjustments)" in lines
+    assert "tickets.satisfaction：缺少字段（数据约定中的tickets.satisfaction）" in lines
+    assert "plan_adjustments：缺少数据表（数据约定中的plan_adjustments表）" in lines
     assert len(lines) == 2
+    english = opsaudit("init", "--check-source", "--db", db_url, "--lang", "en").stdout.strip().splitlines()
+    assert "tickets.satisfaction: missing column (contract tickets.satisfaction)" in english
 
 
 def test_check_source_passes_a_complete_source(db_url, engine):
@@ -96,8 +98,8 @@ def test_check_source_reports_a_wrong_type(tmp_path):
         conn.execute(sa.text("ALTER TABLE tickets ADD COLUMN reopened_count TEXT"))
     result = opsaudit("init", "--check-source", "--db", url)
     assert result.returncode == 1
-    assert result.stdout.strip() == ("tickets.reopened_count: wrong type TEXT, expected int "
-                                    "(contract tickets.reopened_count)")
+    assert result.stdout.strip() == ("tickets.reopened_count：字段类型为TEXT，应为int"
+                                    "（数据约定中的tickets.reopened_count）")
 
 
 @pytest.mark.parametrize(("args", "message"), [
@@ -132,7 +134,7 @@ def test_init_demo_never_replaces_data_without_asking(tmp_path):
     with engine.begin() as conn:
         conn.execute(sa.text("INSERT INTO departments VALUES ('D1', 'Real department', NULL, NULL)"))
     result = opsaudit("init", "--demo", "--db", url)
-    assert result.returncode == 1 and "contract tables already hold data (departments)" in result.stderr
+    assert result.returncode == 1 and "数据约定中的表已有数据（departments）" in result.stderr
     with engine.connect() as conn:
         assert conn.execute(sa.text("SELECT name FROM departments")).scalar_one() == "Real department"
 

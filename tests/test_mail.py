@@ -425,8 +425,9 @@ def test_implicit_tls_delivers(store, port, certificate):
 
 
 def test_ssl_and_starttls_together_are_a_configuration_error(port):
-    with pytest.raises(ConfigError, match="OPSAUDIT_SMTP_SSL and OPSAUDIT_SMTP_STARTTLS exclude each other"):
+    with pytest.raises(ConfigError, match="环境变量OPSAUDIT_SMTP_SSL和OPSAUDIT_SMTP_STARTTLS不能同时开启") as refused:
         SmtpTransport(settings_for(port, smtp_ssl=True, smtp_starttls=True))
+    assert "OPSAUDIT_SMTP_SSL and OPSAUDIT_SMTP_STARTTLS exclude each other" in refused.value.text("en")
 
 
 def test_ssl_without_a_port_uses_465():
@@ -435,8 +436,9 @@ def test_ssl_without_a_port_uses_465():
 
 
 def test_a_bad_sender_address_is_a_configuration_error(port):
-    with pytest.raises(ConfigError, match="OPSAUDIT_SMTP_FROM: 'audit' has no e-mail address"):
+    with pytest.raises(ConfigError, match="OPSAUDIT_SMTP_FROM：“audit”中没有电子邮件地址") as refused:
         SmtpTransport(settings_for(port, smtp_from="audit"))
+    assert refused.value.text("en") == "environment: OPSAUDIT_SMTP_FROM: 'audit' has no e-mail address"
 
 
 def test_deliver_uses_the_clock_for_every_step(store, mailbox, port):

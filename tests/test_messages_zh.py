@@ -19,21 +19,11 @@ from opsaudit.errors import ConfigError, OpsauditError, SourceError
 from opsaudit.settings import load_settings
 from opsaudit.special import SpecialAudit, prepare
 from opsaudit.store.schema import audit_runs
+from tests.terminal import assert_chinese_line
 
 pytestmark = pytest.mark.usefixtures("prefect_harness")
 
 NOW = datetime(2026, 11, 30, 9)
-CJK = re.compile(r"[\u3400-\u9fff]")
-
-
-def assert_chinese_line(message: str, *named: str) -> None:
-    """One line, in Chinese, naming each of `named`; no Latin word but the names it quotes."""
-    assert "\n" not in message and CJK.search(message), message
-    rest = message
-    for name in sorted(named, key=len, reverse=True):   # staff_id before staff
-        assert name in message, (name, message)
-        rest = rest.replace(name, "")
-    assert not re.search(r"[A-Za-z]", rest), message
 
 
 def checked(audit: str = "cs-monthly") -> None:

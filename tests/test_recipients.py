@@ -204,5 +204,6 @@ def test_an_unreadable_mapped_staff_table_is_one_clear_error(engine):
     from opsaudit.errors import SourceError
 
     mapping = SourceMapping(tables={"staff": TableSource(select="SELECT * FROM no_such_hr_table")})
-    with pytest.raises(SourceError, match=r"^staff \(mapped SELECT\): cannot read the recipients: "):
+    with pytest.raises(SourceError, match=r"^staff（映射的查询语句）：无法读取收件人（") as refused:
         Directory.load(Source(engine, mapping), load_settings())
+    assert refused.value.text("en").startswith("staff (mapped SELECT): cannot read the recipients: ")

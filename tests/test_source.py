@@ -65,8 +65,11 @@ def test_check_source_names_the_source_column(engine):
     crm_database(engine)
     mapping = SourceMapping.model_validate({"tables": {"tickets": {
         "table": "crm_cases", "columns": {**MAPPING.tables["tickets"].columns, "satisfaction": "rating"}}}})
-    assert check_source(Source(engine, mapping), ("tickets",)) == [
+    problems = check_source(Source(engine, mapping), ("tickets",))
+    assert [problem.text("en") for problem in problems] == [
         "crm_cases.rating: missing column (contract tickets.satisfaction)"]
+    assert [problem.text("zh-CN") for problem in problems] == [
+        "crm_cases.rating：缺少字段（数据约定中的tickets.satisfaction）"]
 
 
 def test_the_audits_read_the_source_through_a_connection_that_cannot_write(db_url, engine):

@@ -53,8 +53,9 @@ def test_migrations_create_the_schema_the_models_describe(engine):
 def test_store_refuses_use_before_init(engine):
     from opsaudit.errors import StoreError
 
-    with pytest.raises(StoreError, match="run `opsaudit init`"):
+    with pytest.raises(StoreError, match="请运行 `opsaudit init`") as refused:
         require_current(engine)
+    assert refused.value.text("en").endswith("run `opsaudit init`")
 
 
 def failed(entity: str, severity: Severity = Severity.IMPORTANT, observed: float = 0.82) -> CheckResult:

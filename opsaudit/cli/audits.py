@@ -111,8 +111,8 @@ def _check_source(settings, language: str) -> None:
                     zone=settings.timezone)
     check_reachable(source.engine, purpose="database")
     problems = check_source(source)
-    for line in problems:
-        typer.echo(line)
+    for problem in problems:
+        typer.echo(problem.text(language))
     if problems:
         raise typer.Exit(1)
     typer.echo(text("cli.source_check.complete", language))
@@ -124,6 +124,7 @@ def _refuse_to_replace_data(url: str, replace: bool) -> None:
 
     from opsaudit.contract import metadata
     from opsaudit.db import check_reachable, create_engine
+    from opsaudit.i18n import Message
     from opsaudit.settings import mask_url
 
     if replace:
@@ -136,8 +137,8 @@ def _refuse_to_replace_data(url: str, replace: bool) -> None:
                   if inspector.has_table(name) and conn.execute(sa.select(sa.literal(1)).select_from(table).limit(1))
                   .first() is not None]
     if filled:
-        raise OpsauditError(f"database {mask_url(url)}: contract tables already hold data ({', '.join(filled)}); "
-                            "add --replace to drop them and build the demo there")
+        raise OpsauditError(Message.of("error.demo.not_empty", purpose=Message.of("error.purpose.database"),
+                                       url=mask_url(url), tables=filled, option="--replace"))
 
 
 def _build_demo(settings, *, seed: int, scale: int | None, as_of: datetime | None, language: str):

@@ -21,14 +21,14 @@ def qa_import(
     """Import a filled QA review sheet into qa_reviews (all rows or none)."""
     from opsaudit.db import check_reachable, create_engine
     from opsaudit.errors import InputError
-    from opsaudit.i18n import resolve_language
+    from opsaudit.i18n import Message, resolve_language
     from opsaudit.qa_import import import_review_sheet
     from opsaudit.source import Source
 
     settings = settings_for(db)
     language = resolve_language(lang.value if lang else None)
     if not file.is_file():
-        raise InputError(f"{file}: no such file")
+        raise InputError(Message.of("error.file.not_found", path=str(file)))
     # The one writer of the operational database, on purpose: it adds rows to qa_reviews only.
     engine = create_engine(settings.database, create=False)
     check_reachable(engine, purpose="database")

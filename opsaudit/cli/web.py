@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import errno
 import socket
 import threading
 from collections.abc import Iterator
@@ -11,7 +12,8 @@ from typing import Annotated
 import typer
 
 from opsaudit.cli.app import DbOption, LangOption, StoreOption, app, settings_for
-from opsaudit.errors import OpsauditError
+from opsaudit.errors import OpsauditError, os_reason
+from opsaudit.i18n.render import Message
 
 HostOption = Annotated[str, typer.Option("--host", help="Address to listen on.")]
 PortOption = Annotated[int, typer.Option("--port", min=1, max=65535, help="Port to listen on.")]
@@ -51,8 +53,19 @@ def _require_free(host: str, port: int) -> None:
         try:
             sock.bind((host, port))
         except OSError as exc:
-            raise OpsauditError(f"port {port} on {host}: {exc.strerror}: choose another with --port "
-                                "(opsaudit serve: --web-port)") from None
+            raise OpsauditError(Message.of("error.web.port", port=port, host=host, reason=_bind_reason(exc),
+                                           option="--port", command="opsaudit serve",
+                                           serve_option="--web-port")) from None
+
+
+def _bind_reason(error: OSError) -> Message | str:
+    """Why the port cannot be had: the two refusals of a bind a person meets (a port taken, an
+    address not of this machine) in the reader's language, any other as os_reason words it."""
+    if error.errno == errno.EADDRINUSE:
+        return Message.of("error.web.in_use")
+    if error.errno == errno.EADDRNOTAVAIL:
+        return Message.of("error.web.not_local")
+    return os_reason(error)
 
 
 @contextmanager

@@ -135,7 +135,7 @@ def perform(conn: Connection, finding_id: str, request: Request, directory: Dire
     needs `deadlines` (thresholds.yaml `deadlines`), from which it recomputes the finding's."""
     action = ACTIONS.get(request.action)
     if action is None:
-        raise UsageError(f"unknown action {request.action!r} (expected one of: {', '.join(ACTIONS)})")
+        raise UsageError(Message.of("error.action.unknown", action=request.action, actions=list(ACTIONS)))
     check_inputs(action, request)
     finding = get_finding(conn, finding_id)
     check_allowed(finding, action, request.actor, directory, language)

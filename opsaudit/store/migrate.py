@@ -13,6 +13,7 @@ from sqlalchemy.engine import Engine
 
 from opsaudit.db import shown_url
 from opsaudit.errors import StoreError
+from opsaudit.i18n.render import Message
 from opsaudit.store.schema import VERSION_TABLE, audit_runs, metadata
 
 MIGRATIONS_DIR = Path(__file__).resolve().parent / "migrations"
@@ -46,14 +47,13 @@ def _check_known(engine: Engine, found: str | None) -> None:
     if found is not None:
         known = {script.revision for script in _scripts().walk_revisions()}
         if found not in known:
-            raise StoreError(f"store: {_where(engine)}: the audit store is at revision {found}, newer than this "
-                             f"opsaudit knows (its newest is {head_revision()}); upgrade opsaudit")
+            raise StoreError(Message.of("error.store.newer", url=_where(engine), found=found, program="opsaudit",
+                                        head=head_revision()))
         return
     ours = [name for name in sa.inspect(engine).get_table_names() if name in metadata.tables]
     if ours:
-        raise StoreError(f"store: {_where(engine)}: has audit-store tables ({', '.join(sorted(ours))}) but no "
-                         f"version table {VERSION_TABLE}; restore it from a backup, or point "
-                         "OPSAUDIT_STORE_URL at another database")
+        raise StoreError(Message.of("error.store.no_version_table", url=_where(engine), tables=sorted(ours),
+                                    table=VERSION_TABLE, setting="OPSAUDIT_STORE_URL"))
 
 
 def upgrade(engine: Engine, revision: str = "head") -> str:
@@ -66,7 +66,7 @@ def upgrade(engine: Engine, revision: str = "head") -> str:
             command.upgrade(config, revision)
     except sa.exc.SQLAlchemyError as exc:
         reason = str(getattr(exc, "orig", exc)).strip().splitlines()[0]
-        raise StoreError(f"store: {_where(engine)}: cannot create or upgrade the audit store: {reason}") from None
+        raise StoreError(Message.of("error.store.cannot_upgrade", url=_where(engine), reason=reason)) from None
     return current_revision(engine) or ""
 
 
@@ -75,8 +75,8 @@ def require_current(engine: Engine) -> None:
     found = current_revision(engine)
     _check_known(engine, found)
     if found != head_revision():
-        state = "has no opsaudit schema" if found is None else f"is at revision {found}"
-        raise StoreError(f"audit store {state}, expected {head_revision()}: run `opsaudit init`")
+        key = "error.store.no_schema" if found is None else "error.store.old_revision"
+        raise StoreError(Message.of(key, found=found, head=head_revision(), command="opsaudit init"))
 
 
 def require_writable(engine: Engine) -> None:
@@ -88,4 +88,4 @@ def require_writable(engine: Engine) -> None:
             transaction.rollback()
     except sa.exc.SQLAlchemyError as exc:
         reason = str(getattr(exc, "orig", exc)).strip().splitlines()[0]
-        raise StoreError(f"store: {_where(engine)}: cannot write to the audit store: {reason}") from None
+        raise StoreError(Message.of("error.store.not_writable", url=_where(engine), reason=reason)) from None

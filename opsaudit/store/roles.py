@@ -18,6 +18,7 @@ from enum import StrEnum
 from opsaudit.config.loader import Config
 from opsaudit.db import check_reachable, source_engine
 from opsaudit.errors import SourceError
+from opsaudit.i18n.render import Message
 from opsaudit.reports.recipients import Directory, Person
 from opsaudit.settings import Settings
 from opsaudit.source import Source, missing_tables
@@ -43,8 +44,9 @@ def load_directory(settings: Settings, config: Config) -> Directory:
     check_reachable(source.engine, purpose="database")
     missing = sorted(missing_tables(source, ("departments", "staff")))
     if missing:
-        raise SourceError(f"database: {source.physical_name(missing[0])}: missing table (contract table "
-                          f"{missing[0]}); it tells who may act on a finding and who is told")
+        absent = Message.of("error.source.missing_table", table=source.physical_name(missing[0]), contract=missing[0])
+        raise SourceError(Message.of("error.source.directory_table", purpose=Message.of("error.purpose.database"),
+                                     problem=absent))
     directory = Directory.load(source, settings)
     lead = directory.people.get(settings.audit_lead or "")
     if lead is not None:

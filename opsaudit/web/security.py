@@ -11,7 +11,8 @@ import os
 import secrets
 from pathlib import Path
 
-from opsaudit.errors import ConfigError
+from opsaudit.errors import ConfigError, os_reason, setting_error
+from opsaudit.i18n.render import Message
 from opsaudit.settings import Settings
 
 SECRET_FILE = "web-secret"
@@ -27,7 +28,7 @@ def signing_key(settings: Settings) -> bytes:
     except FileNotFoundError:
         return _generate(path)
     except OSError as exc:
-        raise ConfigError(f"{path}: cannot read the web's signing key: {exc.strerror}") from None
+        raise ConfigError(Message.of("error.web.signing_key", path=str(path), reason=os_reason(exc))) from None
 
 
 def _generate(path: Path) -> bytes:
@@ -78,8 +79,8 @@ def trusted_networks(settings: Settings) -> tuple[ipaddress.IPv4Network | ipaddr
             try:
                 networks.append(ipaddress.ip_network(part.strip(), strict=False))
             except ValueError:
-                raise ConfigError(f"environment: OPSAUDIT_WEB_TRUSTED_PROXIES: {part.strip()!r} is not an "
-                                  "address or network") from None
+                raise setting_error("OPSAUDIT_WEB_TRUSTED_PROXIES",
+                                    Message.of("error.web.not_a_network", value=part.strip())) from None
     return tuple(networks)
 
 
