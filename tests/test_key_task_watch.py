@@ -167,6 +167,23 @@ def test_a_task_due_soon_then_overdue_is_warned_twice_in_all(store, mailbox):
 
 
 @pytest.mark.usefixtures("prefect_harness")
+def test_a_task_whose_due_date_is_moved_is_warned_again_for_its_new_date(store, mailbox):
+    """Once per task and state for one due date: the owner agreed a new date with the department,
+    and missing that one is news again; the same date is never warned of twice."""
+    from opsaudit.contract import tasks
+    from opsaudit.flows.key_task_watch import key_task_watch
+
+    key_task_watch(now=NOW)
+    key_task_watch(now=NOW + timedelta(hours=1))
+    assert warnings(store).count(("K-OVER", "overdue", ["H1", "O1"])) == 1
+    with store.begin() as conn:
+        conn.execute(tasks.update().where(tasks.c.task_id == "K-OVER").values(due_at=at(10, 12)))
+    key_task_watch(now=NOW + timedelta(hours=2))   # the new due time is ahead, and the task started: nothing
+    key_task_watch(now=at(10, 13))                 # past the new due time: overdue again, once
+    assert [state for task, state, _ in warnings(store) if task == "K-OVER"] == ["overdue", "overdue"]
+
+
+@pytest.mark.usefixtures("prefect_harness")
 def test_the_flow_log_says_what_it_did_in_sentences(store, monkeypatch):
     from opsaudit.flows.key_task_watch import key_task_watch
     from tests.dashboard import run_logs, run_of

@@ -36,17 +36,21 @@ STATES = ("open", "plan_submitted", "plan_approved", "in_progress", "submitted",
 # manager, M2 the deputy, A1 and A2 auditors).
 FROM = {"assign": set(STATES) - {"closed"}, "submit-plan": {"open"}, "approve-plan": {"plan_submitted"},
         "reject-plan": {"plan_submitted"}, "start": {"plan_approved"}, "submit": {"in_progress"},
-        "reject": {"submitted"}, "verify": {"submitted"}, "close": {"verified"}, "reopen": {"closed"}}
+        "reject": {"submitted"}, "verify": {"submitted"}, "close": {"verified"}, "reopen": {"closed"},
+        "regrade": set(STATES) - {"closed"}, "withdraw": set(STATES) - {"closed"}}
 TO = {"submit-plan": "plan_submitted", "approve-plan": "plan_approved", "reject-plan": "open", "start": "in_progress",
-      "submit": "submitted", "reject": "in_progress", "verify": "verified", "close": "closed", "reopen": "open"}
+      "submit": "submitted", "reject": "in_progress", "verify": "verified", "close": "closed", "reopen": "open",
+      "withdraw": "withdrawn"}
 WHO = {"assign": {"M1", "H1"}, "submit-plan": {"O1", "H1"}, "approve-plan": {"M1", "M2"},
        "reject-plan": {"M1", "M2"}, "start": {"O1", "H1"}, "submit": {"O1", "H1"}, "reject": {"A1", "A2"},
-       "verify": {"A1", "A2"}, "close": {"A1", "A2"}, "reopen": {"A1", "A2", "M1"}}
+       "verify": {"A1", "A2"}, "close": {"A1", "A2"}, "reopen": {"A1", "A2", "M1"},
+       "regrade": {"A1"}, "withdraw": {"A1"}}   # A1: the audit team lead
 EVERYONE = ("E1", "M1", "M2", "A1", "A2", "H1", "O1", "O2", "H2", "O3")
 SEES_CS1 = {"E1", "E2", "M1", "M2", "A1", "A2", "H1", "O1", "O2"}   # the others are of CS2
 # What each action's form needs filled in (an important finding's plan states its cause and prevention).
 INPUTS = {"assign": {"to": "O2"}, "reject-plan": {"note": "缺少时间表"}, "reject": {"note": "证据不足"},
-          "reopen": {"note": "问题复发"}, "submit-plan": {"cause": "夜班人手不足", "prevention": "每月复核排班"}}
+          "reopen": {"note": "问题复发"}, "submit-plan": {"cause": "夜班人手不足", "prevention": "每月复核排班"},
+          "regrade": {"severity": "major", "note": "影响扩大"}, "withdraw": {"note": "数据口径错误"}}
 TOKEN = re.compile(r'name="csrf_token" value="([^"]+)"')
 
 
@@ -97,7 +101,7 @@ def last_link(engine: sa.Engine) -> str:
     """The sign-in link of the newest mail in the outbox."""
     with engine.connect() as conn:
         body = conn.execute(sa.select(outbox.c.body_text).order_by(outbox.c.id.desc()).limit(1)).scalar_one()
-    return re.search(r"http://\S+/login/(\S+)", body).group(1)
+    return re.search(r"https?://\S+/login/(\S+)", body).group(1)
 
 
 def mails(engine: sa.Engine) -> int:
@@ -148,6 +152,28 @@ def test_a_mailed_link_signs_in_once_and_the_session_cookie_is_guarded(site):
     assert home.status_code == 200 and "员工H1（H1）" in home.text
     again = site.client().get(f"/login/{token}")
     assert again.status_code == 400 and "已使用或已过期" in again.text
+
+
+def test_the_session_cookie_is_secure_behind_https(site, db_url, monkeypatch):
+    secure = make_site(site.engine, db_url, monkeypatch, clock=site.clock, OPSAUDIT_WEB_URL="https://audit.example.com")
+    client = TestClient(secure.app, base_url="https://audit.example.com", follow_redirects=False)
+    assert ask_link(client, email("H1")).status_code == 200
+    cookie = client.get(f"/login/{last_link(site.engine)}").headers["set-cookie"]
+    assert "opsaudit_session=" in cookie and "Secure" in cookie and "HttpOnly" in cookie
+
+
+def test_the_signing_key_is_generated_once_and_kept_when_none_is_set(tmp_path, monkeypatch):
+    from opsaudit.web.security import SECRET_FILE, signing_key
+
+    monkeypatch.delenv("OPSAUDIT_WEB_SECRET", raising=False)
+    monkeypatch.setenv("OPSAUDIT_DATA_DIR", str(tmp_path / "data"))
+    first = signing_key(load_settings())
+    kept = tmp_path / "data" / SECRET_FILE
+    assert len(first) >= 48 and kept.read_bytes() == first
+    assert kept.stat().st_mode & 0o777 == 0o600   # the owner's alone
+    assert signing_key(load_settings()) == first   # a restart keeps every session signed with it
+    monkeypatch.setenv("OPSAUDIT_WEB_SECRET", "set-by-the-company")
+    assert signing_key(load_settings()) == b"set-by-the-company"
 
 
 def test_an_expired_or_forged_link_starts_no_session(site):
@@ -232,6 +258,8 @@ def test_the_language_is_chosen_and_remembered(site):
     answer = client.post("/language", data={"language": "en", "csrf_token": csrf(client), "next": "/findings"})
     assert answer.status_code == 303 and answer.headers["location"] == "/findings"
     assert "My work" in client.get("/").text
+    filtered = client.get("/findings?status=open&severity=major").text
+    assert 'name="next" value="/findings?status=open&amp;severity=major"' in filtered   # the filters kept
     assert client.post("/language", data={"language": "zh-CN", "csrf_token": csrf(client),
                                           "next": "//evil.example"}).headers["location"] == "/"
 
@@ -263,6 +291,27 @@ def test_every_action_by_every_role_is_allowed_exactly_where_the_lifecycle_table
                 assert snapshot(site.engine, finding) == before, (action, person)
                 if expected == 403:
                     assert "\n" not in re.search(r'class="refusal">([^<]*)<', answer.text).group(1)
+
+
+def test_every_action_from_every_state_is_allowed_exactly_where_the_lifecycle_table_says(site):
+    """Each action by a person who may take it, from each state: allowed only from the states of
+    the lifecycle table, and a refusal is 403 with one line and changes nothing."""
+    browsers = {person: sign_in(site, person) for person in ("A1", "M1", "H1")}
+    tokens = {person: csrf(browser) for person, browser in browsers.items()}
+    number = 0
+    for action, sources in FROM.items():
+        person = sorted(WHO[action])[0]
+        for state in STATES:
+            number += 1
+            [finding] = raise_findings(site.engine, [problem(f"S{number}", "important", department="CS1")])
+            set_status(site.engine, finding, state)
+            before = snapshot(site.engine, finding)
+            answer = post_action(browsers[person], finding, action, tokens[person])
+            if state in sources:
+                assert answer.status_code == 303, (action, state, answer.text[:400])
+            else:
+                assert answer.status_code == 403, (action, state, answer.status_code)
+                assert snapshot(site.engine, finding) == before, (action, state)
 
 
 def test_the_actions_a_page_offers_are_those_the_lifecycle_allows(site):
@@ -558,6 +607,7 @@ def test_the_command_line_records_its_channel_and_the_operating_system_user(site
     shown = runner.invoke(app, ["findings", "show", finding, "--format", "json"])
     events = json.loads(shown.stdout)["events"]
     assert [(e["action"], e["channel"]) for e in events] == [("raised", "system"), ("start", "cli")]
+    assert events[-1]["os_user"] == getpass.getuser() and "os_user" not in events[0]
     with site.engine.connect() as conn:
         assert events_of(conn, finding, ZONE)[-1]["os_user"] == getpass.getuser()
     text = runner.invoke(app, ["findings", "show", finding]).stdout
@@ -631,6 +681,39 @@ def test_the_findings_list_filters_pages_and_downloads(site):
     workbook = manager.get("/findings.xlsx")
     assert workbook.status_code == 200 and workbook.content[:2] == b"PK"
     assert all(i in manager.get("/findings?page=1").text + manager.get("/findings?page=2").text for i in ids)
+
+
+def test_the_findings_list_filters_by_area_department_run_and_overdue(site):
+    raise_findings(site.engine, [problem("CS1", "general"), problem("CS2", "important", owner="O3")])
+    second = raise_findings(site.engine, [problem("CS1", "general")], period="2026-09")
+    with site.engine.connect() as conn:
+        run = get_finding(conn, second[0])["audit_run_id"]
+    site.clock.now = FOUND + timedelta(days=20)   # a general problem's 15 days have passed, an important one's 30 not
+    manager = sign_in(site, "M1")
+
+    def count(query: str) -> str:
+        answer = manager.get(f"/findings?{query}")
+        assert answer.status_code == 200, (query, answer.text[:300])
+        return re.search(r"共(\d+)条", answer.text).group(1)
+
+    assert count("department=CS2") == "1" and count("department=CS1") == "2"
+    assert count(f"audit_run={run[:8]}") == "1" and count("area=customer_service") == "3"
+    assert count("area=execution") == "0" and count("overdue=1") == "2"
+    assert manager.get("/findings?area=nonsense").status_code == 400
+
+
+def test_the_scores_page_shows_the_months_scores_to_whom_they_concern(site):
+    raise_findings(site.engine, [problem("CS1", "important"), problem("CS2", "general", owner="O3")])
+    manager, head = sign_in(site, "M1"), sign_in(site, "H1")
+    page = manager.get("/scores?period=2026-10")
+    assert page.status_code == 200 and "2026年10月" in page.text
+    scores = dict(re.findall(r'<tr class="department"><td>(\S+?)[（<].*?<td class="num">(\d+)</td>', page.text, re.S))
+    assert scores["客服一部"] == "97" and scores["客服二部"] == "99"   # 100, less 3 and 1 (thresholds.yaml)
+    own = head.get("/scores?period=2026-10").text
+    assert "客服一部" in own and "客服二部" not in own
+    for period in ("2026-13", "1900-01"):
+        refused = manager.get(f"/scores?period={period}")
+        assert refused.status_code == 400 and "<main" in refused.text, period
 
 
 # --- sign-in limits shared by every process on the store ---------------------------------------

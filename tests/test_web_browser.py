@@ -179,6 +179,7 @@ def test_a_major_finding_goes_from_the_heads_mail_to_closed_in_a_browser(server,
 
     link = alert_link(site, mailbox, finding, "H1")   # the head follows the alert's link: sign in first
     browser.delete_all_cookies()
+    browser.set_window_size(390, 844)   # department heads read their mail on a phone
     browser.get(link)
     assert browser.current_url.startswith(f"{base}/login")
     sign_in(browser, base, mailbox, "H1", language)
@@ -187,9 +188,8 @@ def test_a_major_finding_goes_from_the_heads_mail_to_closed_in_a_browser(server,
     assert browser.find_elements("css selector", f"form[action='/findings/{finding}/submit-plan']")
     act(browser, base, finding, "submit-plan", note="增加夜班", cause="夜班人手不足",
         prevention="每月复核排班", evidence=str(plan))
-    sign_in(browser, base, mailbox, "M1", language)
+    sign_in(browser, base, mailbox, "M1", language)   # the operations manager approves on a phone too
     act(browser, base, finding, "approve-plan", note="同意")
-    browser.set_window_size(390, 844)   # the operations manager on a phone
     act(browser, base, finding, "special-meeting", note="专题研究夜班排班")
     act(browser, base, finding, "task-force", lead="H1", members=["O1", "O2"])
     browser.set_window_size(1366, 900)

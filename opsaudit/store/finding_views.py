@@ -189,6 +189,8 @@ def event_json(event: dict[str, Any]) -> dict[str, Any]:
     the special meeting's day, the task force, the evidence file's size and digest."""
     data = event.get("data") or {}
     shown = {**{key: event[key] for key in EVENT_KEYS}, "channel": event["channel"]}
+    if event["channel"] == "cli":
+        shown["os_user"] = event.get("os_user")
     if isinstance(data.get("owner"), dict):
         shown["owner_from"], shown["owner_to"] = data["owner"].get("from"), data["owner"].get("to")
     if data.get("held_on"):

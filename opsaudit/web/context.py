@@ -215,6 +215,11 @@ def check_pre_token(request: Request, given: str | None) -> bool:
     return pre is not None and security.same(given, security.mac(web.key, "pre-csrf", pre))
 
 
+def _here(request: Request) -> str:
+    """The page's path and query: where switching the language returns to, filters kept."""
+    return f"{request.url.path}?{request.url.query}" if request.url.query else request.url.path
+
+
 def render(request: Request, template: str, language: str, *, visitor: Visitor | None = None,
            status: int = 200, **values: Any) -> HTMLResponse:
     """A page in `language`: every text through the message catalogue."""
@@ -228,5 +233,5 @@ def render(request: Request, template: str, language: str, *, visitor: Visitor |
     # The switch to the other language names it in that language: 中文 on an English page.
     context = {"t": t, "fmt": fmt, "text": lambda key, **more: text(key, language, **more), "language": language,
                "text_in": lambda other, key: text(key, other),
-               "visitor": visitor, "csrf": csrf, "path": request.url.path, **values}
+               "visitor": visitor, "csrf": csrf, "path": request.url.path, "here": _here(request), **values}
     return web_of(request).templates.TemplateResponse(request, template, context, status_code=status)
