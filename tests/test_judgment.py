@@ -318,7 +318,7 @@ def test_the_command_line_regrades_withdraws_and_shows_the_judgment(engine, peop
     assert regraded.stdout.strip() == (f"问题{important[:8]}：问题等级由重要问题调整为一般问题，整改期限改为"
                                        f"{(found + timedelta(days=15)):%Y-%m-%d}，操作人：员工A1（A1）")
     withdrawn = opsaudit("findings", "withdraw", general[:8], "--actor", LEAD, "--note", "误报", "--lang", "en",
-                         env=env)
+                         "--evidence", "https://wiki.example.com/audit/12", env=env)
     assert withdrawn.stdout.strip() == (f"finding {general[:8]}: withdraw, awaiting rectification → withdrawn, "
                                         "by 员工A1 (A1)")
 
@@ -334,3 +334,6 @@ def test_the_command_line_regrades_withdraws_and_shows_the_judgment(engine, peop
     assert by_action["regrade"]["channel"] == "cli"
     listed = json.loads(opsaudit("findings", "list", "--status", "已撤销", "--format", "json", env=env).stdout)
     assert [row["id"] for row in listed] == [general]
+    [withdrawal] = [e for e in json.loads(opsaudit("findings", "show", general, "--format", "json", env=env).stdout
+                                          )["events"] if e["action"] == "withdraw"]
+    assert withdrawal["evidence"] == "https://wiki.example.com/audit/12"   # the lead's grounds, as any action's

@@ -118,16 +118,17 @@ def submit_plan(finding_id: IdArgument, actor: ActorOption, note: NoteOption = N
 @findings_app.command("regrade")
 def regrade(finding_id: IdArgument, actor: ActorOption,
             severity: Annotated[str | None, typer.Option("--severity", help=SEVERITY_HELP, show_default=False)] = None,
-            note: NoteOption = None, lang: LangOption = None, db: DbOption = None, store: StoreOption = None) -> None:
+            note: NoteOption = None, evidence: EvidenceOption = None, lang: LangOption = None, db: DbOption = None,
+            store: StoreOption = None) -> None:
     """Give a finding not closed another severity by its real impact, with --note: the audit team lead."""
-    _act("regrade", finding_id, actor, note, None, None, lang, db, store, severity=severity)
+    _act("regrade", finding_id, actor, note, evidence, None, lang, db, store, severity=severity)
 
 
 @findings_app.command("withdraw")
-def withdraw(finding_id: IdArgument, actor: ActorOption, note: NoteOption = None, lang: LangOption = None,
-             db: DbOption = None, store: StoreOption = None) -> None:
+def withdraw(finding_id: IdArgument, actor: ActorOption, note: NoteOption = None, evidence: EvidenceOption = None,
+             lang: LangOption = None, db: DbOption = None, store: StoreOption = None) -> None:
     """Withdraw a finding raised wrongly, with --note: the audit team lead."""
-    _act("withdraw", finding_id, actor, note, None, None, lang, db, store)
+    _act("withdraw", finding_id, actor, note, evidence, None, lang, db, store)
 
 
 @findings_app.command("add")
