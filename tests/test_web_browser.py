@@ -66,6 +66,25 @@ def browser():
     driver.quit()
 
 
+def replaced(element):
+    """A wait's condition: the page holding `element` has been replaced by the next one. Chromium
+    tells a node of an unloaded page either as stale or as not belonging to the document."""
+    from selenium.common.exceptions import StaleElementReferenceException, WebDriverException
+
+    def check(_driver) -> bool:
+        try:
+            element.is_enabled()
+        except StaleElementReferenceException:
+            return True
+        except WebDriverException as error:
+            if "does not belong to the document" not in str(error):
+                raise
+            return True
+        return False
+
+    return check
+
+
 # What "my work" is headed in each language.
 MY_WORK = {"zh-CN": "我的待办", "en": "My work"}
 
@@ -74,7 +93,6 @@ def sign_in(driver, base: str, mailbox, staff_id: str, language: str = "zh-CN") 
     """As that person: ask for the link, take it from the mail the SMTP server received, follow it;
     then, for English, choose it on the page as a person does."""
     from selenium.webdriver.common.by import By
-    from selenium.webdriver.support.expected_conditions import staleness_of
     from selenium.webdriver.support.ui import WebDriverWait
 
     driver.delete_all_cookies()
@@ -83,7 +101,7 @@ def sign_in(driver, base: str, mailbox, staff_id: str, language: str = "zh-CN") 
     driver.find_element(By.NAME, "email").send_keys(email(staff_id))
     form = driver.find_element(By.CSS_SELECTOR, "form[action='/login']")
     form.find_element(By.TAG_NAME, "button").click()
-    WebDriverWait(driver, 20).until(staleness_of(form))
+    WebDriverWait(driver, 20).until(replaced(form))
     assert "请查收邮件" in driver.page_source
     deadline = time.monotonic() + 20
     while not (mine := [m for m in mailbox.received[before:] if m["To"].addresses[0].addr_spec == email(staff_id)
@@ -96,7 +114,7 @@ def sign_in(driver, base: str, mailbox, staff_id: str, language: str = "zh-CN") 
     if language != "zh-CN":
         switch = driver.find_element(By.CSS_SELECTOR, f"form[action='/language'] button[value='{language}']")
         switch.click()
-        WebDriverWait(driver, 20).until(staleness_of(switch))
+        WebDriverWait(driver, 20).until(replaced(switch))
         assert MY_WORK[language] in driver.page_source
 
 
@@ -104,7 +122,6 @@ def act(driver, base: str, finding: str, action: str, **fields: str | list[str])
     """Fill in and send the action's form on the finding's page: a text typed in, a list's values
     ticked among the field's boxes."""
     from selenium.webdriver.common.by import By
-    from selenium.webdriver.support.expected_conditions import staleness_of
     from selenium.webdriver.support.ui import WebDriverWait
 
     driver.get(f"{base}/findings/{finding}")
@@ -118,7 +135,7 @@ def act(driver, base: str, finding: str, action: str, **fields: str | list[str])
     # Usable at the width of the window: nothing wider than the page.
     assert driver.execute_script("return document.documentElement.scrollWidth <= window.innerWidth")
     form.find_element(By.CSS_SELECTOR, "button[type=submit]").click()
-    WebDriverWait(driver, 20).until(staleness_of(form))   # the 303 back to the finding has loaded
+    WebDriverWait(driver, 20).until(replaced(form))   # the 303 back to the finding has loaded
     assert driver.current_url.rstrip("/") == f"{base}/findings/{finding}", driver.page_source[:500]
 
 
@@ -126,7 +143,6 @@ def record_by_hand(driver, base: str, **fields: str) -> str:
     """As an auditor, from the findings list: the form of a problem found by hand filled in (a
     list's option picked by its value, a text typed in) and sent; the new finding's id."""
     from selenium.webdriver.common.by import By
-    from selenium.webdriver.support.expected_conditions import staleness_of
     from selenium.webdriver.support.ui import Select, WebDriverWait
 
     driver.get(f"{base}/findings")
@@ -140,7 +156,7 @@ def record_by_hand(driver, base: str, **fields: str) -> str:
             field.send_keys(value)
     assert driver.execute_script("return document.documentElement.scrollWidth <= window.innerWidth")
     form.find_element(By.CSS_SELECTOR, "button[type=submit]").click()
-    WebDriverWait(driver, 20).until(staleness_of(form))
+    WebDriverWait(driver, 20).until(replaced(form))
     assert re.fullmatch(rf"{base}/findings/[0-9a-f-]{{36}}", driver.current_url), driver.page_source[:500]
     return driver.current_url.rsplit("/", 1)[-1]
 
