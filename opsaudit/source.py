@@ -116,10 +116,11 @@ class Source:
         return SourceTimestamp(self.zone) if isinstance(contract_type, sa.DateTime) else contract_type
 
     def physical_name(self, name: str) -> str:
-        """How the table is known in the source, for messages: schema.table, or the mapping kind."""
+        """How the table is known in the source, for findings and notes: schema.table; a mapped
+        SELECT by its contract name, as config/source.yaml names it (error lines say more: shown_name)."""
         spec = self.spec(name)
         if spec.select is not None:
-            return f"{name} (mapped SELECT)"
+            return name
         table = spec.table or name
         return f"{spec.schema_}.{table}" if spec.schema_ else table
 
