@@ -729,6 +729,26 @@ def test_two_servers_on_one_store_share_the_sign_in_limits(site, db_url, monkeyp
         assert conn.execute(sa.select(sa.func.count()).select_from(web_login_requests)).scalar_one() == 1
 
 
+def test_behind_a_trusted_proxy_each_person_is_limited_by_their_own_address(site, db_url, monkeypatch):
+    """Every request reaches the server from the company's proxy: the limit per client is of the
+    address it forwards for, and a forwarded address from anyone else is not believed."""
+    proxied = make_site(site.engine, db_url, monkeypatch, clock=site.clock,
+                        OPSAUDIT_WEB_TRUSTED_PROXIES="10.0.0.0/8")
+
+    def asked(peer: str, forwarded: str, address: str) -> int:
+        client = TestClient(proxied.app, follow_redirects=False, client=(peer, 5000))
+        token = form_token(client, "/login")
+        return client.post("/login", data={"email": address, "csrf_token": token},
+                           headers={"X-Forwarded-For": forwarded}).status_code
+
+    people = [asked("10.0.0.2", f"192.168.1.{n}, 10.0.0.9", f"p{n}@example.com") for n in range(25)]
+    assert people == [200] * 25   # 25 people behind one proxy: none limited by the others
+    one = [asked("10.0.0.2", "192.168.2.1", f"q{n}@example.com") for n in range(21)]
+    assert one == [200] * 20 + [429]   # one of them asking too often is
+    spoofed = [asked("172.16.0.5", f"192.168.3.{n}", f"r{n}@example.com") for n in range(21)]
+    assert spoofed == [200] * 20 + [429]   # an untrusted peer's forwarded address is its own word
+
+
 def test_requests_at_the_same_moment_are_counted_one_by_one(site):
     """Twelve requests for one address at once, each on its own connection as separate servers send
     them: exactly the limit is let through, none fails, and only those are kept."""

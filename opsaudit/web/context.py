@@ -169,6 +169,18 @@ def current(request: Request) -> Visitor | None:
     return Visitor(person, directory, language_of(request), security.mac(web.key, "csrf", session_id))
 
 
+def client_address(request: Request) -> str:
+    """Where a request came from, for the sign-in limits: the peer, or behind a trusted proxy the
+    nearest address it forwarded for that is not a trusted proxy itself (an untrusted peer's
+    X-Forwarded-For is anyone's word, and ignored)."""
+    peer = request.client.host if request.client else "unknown"
+    trusted = request.app.state.trusted
+    if not security.is_trusted(peer, trusted):
+        return peer
+    hops = [hop.strip() for hop in request.headers.get("x-forwarded-for", "").split(",") if hop.strip()]
+    return next((hop for hop in reversed(hops) if not security.is_trusted(hop, trusted)), peer)
+
+
 def _trusted_person(request: Request, web: Web, directory: Directory) -> tuple[bool, Person | None]:
     """(whether a trusted proxy names someone, the active person it names): only
     OPSAUDIT_WEB_TRUSTED_HEADER (staff_id or e-mail), only straight from OPSAUDIT_WEB_TRUSTED_PROXIES."""

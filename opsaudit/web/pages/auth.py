@@ -16,6 +16,7 @@ from opsaudit.web.context import (
     SESSION_COOKIE,
     Web,
     check_pre_token,
+    client_address,
     current,
     find_person,
     language_of,
@@ -50,7 +51,7 @@ def request_link(request: Request, background: BackgroundTasks, email: str = For
         return render(request, "error.html", language, status=403, message=text("web.error.csrf", language))
     web = web_of(request)
     address = email.strip().casefold()
-    client = request.client.host if request.client else "unknown"
+    client = client_address(request)
     with web.store.begin() as conn:
         allowed = sessions.allow_link_request(conn, address, client, web.now())
     if not allowed:
