@@ -109,7 +109,9 @@ class Body:
                 parts.append(f'<table style="border-collapse: collapse"><tr style="background: #f2f2f2">{head}</tr>'
                              f"{body}</table>")
             elif kind == "link":
-                parts.append(f"<p>{escape(self._field(self._page(), ''))}{_html(Link(content, content))}</p>")
+                # The address where the field's value goes (an empty value would read as a dash).
+                before, _, after = self._field(self._page(), "\0").partition("\0")
+                parts.append(f"<p>{escape(before)}{_html(Link(content, content))}{escape(after)}</p>")
             elif kind == "h":
                 parts.append(f'<h3 style="font-size: 15px">{escape(content)}</h3>')
             else:

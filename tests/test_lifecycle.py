@@ -304,7 +304,9 @@ def test_the_command_line_moves_a_finding_and_refuses_in_one_line(store, db_url,
     moved = opsaudit("findings", "submit-plan", finding[:8], "--actor", "O1", "--note", "方案", "--cause", "人手不足",
                      "--prevention", "按话务量排班", env=env)
     assert moved.returncode == 0, moved.stderr
-    assert moved.stdout.strip() == f"问题{finding[:8]}：提交整改方案，待整改 → 整改方案待审批，操作人：员工O1（O1）"
+    assert moved.stdout.splitlines() == [  # the plan's mail to M1 and M2 waits for a mail server
+        f"问题{finding[:8]}：提交整改方案，待整改 → 整改方案待审批，操作人：员工O1（O1）",
+        "未设置邮件服务器（环境变量OPSAUDIT_SMTP_HOST），2封邮件保留在发件箱中。"]
     before = snapshot(store, finding)
     refused = opsaudit("findings", "approve-plan", finding, "--actor", "O1", "--lang", "en", env=env)
     assert refused.returncode == 1 and refused.stdout == ""
@@ -361,7 +363,7 @@ def test_findings_show_says_what_each_action_recorded(store, people, db_url, tmp
     assert by_action["submit"]["evidence"] == str(evidence)
     assert by_action["submit"]["evidence_file"] == {"bytes": 14, "sha256": digest}
     assert list(by_action["start"]) == ["at", "actor", "action", "from_status", "to_status", "note", "evidence",
-                                        "channel"]
+                                        "channel", "os_user"]   # the command line's: who ran it
 
 
 def test_two_people_acting_at_once_cannot_both_move_the_finding(pg_url):

@@ -53,6 +53,8 @@ def _act(action: str, finding_id: str, actor: str, note: str | None, evidence: s
     """One action; `judged`: the severity of a regrade, the cause and prevention of a plan."""
     from opsaudit.i18n import text
     from opsaudit.manual import alert_if_major
+    from opsaudit.reports.plan_mail import Mailing
+    from opsaudit.reports.recipients import not_told
     from opsaudit.store import lifecycle
 
     request = lifecycle.Request(action, actor, note=note, evidence=evidence, to=to, channel="cli",
@@ -64,7 +66,7 @@ def _act(action: str, finding_id: str, actor: str, note: str | None, evidence: s
     engine = open_store(settings)
     with engine.begin() as conn:
         done = lifecycle.perform(conn, finding_id, request, directory, now=now, language=language,
-                                 deadlines=config.thresholds.deadlines)
+                                 deadlines=config.thresholds.deadlines, mailing=Mailing(settings, config.recipients))
         alerted = alert_if_major(conn, done.finding_id, directory, settings, config, now=now) \
             if action == "regrade" else None
     who = directory.person_label(actor, language)
@@ -80,12 +82,15 @@ def _act(action: str, finding_id: str, actor: str, note: str | None, evidence: s
     else:
         typer.echo(text("rectification.done.moved", language, id=done.finding_id[:8], action=done.action, actor=who,
                         from_status=done.from_status, to_status=done.to_status))
-    if alerted and alerted.messages:
+    for note in done.mailed.notes:  # who the plan's mail could not reach, for whoever keeps the staff table
+        typer.echo(f"opsaudit: {not_told(note, language)}", err=True)
+    if (alerted and alerted.messages) or done.mailed.messages:
         _deliver(engine, settings, language)
 
 
 def _deliver(engine, settings: Settings, language: str) -> None:
-    """Send the alert now, as an audit does; without a mail server it waits in the outbox."""
+    """Send the alert or the plan's mail now, as an audit does; without a mail server, or when the
+    server fails, it waits in the outbox (`opsaudit outbox retry`)."""
     from opsaudit.reports.delivery import deliver_pending
 
     report = deliver_pending(engine, settings)

@@ -10,6 +10,9 @@ severity, its deadlines recomputed from when it was found; `withdraw` ends it as
 every count, score and follow-up. Submitting the plan of an important or major finding states its
 root cause and how it is kept from coming back (§6.3).
 
+A plan's steps ask others to act (ASKS): a plan submitted mails those who may approve it, a plan
+rejected those who may submit it again, in the same transaction as the step (reports.plan_mail).
+
 An action is checked (actor, state, role, its inputs) before anything is written; a refusal
 raises `Refused`, one line in the reader's language, and changes nothing. A move is one
 conditional UPDATE (on the status and owner read) and one event, in the caller's transaction, so
@@ -35,6 +38,8 @@ from opsaudit.checks.results import Severity
 from opsaudit.config.models import Deadlines
 from opsaudit.errors import InputError, LifecycleError, UsageError
 from opsaudit.i18n.render import Message
+from opsaudit.reports import plan_mail
+from opsaudit.reports.plan_mail import Mailed, Mailing
 from opsaudit.reports.recipients import Directory
 from opsaudit.store.finding_views import SEVERITIES, code_of, get_finding
 from opsaudit.store.findings import CLOSED, OPEN, WITHDRAWN, deadlines_for, event_row
@@ -83,6 +88,9 @@ ACTIONS: Mapping[str, Action] = {action.name: action for action in (
     Action("regrade", NOT_CLOSED, None, (Role.AUDIT_LEAD,), needs="note"),
     Action("withdraw", NOT_CLOSED, WITHDRAWN, (Role.AUDIT_LEAD,), needs="note"),
 )}
+# The plan's steps that ask others to act next, and the action they are asked to take: its mail
+# goes to whoever may take that action (reports.plan_mail).
+ASKS: Mapping[str, str] = {"submit-plan": "approve-plan", "reject-plan": "submit-plan"}
 # Seed 000 §6.2: the operations manager calls the special meeting and sets up the task force.
 SPECIAL_MEETING = Action("special-meeting", NOT_CLOSED, None, MANAGEMENT)
 TASK_FORCE = Action("task-force", NOT_CLOSED, None, MANAGEMENT)
@@ -127,12 +135,15 @@ class Transition:
     owner_id: str | None
     previous_owner_id: str | None
     recorded: Mapping[str, Any] = field(default_factory=dict)  # the event's data: a regrade's change, a plan's cause
+    mailed: Mailed = field(default_factory=Mailed)  # the mail a plan's step queued (ASKS)
 
 
 def perform(conn: Connection, finding_id: str, request: Request, directory: Directory, *, now: datetime,
-            language: str = "zh-CN", deadlines: Deadlines | None = None) -> Transition:
+            language: str = "zh-CN", deadlines: Deadlines | None = None, mailing: Mailing | None = None
+            ) -> Transition:
     """Carry out `request` on the finding (id or unambiguous prefix) or raise `Refused`. A regrade
-    needs `deadlines` (thresholds.yaml `deadlines`), from which it recomputes the finding's."""
+    needs `deadlines` (thresholds.yaml `deadlines`), from which it recomputes the finding's. A plan's
+    step (ASKS) queues its mail with `mailing` (by default, the environment's settings and configuration)."""
     action = ACTIONS.get(request.action)
     if action is None:
         raise UsageError(Message.of("error.action.unknown", action=request.action, actions=list(ACTIONS)))
@@ -160,20 +171,27 @@ def perform(conn: Connection, finding_id: str, request: Request, directory: Dire
         data["evidence_file"] = evidence_facts
     if owner != finding["owner_id"]:
         data["owner"] = {"from": finding["owner_id"], "to": owner}
-    _append(conn, finding["id"], at=now, actor=request.actor, action=action.name, from_status=finding["status"],
-            to_status=target, note=request.note, evidence=evidence, data=data,
-            door=(request.channel, request.os_user))
+    event_id = _append(conn, finding["id"], at=now, actor=request.actor, action=action.name,
+                       from_status=finding["status"], to_status=target, note=request.note, evidence=evidence,
+                       data=data, door=(request.channel, request.os_user))
+    mailed = Mailed()
+    if action.name in ASKS:
+        step = plan_mail.Step(action.name, event_id, request.actor, request.note, data)
+        mailed = plan_mail.queue(conn, finding, step, ACTIONS[ASKS[action.name]].roles, directory,
+                                 mailing or Mailing.of(), now=now)
     return Transition(finding["id"], action.name, request.actor, finding["status"], target, owner,
-                      finding["owner_id"], data)
+                      finding["owner_id"], data, mailed)
 
 
 def _append(conn: Connection, finding_id: str, *, evidence: str | None = None,
-            door: tuple[str, str | None] = ("cli", None), **event: Any) -> None:
-    """One event; a person's action may come with evidence, and came through a door (channel,
-    operating-system user)."""
+            door: tuple[str, str | None] = ("cli", None), **event: Any) -> int:
+    """One event, and its id; a person's action may come with evidence, and came through a door
+    (channel, operating-system user)."""
     channel, os_user = door
-    conn.execute(finding_events.insert().values(**event_row(finding_id, **event), evidence=evidence,
-                                                channel=channel, os_user=os_user if channel == "cli" else None))
+    inserted = conn.execute(finding_events.insert().values(**event_row(finding_id, **event), evidence=evidence,
+                                                           channel=channel,
+                                                           os_user=os_user if channel == "cli" else None))
+    return int(inserted.inserted_primary_key[0])
 
 
 def check_inputs(action: Action, request: Request) -> None:

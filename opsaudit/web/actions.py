@@ -23,6 +23,7 @@ from sqlalchemy.engine import Connection, RowMapping
 from opsaudit.config.models import Deadlines
 from opsaudit.i18n import text
 from opsaudit.manual import AREAS, ENTITY_TYPES
+from opsaudit.reports.plan_mail import Mailing
 from opsaudit.reports.recipients import Directory, Person
 from opsaudit.store import lifecycle
 from opsaudit.store.finding_views import SEVERITIES
@@ -113,6 +114,7 @@ class Doer:
     language: str
     deadlines: Deadlines
     door: tuple[str, str | None] = ("web", None)
+    mailing: Mailing | None = None  # what a plan's mail needs: the web's settings and recipients
 
 
 # store(conn, finding_id, doer, the fields' values by name): carries the action out or refuses it.
@@ -168,7 +170,7 @@ def _lifecycle(name: str) -> Perform:
         channel, os_user = doer.door
         request = lifecycle.Request(name, doer.actor, channel=channel, os_user=os_user, **values)
         return lifecycle.perform(conn, finding_id, request, doer.directory, now=doer.now, language=doer.language,
-                                 deadlines=doer.deadlines)
+                                 deadlines=doer.deadlines, mailing=doer.mailing)
 
     return perform
 
