@@ -7,7 +7,7 @@ which renders them in the report's language; this model holds codes, figures and
 texts rendered at read time.
 
 Findings the audit team lead withdrew are out of every count and list, and listed apart with
-their reasons: the run's own, and those of the audit withdrawn during its period. A periodic
+their reasons: the run's own, and those of the audit withdrawn since its previous report. A periodic
 report also lists the manual findings of its areas found during its period (seed 000 §5.2): an
 auditor's findings on site sit beside what the data showed.
 """
@@ -250,14 +250,18 @@ def _run(conn: Connection, run_id: str, zone: tzinfo) -> RunFacts:
     row = conn.execute(sa.select(audit_runs).where(audit_runs.c.id == run_id)).mappings().first()
     if row is None:
         raise InputError(Message.of("error.run.unknown", prefix=run_id, table=audit_runs.name))
-    parameters = row["parameters"] or {}
-    clock = parameters.get("now")
-    # The audit's clock (a naive local time, fixed by --now) keeps a report of the run the same
-    # whenever it is rendered; a run that did not record it falls back to when it ended.
+    return RunFacts(row["id"], row["audit"], row["kind"], row["period"], row["status"], row["seed"],
+                    row["parameters"] or {}, _clock(row, zone))
+
+
+def _clock(row: RowMapping, zone: tzinfo) -> datetime:
+    """A run's clock in `zone`. The audit's clock (a naive local time, fixed by --now) keeps a
+    report of the run the same whenever it is rendered; a run that did not record it falls back
+    to when it ended."""
+    clock = (row["parameters"] or {}).get("now")
     as_of = datetime.fromisoformat(clock).replace(tzinfo=zone) if clock \
         else from_db(row["finished_at"] or row["started_at"], zone)
-    return RunFacts(row["id"], row["audit"], row["kind"], row["period"], row["status"], row["seed"], parameters,
-                    as_of.astimezone(zone))
+    return as_of.astimezone(zone)
 
 
 def _severity_rank() -> sa.ColumnElement[int]:
@@ -363,16 +367,31 @@ def _manual(conn: Connection, config: Config, run: RunFacts, language: str, zone
 
 def _withdrawn(conn: Connection, config: Config, run: RunFacts, language: str, zone: tzinfo) -> list[Withdrawn]:
     """The run's withdrawn findings, and those of its audit and of its areas' manual findings
-    withdrawn during its period."""
-    start, end = _window(run, zone)
+    withdrawn since the audit's previous report, up to the run's clock."""
     lines = []
-    for withdrawal in withdrawn_in(conn, run_id=run.id, audit=run.audit, areas=_areas(config, run), start=start,
-                                   end=end):
+    for withdrawal in withdrawn_in(conn, run_id=run.id, audit=run.audit, areas=_areas(config, run),
+                                   start=_since(conn, run, zone), end=run.as_of):
         row = withdrawal.finding
         lines.append(Withdrawn(row["id"], finding_text(row, language)[0], row["entity_type"], row["entity_id"],
                                row["department_id"], withdrawal.by, withdrawal.at.astimezone(zone),
                                withdrawal.reason))
     return lines
+
+
+def _since(conn: Connection, run: RunFacts, zone: tzinfo) -> datetime:
+    """The clock of the audit's previous report: its latest successful run of an earlier period
+    started before this one; the start of the period when there is none. Counting from there, not
+    from the period's start, a finding withdrawn between the end of a period and its audit is in
+    that audit's report, the next one (interface.md); a later rerun of an earlier period leaves this
+    report as it was."""
+    started = sa.select(audit_runs.c.started_at).where(audit_runs.c.id == run.id).scalar_subquery()
+    previous = conn.execute(sa.select(audit_runs.c.parameters, audit_runs.c.started_at, audit_runs.c.finished_at)
+                            .where(audit_runs.c.audit == run.audit, audit_runs.c.kind == run.kind,
+                                   audit_runs.c.period_start < parse_period(run.period).start,
+                                   audit_runs.c.status == "succeeded", audit_runs.c.started_at < started)
+                            .order_by(audit_runs.c.period_start.desc(), audit_runs.c.started_at.desc())
+                            .limit(1)).mappings().first()
+    return _clock(previous, zone) if previous else _window(run, zone)[0]
 
 
 def _local(moment: datetime | None, zone: tzinfo) -> datetime | None:

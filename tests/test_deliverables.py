@@ -1,6 +1,7 @@
 """Absence is a finding (audit-rules.md section 4, "What must exist"): plan.missing and
 data.report_missing over the calendar of config/deliverables.yaml, on SQLite and PostgreSQL, at
-their edges, through the audit flows, the report and the scores, and on the real clock."""
+their edges, through the audit flows (rerun after the lead withdrew one too), the report, the
+circulation and the scores, and on the real clock."""
 
 from __future__ import annotations
 
@@ -24,6 +25,7 @@ from opsaudit.store.schema import findings
 
 Q3, Q3_NOW = "2026Q3", datetime(2026, 10, 2)
 Q4, Q4_NOW = "2026Q4", datetime(2027, 1, 2)
+REASON = "八月计划已线下审批，系统漏录"   # why the audit team lead withdraws a missing plan
 ZONE = ZoneInfo("Asia/Shanghai")
 
 
@@ -265,6 +267,63 @@ def test_the_planning_audit_records_missing_plans_once_reports_and_scores_them(a
                   scores_for(conn, "2026-09", scoring=Scoring(), zone=ZONE, now=datetime(2026, 10, 3, tzinfo=ZONE))}
     # DA's only findings are its four missing plans, important each, on the department and its head.
     assert scores[("department", "DA")] == scores[("staff", "HA")] == 100 - 4 * 3
+    # The quarter ends in September: that month's circulation counts them like any finding.
+    assert circulated(audited_company) == {"major": 0, "important": 4, "general": 0}
+
+
+def circulated(engine: sa.Engine) -> dict[str, int]:
+    """DA's problems by severity in September's circulation, which must list the planning audit's
+    third quarter (its only other findings are the data-quality ones, owned by no department)."""
+    from opsaudit.reports.circulation import figures
+
+    with engine.connect() as conn:
+        written = figures(conn, periods.parse_period("2026-09"), now=datetime(2026, 10, 3, tzinfo=ZONE), zone=ZONE)
+    assert [(run["audit"], run["period"]) for run in written.runs] == [("planning-quarterly", Q3)]
+    return written.problems["DA"]
+
+
+@pytest.mark.usefixtures("prefect_harness")
+def test_a_rerun_after_the_lead_withdrew_a_missing_plan_neither_raises_nor_counts_it_again(audited_company,
+                                                                                         tmp_path):
+    from opsaudit.config.models import Deadlines
+    from opsaudit.flows.audits import planning_quarterly
+    from opsaudit.reports.recipients import Directory
+    from opsaudit.reports.report_data import load_report_data
+    from opsaudit.scores import scores_for
+    from opsaudit.settings import load_settings
+    from opsaudit.source import Source
+    from opsaudit.store.lifecycle import Request, perform
+
+    lead = Dataset()
+    lead.staff("A1", "OPS", "auditor")   # the audit team lead: the first auditor of OPS
+    lead.insert(audited_company, {"staff"})
+    raised = planning_quarterly(period=Q3, now=Q3_NOW)["findings"]["raised"]
+    first = deliverable_findings(audited_company, "plan.missing")
+    withdrawn = first[0][0]   # DA's plan for August
+    settings = load_settings()
+    with audited_company.begin() as conn:   # two hours after the audit, the lead withdraws it ...
+        perform(conn, withdrawn, Request("withdraw", "A1", note=REASON), Directory.load(Source(audited_company),
+                settings), now=Q3_NOW.replace(tzinfo=ZONE) + timedelta(hours=2), deadlines=Deadlines())
+    before = deliverable_findings(audited_company, "plan.missing")
+
+    summary = planning_quarterly(period=Q3, now=Q3_NOW + timedelta(hours=8))   # ... and the quarter is audited again
+
+    assert deliverable_findings(audited_company, "plan.missing") == before == first
+    assert (summary["findings"]["raised"], summary["findings"]["unchanged"]) == (0, raised)
+    with audited_company.connect() as conn:
+        status = conn.execute(sa.select(findings.c.status).where(findings.c.id == withdrawn)).scalar_one()
+        data = load_report_data(conn, settings, settings.load_config(), summary["audit_run_id"], "zh-CN",
+                                staff_names={}, department_names={})
+        scores = {(s.entity_type, s.entity_id): s.score for s in
+                  scores_for(conn, "2026-09", scoring=Scoring(), zone=ZONE, now=datetime(2026, 10, 3, tzinfo=ZONE))}
+    assert status == "withdrawn"
+    assert data.total_findings == raised - 1
+    assert sum(problem.rule_id == "plan.missing" for problem in data.details["important"]) == 3
+    assert [(line.id, line.by, line.reason) for line in data.withdrawn] == [(withdrawn, "A1", REASON)]
+    assert scores[("department", "DA")] == scores[("staff", "HA")] == 100 - 3 * 3
+    assert circulated(audited_company) == {"major": 0, "important": 3, "general": 0}
+    report = (tmp_path / "out" / "planning-quarterly" / Q3 / "report.zh-CN.html").read_text(encoding="utf-8")
+    assert "稽查小组组长撤销的问题" in report and REASON in report
 
 
 @pytest.mark.usefixtures("prefect_harness")

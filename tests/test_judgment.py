@@ -225,6 +225,53 @@ def test_the_circulation_and_the_report_leave_a_withdrawn_finding_out_and_list_i
     assert (line.id, line.by, line.reason) == (withdrawn, LEAD, "数据口径错误，误报")
 
 
+def audit_run(engine, period: str, clock: datetime, results=()) -> tuple[str, list[str]]:
+    """A succeeded cs-monthly run of `period` at the audit's `clock`, recorded as the flows record
+    it (a naive local --now), with `results` raised as findings: the run's id and theirs."""
+    with engine.begin() as conn:
+        run = runs.start_run(conn, audit="cs-monthly", kind="periodic", period=parse_period(period),
+                             parameters={"now": clock.replace(tzinfo=None).isoformat()}, config_hash="test")
+        record_findings(conn, run, list(results), found_at=clock, deadlines=Deadlines(), recurrence_periods=2,
+                        config_hash="test", zone=ZONE)
+        runs.finish_run(conn, run.id, status="succeeded")
+        raised = dict(conn.execute(sa.select(findings.c.entity_id, findings.c.id)
+                                   .where(findings.c.audit_run_id == run.id)).all())
+    return run.id, [raised[result.entity_id] for result in results]
+
+
+def test_the_next_report_of_the_audit_lists_the_findings_withdrawn_since_the_last_one(engine, people, db_url,
+                                                                                      monkeypatch):
+    from opsaudit.reports.report_data import load_report_data
+
+    monkeypatch.setenv("OPSAUDIT_DATABASE_URL", db_url)
+    settings = load_settings()
+    december = datetime(2026, 12, 1, 2, tzinfo=ZONE)   # when November is audited
+    _, (in_november, on_audit_day, afterwards) = audit_run(engine, "2026-10", FOUND, [
+        problem("CS1", "general"), problem("CS2", "general", owner="O3"), problem("HQ", "general", owner="E1")])
+    # Withdrawn after October's report: during November, after November ended but before it was
+    # audited, and after November's report.
+    for finding, at, reason in ((in_november, FOUND + timedelta(days=3), "数据口径错误，误报"),
+                                (on_audit_day, december - timedelta(hours=1), "已在九月整改完毕"),
+                                (afterwards, december + timedelta(days=1), "重复登记")):
+        act(engine, people, finding, "withdraw", LEAD, at, note=reason)
+
+    def withdrawn(run_id: str) -> list[tuple[str, str, str, datetime]]:
+        with engine.connect() as conn:
+            data = load_report_data(conn, settings, settings.load_config(), run_id, "zh-CN", staff_names={},
+                                    department_names={})
+        return [(line.id, line.by, line.reason, line.at) for line in data.withdrawn]
+
+    november, _ = audit_run(engine, "2026-11", december)
+    listed = withdrawn(november)
+    assert listed == [(in_november, LEAD, "数据口径错误，误报", FOUND + timedelta(days=3)),
+                      (on_audit_day, LEAD, "已在九月整改完毕", december - timedelta(hours=1))]
+    assert withdrawn(audit_run(engine, "2026-12", datetime(2027, 1, 1, 2, tzinfo=ZONE))[0]) == [
+        (afterwards, LEAD, "重复登记", december + timedelta(days=1))]
+    # A later rerun of October is a report of its own: November's, rendered again, stays as it was.
+    audit_run(engine, "2026-10", december + timedelta(days=2))
+    assert withdrawn(november) == listed
+
+
 # --- root cause and prevention -------------------------------------------------------------------
 
 @pytest.mark.parametrize("severity", ["important", "major"])

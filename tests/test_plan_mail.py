@@ -210,7 +210,7 @@ def test_a_failed_send_stays_in_the_outbox_and_the_step_is_done(store, monkeypat
 
 # --- the web --------------------------------------------------------------------------------------
 
-def test_the_webs_plan_steps_queue_the_same_mail(store, db_url, monkeypatch):
+def test_the_webs_plan_steps_queue_the_same_mail_and_send_it(store, db_url, monkeypatch, mailbox: Mailbox):
     site = make_site(store, db_url, monkeypatch)
     [finding] = raise_findings(store, [problem("CS1", "important")])
     owner = sign_in(site, "O1")
@@ -220,6 +220,8 @@ def test_the_webs_plan_steps_queue_the_same_mail(store, db_url, monkeypatch):
     answer = post_action(owner, finding, "submit-plan", csrf(owner), **PLAN)
     assert answer.status_code == 303, answer.text[:300]
     check_submitted(queued(store, f"plan:submit-plan:{finding}:"), finding, "O1")
+    # Sent once the page has answered, as the command line sends at once.
+    assert {mail.status for mail in queued(store, f"plan:submit-plan:{finding}:")} == {outbox.SENT}
 
     manager = sign_in(site, "M1")
     answer = post_action(manager, finding, "reject-plan", csrf(manager), note="缺少时间表")

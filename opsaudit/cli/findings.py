@@ -13,12 +13,15 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from enum import StrEnum
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
 from opsaudit.cli.app import DbOption, LangOption, StoreOption, app, console, open_store, settings_for, usage_text
 from opsaudit.i18n.findings import labelled
+
+if TYPE_CHECKING:
+    from sqlalchemy.engine import Connection
 
 findings_app = typer.Typer(no_args_is_help=True, help="List, inspect and act on findings.")
 app.add_typer(findings_app, name="findings")
@@ -365,31 +368,30 @@ def findings_show(
     language = resolve_language(lang.value if lang else None)
     with open_store(settings).connect() as conn:
         row = get_finding(conn, finding_id.strip())
+        if format is ShowFormat.json:
+            shown = show_json(conn, row, settings, language, load_names(settings))
+            typer.echo(json.dumps(shown, ensure_ascii=False, indent=2, default=str))
+            return
         events = events_of(conn, row["id"], settings.tz)
         previous = last_cause(conn, row, settings.tz)
     names = load_names(settings)
-    if format is ShowFormat.json:
-        typer.echo(json.dumps(show_json(row, events, settings, language, names, previous), ensure_ascii=False,
-                              indent=2, default=str))
-        return
     values = readable(row, settings.tz, language, names)
     from opsaudit.cli.finding_text import print_finding
 
     print_finding(values, row, events, _handling(row, settings, language), language, names.staff, previous)
 
 
-def show_json(row, events: list[dict[str, Any]], settings, language: str, names: Names,
-              previous_cause: dict[str, Any] | None = None) -> dict[str, Any]:
-    """`findings show --format json` (and the web's /api/findings/<id>): the finding as a person
-    reads it, what its severity requires, the root cause recorded the last time it was found
-    (finding_views.last_cause; null unless it recurs), and its events with the door each came
-    through and what each recorded (finding_views.event_json)."""
-    from opsaudit.store.finding_views import event_json
+def show_json(conn: Connection, row, settings, language: str, names: Names) -> dict[str, Any]:
+    """`findings show --format json` and the web's /api/findings/<id>, both read here so that they
+    cannot differ: the finding as a person reads it, what its severity requires, the root cause
+    recorded the last time it was found (finding_views.last_cause; null unless it recurs), and its
+    events with the door each came through and what each recorded (finding_views.event_json)."""
+    from opsaudit.store.finding_views import event_json, events_of, last_cause
 
     values = readable(row, settings.tz, language, names)
     values["handling"] = _handling(row, settings, language)
-    values["previous_cause"] = previous_cause
-    values["events"] = [event_json(event) for event in events]
+    values["previous_cause"] = last_cause(conn, row, settings.tz)
+    values["events"] = [event_json(event) for event in events_of(conn, row["id"], settings.tz)]
     return values
 
 

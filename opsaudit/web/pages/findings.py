@@ -27,8 +27,9 @@ from opsaudit.i18n import text
 from opsaudit.i18n.figures import finding_figures
 from opsaudit.manual import alert_if_major
 from opsaudit.reports.delivery import deliver_pending
+from opsaudit.reports.plan_mail import Mailing
 from opsaudit.store import lifecycle
-from opsaudit.store.finding_views import SEVERITIES, STATUSES, FindingFilter, events_of, resolve_run
+from opsaudit.store.finding_views import SEVERITIES, STATUSES, FindingFilter, events_of, last_cause, resolve_run
 from opsaudit.store.schema import audit_runs
 from opsaudit.store.times import from_db
 from opsaudit.web import security
@@ -135,6 +136,7 @@ def finding_page(request: Request, finding_id: str, who: Visitor = Depends(visit
         events = events_of(conn, row["id"], web.settings.tz)
         run = conn.execute(sa.select(audit_runs.c.flow_run_id).where(audit_runs.c.id == row["audit_run_id"])).first()
         handling = lifecycle.major_handling_of(conn, [row["id"]]).get(row["id"])
+        previous_cause = last_cause(conn, row, web.settings.tz)
     values = readable(row, web.settings.tz, who.language, names_of(who.directory))
     evidence = values["evidence"] or {}
     samples = [sample_line({k: v for k, v in sample.items() if v != values["entity_id"]}, who.language)
@@ -148,7 +150,8 @@ def finding_page(request: Request, finding_id: str, who: Visitor = Depends(visit
     return render(request, "finding.html", who.language, visitor=who, f=values, row=row,
                   figures=finding_figures(values, row["facts"] or {}, who.language), samples=samples,
                   handling=handling_text(row["severity"], web.config.thresholds.deadlines, who.language),
-                  major=handling, history=history, attachments=attachments_of(row, web.settings.data_dir),
+                  major=handling, previous_cause=previous_cause, history=history,
+                  attachments=attachments_of(row, web.settings.data_dir),
                   actions=actions, today=web.now().date(), found_on=from_db(row["found_at"], web.settings.tz).date(),
                   flow_url=flow_run_url(run.flow_run_id) if run and run.flow_run_id else None,
                   overdue=from_db(row["due_at"]) < web.now() and row["status"] in lifecycle.NOT_CLOSED)
@@ -214,13 +217,15 @@ def act(request: Request, finding_id: str, action: str, background: BackgroundTa
                 values[field.name] = keep(values[field.name])
         # Decided on the staff and departments tables as they are now, not as a page showed them.
         directory, now = web.directory(fresh=True), web.now()
+        mailing = Mailing(web.settings, web.config.recipients)
         with web.store.begin() as conn:
-            form.perform(conn, row["id"], Doer(who.staff_id, directory, now, language,
-                                               web.config.thresholds.deadlines), values)
+            done = form.perform(conn, row["id"], Doer(who.staff_id, directory, now, language,
+                                                      web.config.thresholds.deadlines, mailing=mailing), values)
             # A finding the lead regrades to major alerts the operations manager at once, as from the CLI.
             alerted = alert_if_major(conn, row["id"], directory, web.settings, web.config, now=now) \
                 if action == "regrade" else None
-    if alerted is not None and alerted.messages:
+    # Sent after the answer, as the CLI sends at once: an alert, or the mail a plan's step queued.
+    if (alerted is not None and alerted.messages) or (isinstance(done, lifecycle.Transition) and done.mailed.messages):
         background.add_task(deliver_pending, web.store, web.settings)
     return RedirectResponse(f"/findings/{row['id']}", status_code=303)
 
@@ -325,5 +330,4 @@ def finding_json(request: Request, finding_id: str, who: Visitor = Depends(visit
     web = web_of(request)
     with web.store.connect() as conn:
         row = visible_finding(conn, who, finding_id)
-        events = events_of(conn, row["id"], web.settings.tz)
-    return JSONResponse(show_json(row, events, web.settings, who.language, names_of(who.directory)))
+        return JSONResponse(show_json(conn, row, web.settings, who.language, names_of(who.directory)))
