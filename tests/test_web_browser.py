@@ -17,7 +17,7 @@ import pytest
 from opsaudit.store.finding_views import events_of, get_finding
 from tests.rectification import ZONE, company, email, problem, raise_findings
 from tests.smtp import free_port
-from tests.test_web import draft_report, make_site
+from tests.test_web import draft_report, make_site, report_status
 
 CHROMIUM, DRIVER = shutil.which("chromium"), shutil.which("chromedriver")
 pytestmark = pytest.mark.skipif(not (CHROMIUM and DRIVER), reason="needs Debian's chromium and chromium-driver "
@@ -139,6 +139,20 @@ def act(driver, base: str, finding: str, action: str, **fields: str | list[str])
     assert driver.current_url.rstrip("/") == f"{base}/findings/{finding}", driver.page_source[:500]
 
 
+def approve_report(driver, base: str, run_id: str, note: str) -> None:
+    """As the audit lead on the report's page: a note, then approve and issue it."""
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.support.ui import WebDriverWait
+
+    driver.get(f"{base}/reports/{run_id}")
+    form = driver.find_element(By.CSS_SELECTOR, f"form[action='/reports/{run_id}/approve']")
+    form.find_element(By.NAME, "note").send_keys(note)
+    assert driver.execute_script("return document.documentElement.scrollWidth <= window.innerWidth")
+    form.find_element(By.CSS_SELECTOR, "button[type=submit]").click()
+    WebDriverWait(driver, 20).until(replaced(form))
+    assert driver.current_url.rstrip("/") == f"{base}/reports/{run_id}", driver.page_source[:500]
+
+
 def record_by_hand(driver, base: str, **fields: str) -> str:
     """As an auditor, from the findings list: the form of a problem found by hand filled in (a
     list's option picked by its value, a text typed in) and sent; the new finding's id."""
@@ -227,6 +241,9 @@ def test_a_major_finding_goes_from_the_heads_mail_to_closed_in_a_browser(server,
     assert events[1]["data"]["evidence_file"]["bytes"] == plan.stat().st_size
     assert events[4]["data"] == {"lead": "H1", "members": ["H1", "O1", "O2"]}
     assert "整改结果.txt" in browser.page_source   # downloadable from the history
+    run_id = draft_report(site, tmp_path)   # and the audit lead approves a report in the browser
+    approve_report(browser, base, run_id, note="同意印发")
+    assert report_status(site, run_id) in ({"approved"}, {"sent"})   # sent: mailed to the managers already
     photo = tmp_path / "现场照片.txt"
     photo.write_text("交接班记录本空白三页。", encoding="utf-8")
     browser.set_window_size(390, 844)
